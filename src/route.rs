@@ -1,0 +1,131 @@
+//! Routing (a contract, `design.md`): Host → domain key, path → (app, stream, ext),
+//! method → scene. Pure string slicing, no allocation.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which way the media flows. Rules are chosen per scene, because publishers and
+/// viewers are usually signed with different keys and lifetimes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scene {
+    /// Viewers: GET, HEAD, OPTIONS.
+    Pull,
+    /// Publishers (HTTP ingest such as WHIP): POST, PUT, PATCH.
+    Push,
+}
+
+impl Scene {
+    /// The scene of an HTTP method, or `None` for methods that belong to neither.
+    pub fn of_method(method: &str) -> Option<Scene> {
+        match method {
+            "GET" | "HEAD" | "OPTIONS" => Some(Scene::Pull),
+            "POST" | "PUT" | "PATCH" => Some(Scene::Push),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scene::Pull => "pull",
+            Scene::Push => "push",
+        }
+    }
+}
+
+impl fmt::Display for Scene {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scene {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Scene, String> {
+        match s {
+            "pull" => Ok(Scene::Pull),
+            "push" => Ok(Scene::Push),
+            other => Err(format!("scene must be pull or push, not {other:?}")),
+        }
+    }
+}
+
+/// The parts of a path livegate reasons about: `/live/cam1.flv` → app `live`,
+/// stream `cam1`, ext `flv`. Slices of the path exactly as sent (percent-encoded
+/// form), because that is what customers sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub app: &'a str,
+    pub stream: &'a str,
+    pub ext: &'a str,
+}
+
+impl<'a> Route<'a> {
+    /// Splits a path: `app` is the first segment, `stream` the last one without its
+    /// extension, `ext` what follows the last dot of the last segment.
+    pub fn of_path(path: &'a str) -> Route<'a> {
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let app = trimmed.split('/').next().unwrap_or("");
+        let last = trimmed.rsplit('/').next().unwrap_or("");
+        let (stream, ext) = last.rsplit_once('.').unwrap_or((last, ""));
+        Route { app, stream, ext }
+    }
+}
+
+/// The Host header reduced to what domains match on: no port, no trailing dot.
+/// Case is folded by the caller only when needed (see [`host_eq`]).
+pub fn host_name(host: &str) -> &str {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port → [v6]
+        match rest.find(']') {
+            Some(end) => &host[..end + 2],
+            None => host,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.strip_suffix('.').unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_contract_example() {
+        let r = Route::of_path("/live/cam1.flv");
+        assert_eq!((r.app, r.stream, r.ext), ("live", "cam1", "flv"));
+    }
+
+    #[test]
+    fn nested_and_odd_paths() {
+        let r = Route::of_path("/live/sub/a.b.m3u8");
+        assert_eq!((r.app, r.stream, r.ext), ("live", "a.b", "m3u8"));
+        let r = Route::of_path("/live/noext");
+        assert_eq!((r.app, r.stream, r.ext), ("live", "noext", ""));
+        let r = Route::of_path("/");
+        assert_eq!((r.app, r.stream, r.ext), ("", "", ""));
+        let r = Route::of_path("");
+        assert_eq!((r.app, r.stream, r.ext), ("", "", ""));
+    }
+
+    #[test]
+    fn scenes_of_methods() {
+        assert_eq!(Scene::of_method("HEAD"), Some(Scene::Pull));
+        assert_eq!(Scene::of_method("PATCH"), Some(Scene::Push));
+        assert_eq!(Scene::of_method("DELETE"), None);
+    }
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("play.example.com:8080"), "play.example.com");
+        assert_eq!(host_name("play.example.com."), "play.example.com");
+        assert_eq!(host_name("play.example.com.:80"), "play.example.com");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]"), "[::1]");
+        assert_eq!(host_name("h:notaport"), "h:notaport");
+    }
+}

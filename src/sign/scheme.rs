@@ -1,0 +1,134 @@
+//! The schemes, as data: for each, where the signature travels, how the time is
+//! spelled, how the signature is encoded and what is hashed. Everything
+//! scheme-specific lives in this table; `Rule` runs it.
+
+use super::layout::{Layout, Piece};
+use super::time::TimeFormat;
+
+/// A URL-signing scheme of `signing.md`, by its configuration name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    Tencent,
+    TypeA,
+    TypeB,
+    TypeC,
+    TypeD,
+    VolcMd5,
+    VolcMd5Custom,
+    SecureLink,
+    /// `sign = md5(key + t)`: the management API and notifications. Not a URL rule.
+    #[serde(skip)]
+    Tsign,
+}
+
+/// Where a URL carries its signature and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Two query parameters (`sign`, `time`).
+    Query,
+    /// One query parameter `time-rand-uid-sig` (type A's `auth_key`).
+    AuthKey,
+    /// `/time/sig/rest` (type B).
+    TimeSigPrefix,
+    /// `/sig/time/rest`, or the two query parameters when present (type C).
+    SigTimePrefixOrQuery,
+}
+
+/// How the signature bytes are written in the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// 32 hex digits, either case.
+    Hex,
+    /// base64url of the raw digest, padding optional (nginx `secure_link`).
+    Base64Url,
+}
+
+impl Scheme {
+    /// The configuration name, for messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::Tencent => "tencent",
+            Scheme::TypeA => "type_a",
+            Scheme::TypeB => "type_b",
+            Scheme::TypeC => "type_c",
+            Scheme::TypeD => "type_d",
+            Scheme::VolcMd5 => "volc_md5",
+            Scheme::VolcMd5Custom => "volc_md5_custom",
+            Scheme::SecureLink => "secure_link",
+            Scheme::Tsign => "tsign",
+        }
+    }
+
+    pub const fn carrier(self) -> Carrier {
+        match self {
+            Scheme::TypeA => Carrier::AuthKey,
+            Scheme::TypeB => Carrier::TimeSigPrefix,
+            Scheme::TypeC => Carrier::SigTimePrefixOrQuery,
+            _ => Carrier::Query,
+        }
+    }
+
+    /// Default query parameter names `(sign, time)`; type A uses only the first,
+    /// type B none.
+    pub const fn param_names(self) -> (&'static str, &'static str) {
+        match self {
+            Scheme::Tencent => ("txSecret", "txTime"),
+            Scheme::TypeA => ("auth_key", ""),
+            Scheme::TypeB => ("", ""),
+            Scheme::TypeC => ("KEY1", "KEY2"),
+            Scheme::TypeD => ("sign", "t"),
+            Scheme::VolcMd5 | Scheme::VolcMd5Custom => ("volcSecret", "volcTime"),
+            Scheme::SecureLink => ("md5", "expires"),
+            Scheme::Tsign => ("sign", "t"),
+        }
+    }
+
+    pub const fn default_time_format(self) -> TimeFormat {
+        match self {
+            Scheme::Tencent | Scheme::TypeC => TimeFormat::Hex,
+            Scheme::TypeB => TimeFormat::BeijingMinute,
+            _ => TimeFormat::Decimal,
+        }
+    }
+
+    /// Whether a rule may choose `time_format` (the providers allow both spellings).
+    pub const fn time_format_selectable(self) -> bool {
+        matches!(self, Scheme::Tencent | Scheme::TypeD)
+    }
+
+    /// Whether the URL's time is the issue time (types A–D): then
+    /// `valid_duration` is required, since without it every URL is already expired.
+    pub const fn issue_time(self) -> bool {
+        matches!(self, Scheme::TypeA | Scheme::TypeB | Scheme::TypeC | Scheme::TypeD)
+    }
+
+    pub const fn encoding(self) -> Encoding {
+        match self {
+            Scheme::SecureLink => Encoding::Base64Url,
+            _ => Encoding::Hex,
+        }
+    }
+
+    /// The fixed layout of schemes that have one (`volc_md5_custom` and
+    /// `secure_link` are configured).
+    pub fn fixed_layout(self) -> Option<Layout> {
+        use Piece::*;
+        let dash = || Lit("-".into());
+        let pieces = match self {
+            Scheme::Tencent => vec![Key, Stream, Time],
+            Scheme::TypeA => vec![Uri, dash(), Time, dash(), Rand, dash(), Uid, dash(), Key],
+            Scheme::TypeB => vec![Key, Time, Uri],
+            Scheme::TypeC | Scheme::TypeD => vec![Key, Uri, Time],
+            Scheme::VolcMd5 => vec![SlashApp, SlashStream, Key, Time],
+            Scheme::Tsign => vec![Key, Time],
+            Scheme::VolcMd5Custom | Scheme::SecureLink => return None,
+        };
+        Some(Layout::new(pieces))
+    }
+
+    /// Whether the signature travels in the path, which the origin then receives shortened.
+    pub const fn path_prefixed(self) -> bool {
+        matches!(self.carrier(), Carrier::TimeSigPrefix | Carrier::SigTimePrefixOrQuery)
+    }
+}

@@ -1,0 +1,95 @@
+//! Verdicts: why a request was refused.
+//!
+//! The reason names are a contract (`design.md`): they appear in the access log, the
+//! metrics, `livegate check` and the management API, so scripts match on them.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a request was refused. One name per distinct operator action: a client
+/// without a signature needs a signed URL, an expired one needs a fresh one, a bad
+/// signature needs the key checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No auth parameters at all.
+    MissingSignature,
+    /// Auth parameters present but unparseable (wrong shape, duplicated, bad bytes).
+    Malformed,
+    /// The time field is not a valid number in the rule's format.
+    BadTimestamp,
+    /// Past the expiry plus the rule's skew.
+    Expired,
+    /// The hash matches none of the rule's keys.
+    BadSignature,
+    /// The domain has no rule for this app and scene.
+    NoRule,
+    /// The Host matches no configured domain (answered 404).
+    UnknownDomain,
+    /// The request's method belongs to no scene (answered 405).
+    BadMethod,
+}
+
+impl Reason {
+    /// The contract name, e.g. `BAD_SIGNATURE`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingSignature => "MISSING_SIGNATURE",
+            Reason::Malformed => "MALFORMED",
+            Reason::BadTimestamp => "BAD_TIMESTAMP",
+            Reason::Expired => "EXPIRED",
+            Reason::BadSignature => "BAD_SIGNATURE",
+            Reason::NoRule => "NO_RULE",
+            Reason::UnknownDomain => "UNKNOWN_DOMAIN",
+            Reason::BadMethod => "BAD_METHOD",
+        }
+    }
+
+    /// The HTTP status a client gets: 404 for an unknown domain, 405 for a method
+    /// outside every scene, 403 for everything else (no hint that helps forge).
+    pub const fn status(self) -> u16 {
+        match self {
+            Reason::UnknownDomain => 404,
+            Reason::BadMethod => 405,
+            _ => 403,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the contract reason plus a sentence for the operator. The detail goes
+/// to logs and `check`, never to the client, and never contains a key or the
+/// expected signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub detail: Cow<'static, str>,
+}
+
+impl Failure {
+    /// A failure with a fixed explanation (no allocation).
+    pub const fn new(reason: Reason, detail: &'static str) -> Failure {
+        Failure {
+            reason,
+            detail: Cow::Borrowed(detail),
+        }
+    }
+
+    /// A failure whose explanation carries values (times, names).
+    pub fn with(reason: Reason, detail: String) -> Failure {
+        Failure {
+            reason,
+            detail: Cow::Owned(detail),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}

@@ -174,7 +174,12 @@ mod tests {
         let l = Layout::template("{expires}{uri} {key}").unwrap();
         assert_eq!(
             l,
-            Layout::new(vec![Piece::Time, Piece::Uri, Piece::Lit(" ".into()), Piece::Key])
+            Layout::new(vec![
+                Piece::Time,
+                Piece::Uri,
+                Piece::Lit(" ".into()),
+                Piece::Key
+            ])
         );
     }
 
@@ -184,10 +189,16 @@ mod tests {
             Layout::template("{expires}{path} {key}"),
             Err(LayoutError::UnknownPlaceholder("path".into()))
         );
-        assert_eq!(Layout::template("{expires{uri}"), Err(LayoutError::UnknownPlaceholder("expires{uri".into())));
+        assert_eq!(
+            Layout::template("{expires{uri}"),
+            Err(LayoutError::UnknownPlaceholder("expires{uri".into()))
+        );
         assert_eq!(Layout::template("{key"), Err(LayoutError::Unclosed));
         assert_eq!(Layout::template("{expires}{uri}"), Err(LayoutError::NoKey));
-        assert_eq!(Layout::volc_fields(&["AppName", "volcTime"]), Err(LayoutError::NoKeyField));
+        assert_eq!(
+            Layout::volc_fields(&["AppName", "volcTime"]),
+            Err(LayoutError::NoKeyField)
+        );
         assert_eq!(
             Layout::volc_fields(&["Appname", "key"]),
             Err(LayoutError::UnknownField("Appname".into()))

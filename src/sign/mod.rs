@@ -187,7 +187,10 @@ impl Rule {
                 });
             }
         }
-        Err(Failure::new(Reason::BadSignature, "the signature matches none of the rule's keys"))
+        Err(Failure::new(
+            Reason::BadSignature,
+            "the signature matches none of the rule's keys",
+        ))
     }
 
     /// Locates signature, time and the signed path per the scheme's carrier.
@@ -203,10 +206,14 @@ impl Rule {
         let timed = self.expires();
         let query_pair = |sig: Option<&'q str>, time: Option<&'q str>| match (sig, time) {
             (None, None) => Err(missing()),
-            (None, Some(_)) => Err(Failure::with(Reason::Malformed, format!("{} is missing", self.sign_param))),
-            (Some(_), None) if timed => {
-                Err(Failure::with(Reason::Malformed, format!("{} is missing", self.time_param)))
-            }
+            (None, Some(_)) => Err(Failure::with(
+                Reason::Malformed,
+                format!("{} is missing", self.sign_param),
+            )),
+            (Some(_), None) if timed => Err(Failure::with(
+                Reason::Malformed,
+                format!("{} is missing", self.time_param),
+            )),
             (Some(sig), time) => Ok(Presented {
                 sig,
                 time: time.unwrap_or(""),
@@ -217,23 +224,39 @@ impl Rule {
         };
         match self.scheme.carrier() {
             Carrier::Query => query_pair(sig_q, time_q),
-            Carrier::SigTimePrefixOrQuery if sig_q.is_some() || time_q.is_some() => query_pair(sig_q, time_q),
+            Carrier::SigTimePrefixOrQuery if sig_q.is_some() || time_q.is_some() => {
+                query_pair(sig_q, time_q)
+            }
             Carrier::AuthKey => {
                 let value = sig_q.ok_or_else(missing)?;
                 let mut parts = value.split('-');
-                let (Some(time), Some(rand), Some(uid), Some(sig), None) =
-                    (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-                else {
+                let (Some(time), Some(rand), Some(uid), Some(sig), None) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
                     return Err(Failure::with(
                         Reason::Malformed,
                         format!("{} is not timestamp-rand-uid-md5hash", self.sign_param),
                     ));
                 };
-                let token = |s: &str| s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+                let token =
+                    |s: &str| s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric());
                 if !token(rand) || !token(uid) {
-                    return Err(Failure::new(Reason::Malformed, "rand and uid must be 0-100 of [0-9A-Za-z]"));
+                    return Err(Failure::new(
+                        Reason::Malformed,
+                        "rand and uid must be 0-100 of [0-9A-Za-z]",
+                    ));
                 }
-                Ok(Presented { sig, time, path, rand, uid })
+                Ok(Presented {
+                    sig,
+                    time,
+                    path,
+                    rand,
+                    uid,
+                })
             }
             Carrier::TimeSigPrefix | Carrier::SigTimePrefixOrQuery => {
                 let (first, second, rest) = split_prefix(path).ok_or_else(missing)?;
@@ -276,11 +299,19 @@ impl Rule {
 
     fn decode_sig(&self, s: &str) -> Result<[u8; 16], Failure> {
         let mut out = [0u8; 16];
-        let wrong_len = || Failure::new(Reason::BadSignature, "the signature is not a 16-byte digest");
+        let wrong_len = || {
+            Failure::new(
+                Reason::BadSignature,
+                "the signature is not a 16-byte digest",
+            )
+        };
         match self.scheme.encoding() {
             Encoding::Hex => {
                 if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(Failure::new(Reason::Malformed, "the signature is not hexadecimal"));
+                    return Err(Failure::new(
+                        Reason::Malformed,
+                        "the signature is not hexadecimal",
+                    ));
                 }
                 hex::decode_to_slice(s, &mut out).map_err(|_| wrong_len())?;
             }
@@ -290,9 +321,9 @@ impl Rule {
                 if s.len() > 80 {
                     return Err(wrong_len());
                 }
-                let n = URL_SAFE_NO_PAD
-                    .decode_slice(s, &mut buf)
-                    .map_err(|_| Failure::new(Reason::Malformed, "the signature is not base64url"))?;
+                let n = URL_SAFE_NO_PAD.decode_slice(s, &mut buf).map_err(|_| {
+                    Failure::new(Reason::Malformed, "the signature is not base64url")
+                })?;
                 if n != 16 {
                     return Err(wrong_len());
                 }
@@ -315,11 +346,17 @@ impl Rule {
     /// schemes the URL carries `expire - valid_duration`). Returns the new path and
     /// query (`/path?query`); earlier auth parameters in the query are replaced.
     pub fn sign(&self, req: &Request<'_>, expire: i64) -> Result<String, SignError> {
+        // Round up to the format's granularity (type B counts minutes), so the URL is
+        // valid at least until `expire`, never shorter.
+        let g = self.time_format.granularity();
         let t = expire
             .checked_sub(self.valid_duration)
+            .and_then(|t| t.checked_add((g - t.rem_euclid(g)) % g))
             .ok_or(SignError::BadTime(expire))?;
         let time = if self.expires() {
-            self.time_format.format(t).ok_or(SignError::BadTime(expire))?
+            self.time_format
+                .format(t)
+                .ok_or(SignError::BadTime(expire))?
         } else {
             String::new()
         };
@@ -351,7 +388,9 @@ impl Rule {
             }
         };
         Ok(match self.scheme.carrier() {
-            Carrier::Query if time.is_empty() => join(req.path, &format!("{}={sig}", self.sign_param)),
+            Carrier::Query if time.is_empty() => {
+                join(req.path, &format!("{}={sig}", self.sign_param))
+            }
             Carrier::Query => join(
                 req.path,
                 &format!("{}={sig}&{}={time}", self.sign_param, self.time_param),
@@ -368,7 +407,7 @@ fn missing() -> Failure {
 }
 
 /// `/a/b/rest…` → (`a`, `b`, `/rest…`); `None` unless a non-empty rest follows.
-fn split_prefix(path: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split_prefix(path: &str) -> Option<(&str, &str, &str)> {
     let p = path.strip_prefix('/')?;
     let (first, p) = p.split_once('/')?;
     let i = p.find('/')?;

@@ -83,7 +83,10 @@ mod tests {
 
     #[test]
     fn strips_named_keeps_rest() {
-        assert_eq!(without("a=1&txSecret=x&b=%20&txTime=2", &["txSecret", "txTime"]), "a=1&b=%20");
+        assert_eq!(
+            without("a=1&txSecret=x&b=%20&txTime=2", &["txSecret", "txTime"]),
+            "a=1&b=%20"
+        );
         assert_eq!(without("tx%53ecret=x", &["txSecret"]), "");
         assert!(matches!(without("a=1", &["txSecret"]), Cow::Borrowed(_)));
     }

@@ -49,6 +49,14 @@ impl TimeFormat {
         }
     }
 
+    /// Seconds one step of the format spans: a time is written rounded to it.
+    pub const fn granularity(self) -> i64 {
+        match self {
+            TimeFormat::BeijingMinute => 60,
+            _ => 1,
+        }
+    }
+
     /// The field for a Unix time, as livegate emits it (hex in upper case, as the
     /// providers' own samples do). `None` when the time cannot be spelled.
     pub fn format(self, t: i64) -> Option<String> {
@@ -94,8 +102,17 @@ mod tests {
     fn beijing_minutes_round_trip() {
         // 2015-08-15 08:00 in UTC+8 is 2015-08-15 00:00 UTC.
         assert_eq!(BeijingMinute.parse("201508150800"), Some(1439596800));
-        assert_eq!(BeijingMinute.format(1439596800).as_deref(), Some("201508150800"));
-        for bad in ["20150815080", "201513150800", "201502300800", "2015081508a0", "201508152460"] {
+        assert_eq!(
+            BeijingMinute.format(1439596800).as_deref(),
+            Some("201508150800")
+        );
+        for bad in [
+            "20150815080",
+            "201513150800",
+            "201502300800",
+            "2015081508a0",
+            "201508152460",
+        ] {
             assert_eq!(BeijingMinute.parse(bad), None, "{bad:?}");
         }
     }

@@ -38,10 +38,13 @@ impl Tsign {
             query,
             ..Request::default()
         };
-        self.0.verify(&req, now).map(|_| ()).map_err(|f: Failure| match f.reason {
-            Reason::Expired | Reason::BadTimestamp => TsignError::TimeExpired,
-            _ => TsignError::SignInvalid,
-        })
+        self.0
+            .verify(&req, now)
+            .map(|_| ())
+            .map_err(|f: Failure| match f.reason {
+                Reason::Expired | Reason::BadTimestamp => TsignError::TimeExpired,
+                _ => TsignError::SignInvalid,
+            })
     }
 }
 
@@ -66,6 +69,9 @@ mod tests {
         let bad = "t=1626839220&sign=5ee8ca6c28cbe415b40352969cdf8248";
         assert_eq!(tsign().verify(bad, 0), Err(TsignError::SignInvalid));
         assert_eq!(tsign().verify("", 0), Err(TsignError::SignInvalid));
-        assert_eq!(tsign().verify("t=x&sign=5ee8ca6c28cbe415b40352969cdf8249", 0), Err(TsignError::TimeExpired));
+        assert_eq!(
+            tsign().verify("t=x&sign=5ee8ca6c28cbe415b40352969cdf8249", 0),
+            Err(TsignError::TimeExpired)
+        );
     }
 }

@@ -1,0 +1,216 @@
+//! Which rule applies to a request: Host → domain (exact, then the longest
+//! `*.suffix`, then `*`), then (scene, app) → rule (the exact app, then `*`).
+//! Lookups allocate nothing on the common path.
+
+pub mod rules;
+
+use std::collections::HashMap;
+
+use crate::config::{DomainConfig, Problems};
+use crate::route::{Route, Scene};
+use crate::sign::{self, Pass, Request};
+use crate::verdict::{Failure, Reason};
+pub use rules::Entry;
+
+/// One domain's rules.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub name: String,
+    pub strip_auth_params: bool,
+    /// Per scene (pull, push): app → entry, and the `*` entry.
+    apps: [HashMap<Box<str>, Entry>; 2],
+    default: [Option<Entry>; 2],
+    /// Whether any rule carries its signature in a path prefix (types B and C), in
+    /// which case the app is read after the prefix.
+    prefix_rules: bool,
+}
+
+fn slot(scene: Scene) -> usize {
+    match scene {
+        Scene::Pull => 0,
+        Scene::Push => 1,
+    }
+}
+
+impl Domain {
+    /// The entry for a request path: a type B/C rule for the app *behind* a
+    /// `/time/sig` prefix first, then the path's own app, then `*`.
+    pub fn entry(&self, scene: Scene, path: &str) -> Result<&Entry, Failure> {
+        let apps = &self.apps[slot(scene)];
+        if self.prefix_rules {
+            if let Some((_, _, rest)) = sign::split_prefix(path) {
+                let inner = apps.get(Route::of_path(rest).app);
+                if let Some(e @ Entry::Rule(r)) = inner {
+                    if r.scheme().path_prefixed() {
+                        return Ok(e);
+                    }
+                }
+            }
+        }
+        apps.get(Route::of_path(path).app)
+            .or(self.default[slot(scene)].as_ref())
+            .ok_or(Failure::new(
+                Reason::NoRule,
+                "no rule for this app and scene",
+            ))
+    }
+
+    /// The verdict for a request of `scene` at Unix time `now`.
+    pub fn verify<'a>(
+        &self,
+        scene: Scene,
+        req: &Request<'a>,
+        now: i64,
+    ) -> Result<Pass<'a>, Failure> {
+        match self.entry(scene, req.path)? {
+            Entry::Disabled => Ok(Pass {
+                path: req.path,
+                key_index: 0,
+            }),
+            Entry::Rule(r) => r.verify(req, now),
+        }
+    }
+}
+
+/// All domains, indexed for Host lookup.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    domains: Vec<Domain>,
+    exact: HashMap<String, usize>,
+    /// (".example.com", index), longest suffix first.
+    wildcards: Vec<(String, usize)>,
+    any: Option<usize>,
+}
+
+impl Table {
+    /// Builds the table from configuration, recording every problem.
+    pub fn build(
+        domains: &[DomainConfig],
+        problems: &mut Problems,
+        warnings: &mut Vec<String>,
+    ) -> Table {
+        let mut t = Table::default();
+        for (i, dc) in domains.iter().enumerate() {
+            let at = format!("domains[{i}]");
+            let name = dc.name.to_ascii_lowercase();
+            let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
+            let taken = if name == "*" {
+                t.any.replace(i).is_some()
+            } else if let Some(suffix) = name.strip_prefix('*') {
+                if !suffix.starts_with('.') || !valid_host(&suffix[1..]) {
+                    problems.add(
+                        format!("{at}.name"),
+                        format!(
+                            "{:?}: a wildcard is \"*.\" followed by a host name",
+                            dc.name
+                        ),
+                    );
+                }
+                let dup = t.wildcards.iter().any(|(s, _)| s == suffix);
+                t.wildcards.push((suffix.to_owned(), i));
+                dup
+            } else {
+                if !valid_host(&name) {
+                    problems.add(
+                        format!("{at}.name"),
+                        format!("{:?} is not a host name", dc.name),
+                    );
+                }
+                t.exact.insert(name.clone(), i).is_some()
+            };
+            if taken {
+                problems.add(
+                    format!("{at}.name"),
+                    format!("{:?} is configured twice", dc.name),
+                );
+            }
+            dc.origin.validate(&format!("{at}.origin"), problems);
+            t.domains
+                .push(build_domain(dc, name, &at, problems, warnings));
+        }
+        t.wildcards.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        t
+    }
+
+    /// The domain serving `host` (port and trailing dot already removed, any case),
+    /// with its index in configuration order.
+    pub fn domain(&self, host: &str) -> Option<(usize, &Domain)> {
+        let i = self.find(host)?;
+        Some((i, &self.domains[i]))
+    }
+
+    fn find(&self, host: &str) -> Option<usize> {
+        if let Some(&i) = self.exact.get(host) {
+            return Some(i);
+        }
+        if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            if let Some(&i) = self.exact.get(&host.to_ascii_lowercase()) {
+                return Some(i);
+            }
+        }
+        let ends_with = |s: &str| {
+            host.len() > s.len()
+                && host.as_bytes()[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        };
+        self.wildcards
+            .iter()
+            .find(|(s, _)| ends_with(s))
+            .map(|&(_, i)| i)
+            .or(self.any)
+    }
+
+    pub fn domains(&self) -> &[Domain] {
+        &self.domains
+    }
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn build_domain(
+    dc: &DomainConfig,
+    name: String,
+    at: &str,
+    problems: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Domain {
+    let mut d = Domain {
+        name,
+        strip_auth_params: dc.strip_auth_params,
+        apps: Default::default(),
+        default: Default::default(),
+        prefix_rules: false,
+    };
+    for (j, rc) in dc.auth.iter().enumerate() {
+        let at = format!("{at}.auth[{j}]");
+        let Some(entry) = rules::build(rc, &at, problems, warnings) else {
+            continue;
+        };
+        if let Entry::Rule(r) = &entry {
+            d.prefix_rules |= r.scheme().path_prefixed();
+        }
+        let s = slot(rc.scene);
+        let dup = if rc.app == "*" {
+            d.default[s].replace(entry).is_some()
+        } else {
+            d.apps[s].insert(rc.app.as_str().into(), entry).is_some()
+        };
+        if dup {
+            problems.add(
+                at,
+                format!("a second rule for scene {} and app {:?}", rc.scene, rc.app),
+            );
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Checking and signing whole URLs, as `livegate check`/`sign` and the management
+//! API do: an absolute URL's host picks the domain, its path and query the rule.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::auth::{Entry, Table};
+use crate::route::{host_name, Scene};
+use crate::sign::{Request, SignError};
+use crate::verdict::{Failure, Reason};
+
+/// Why a URL could not be checked or signed at all (a usage error, not a verdict).
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("{0:?} is not an absolute http:// or https:// URL")]
+    NotAbsolute(String),
+    #[error("no domain serves host {0:?}")]
+    UnknownDomain(String),
+    #[error("{0}")]
+    NoRule(String),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// The parts of an absolute URL livegate works with, as sent (nothing decoded or
+/// normalised, so that what is checked is exactly what would be forwarded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// `scheme://authority`, to rebuild a signed URL.
+    pub origin: &'a str,
+    /// Host without port or trailing dot.
+    pub host: &'a str,
+    /// Path, `/` when empty.
+    pub path: &'a str,
+    pub query: &'a str,
+}
+
+/// Splits an absolute http(s) URL; `http::Uri` vets its syntax first.
+pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
+    let bad = || UrlError::NotAbsolute(url.chars().take(200).collect());
+    let uri: http::Uri = url.parse().map_err(|_| bad())?;
+    if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.authority().is_none() {
+        return Err(bad());
+    }
+    let after_scheme = url.find("://").ok_or_else(bad)? + 3;
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let authority = &url[after_scheme..end];
+    let host = host_name(authority.rsplit('@').next().unwrap_or(authority));
+    let rest = url[end..].split('#').next().unwrap_or("");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    Ok(UrlParts {
+        origin: &url[..end],
+        host,
+        path: if path.is_empty() { "/" } else { path },
+        query,
+    })
+}
+
+impl<'a> UrlParts<'a> {
+    fn request(&self, remote_addr: &'a str) -> Request<'a> {
+        Request {
+            host: self.host,
+            path: self.path,
+            query: self.query,
+            remote_addr,
+        }
+    }
+}
+
+/// The verdict for `url` in `scene` at `now`. `Err` only when the URL is unusable.
+pub fn check_url(
+    table: &Table,
+    url: &str,
+    scene: Scene,
+    remote_addr: &str,
+    now: i64,
+) -> Result<Result<(), Failure>, UrlError> {
+    let url = split_url(url)?;
+    let Some((_, domain)) = table.domain(url.host) else {
+        return Ok(Err(Failure::new(
+            Reason::UnknownDomain,
+            "no domain serves this host",
+        )));
+    };
+    Ok(domain
+        .verify(scene, &url.request(remote_addr), now)
+        .map(|_| ()))
+}
+
+/// `url` signed by the first key of its rule, to expire at `expire`. A scene whose
+/// rule is `enabled: false` needs no signature: the URL comes back unchanged.
+pub fn sign_url(
+    table: &Table,
+    url: &str,
+    scene: Scene,
+    remote_addr: &str,
+    expire: i64,
+) -> Result<String, UrlError> {
+    let parts = split_url(url)?;
+    let (_, domain) = table
+        .domain(parts.host)
+        .ok_or_else(|| UrlError::UnknownDomain(parts.host.into()))?;
+    let entry = domain.entry(scene, parts.path).map_err(|_| {
+        UrlError::NoRule(format!(
+            "domain {} has no {scene} rule for this app",
+            domain.name
+        ))
+    })?;
+    let Entry::Rule(rule) = entry else {
+        return Ok(url.to_owned());
+    };
+    let signed = rule.sign(&parts.request(remote_addr), expire)?;
+    Ok(format!("{}{signed}", parts.origin))
+}
+
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+}
+
+/// The contract's one-line JSON: `{"status":"pass"}` or
+/// `{"status":"fail","reason":"EXPIRED","detail":"…"}`.
+pub fn verdict_json(v: &Result<(), Failure>) -> String {
+    let j = match v {
+        Ok(()) => CheckJson {
+            status: "pass",
+            reason: None,
+            detail: None,
+        },
+        Err(f) => CheckJson {
+            status: "fail",
+            reason: Some(f.reason.as_str()),
+            detail: Some(&f.detail),
+        },
+    };
+    serde_json::to_string(&j).unwrap_or_else(|_| r#"{"status":"fail","reason":"MALFORMED"}"#.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_urls() {
+        let p = |u| {
+            split_url(u)
+                .map(|p| (p.origin, p.host, p.path, p.query))
+                .unwrap()
+        };
+        assert_eq!(
+            p("http://h.com/live/a.flv?x=1#f"),
+            ("http://h.com", "h.com", "/live/a.flv", "x=1")
+        );
+        assert_eq!(
+            p("https://H.com:8443"),
+            ("https://H.com:8443", "H.com", "/", "")
+        );
+        assert_eq!(
+            p("http://[::1]:80/a?"),
+            ("http://[::1]:80", "[::1]", "/a", "")
+        );
+        assert_eq!(
+            p("http://h.com./a%2Fb"),
+            ("http://h.com.", "h.com", "/a%2Fb", "")
+        );
+        for bad in [
+            "/live/a.flv",
+            "ftp://h/a",
+            "http://",
+            "http://h/a b",
+            "",
+            "http://h/\0",
+        ] {
+            assert!(split_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_lines() {
+        assert_eq!(verdict_json(&Ok(())), r#"{"status":"pass"}"#);
+        let f = Failure::new(Reason::Expired, "too late");
+        assert_eq!(
+            verdict_json(&Err(f)),
+            r#"{"status":"fail","reason":"EXPIRED","detail":"too late"}"#
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! The YAML configuration: schema, defaults, and loading with errors that name the
+//! file, the key path and (where the YAML parser knows it) the line.
+//!
+//! Unknown keys are errors, not ignored: a misspelt `valid_duraton` silently
+//! ignored would leave an edge open or every URL expired.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::route::Scene;
+use crate::sign::{Scheme, TimeFormat};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub listen: Vec<Listen>,
+    #[serde(default)]
+    pub domains: Vec<DomainConfig>,
+}
+
+/// Pingora's own server settings, passed through. Only the keys listed here are
+/// accepted; livegate's defaults are the measured fast ones (`work_stealing: false`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub threads: Option<usize>,
+    pub work_stealing: Option<bool>,
+    pub listener_tasks_per_fd: Option<usize>,
+    pub pid_file: Option<String>,
+    pub upgrade_sock: Option<String>,
+    pub error_log: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub grace_period_seconds: Option<u64>,
+    pub graceful_shutdown_timeout_seconds: Option<u64>,
+    pub upstream_keepalive_pool_size: Option<usize>,
+    pub max_retries: Option<usize>,
+    pub daemon_wait_for_ready: Option<bool>,
+}
+
+/// A listening address: `"0.0.0.0:8080"` or `{addr, tls: {cert, key}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    Plain(String),
+    Full(ListenFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenFull {
+    pub addr: String,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Listen {
+    pub fn addr(&self) -> &str {
+        match self {
+            Listen::Plain(a) => a,
+            Listen::Full(f) => &f.addr,
+        }
+    }
+
+    pub fn tls(&self) -> Option<&Tls> {
+        match self {
+            Listen::Plain(_) => None,
+            Listen::Full(f) => f.tls.as_ref(),
+        }
+    }
+}
+
+/// One domain: which Hosts it serves, where it forwards, how it authenticates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Exact Host (port ignored), `*.example.com`, or `*`.
+    pub name: String,
+    pub origin: OriginConfig,
+    #[serde(default = "yes")]
+    pub strip_auth_params: bool,
+    #[serde(default)]
+    pub auth: Vec<RuleConfig>,
+}
+
+/// How a peer is picked from the pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    /// Ketama on `app/stream`: every viewer of a stream lands on the same origin.
+    Consistent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    pub peers: Vec<String>,
+    #[serde(default)]
+    pub balance: Balance,
+    /// Host header sent upstream instead of the client's.
+    pub host: Option<String>,
+    pub health_check: Option<HealthCheck>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Per read: a live stream that keeps sending is never cut.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub interval_ms: u64,
+}
+
+/// One signing rule as written in YAML (and, later, sent to the management API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub scene: Scene,
+    #[serde(default = "star")]
+    pub app: String,
+    pub scheme: Option<Scheme>,
+    #[serde(default)]
+    pub keys: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub valid_duration: Option<i64>,
+    #[serde(default)]
+    pub skew: i64,
+    pub param_names: Option<ParamNames>,
+    pub time_format: Option<TimeFormat>,
+    pub encrypt_fields: Option<Vec<String>>,
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamNames {
+    pub sign: Option<String>,
+    pub time: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn star() -> String {
+    "*".into()
+}
+fn default_connect_timeout() -> u64 {
+    1000
+}
+fn default_read_timeout() -> u64 {
+    10_000
+}
+
+/// One thing wrong with a configuration, at a key path such as
+/// `domains[0].auth[1].keys[2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Collects problems so that `livegate -t` reports all of them at once.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn add(&mut self, at: impl Into<String>, message: impl fmt::Display) {
+        self.0.push(Problem {
+            at: at.into(),
+            message: message.to_string(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and parses a file (structure only; [`load`] also runs the semantic checks).
+    pub fn read(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            file: file.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses YAML text; the error names the key path and line, as serde_yaml reports them.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks what the schema cannot: addresses, ranges, files.
+    pub fn validate_server(&self, problems: &mut Problems) {
+        for (i, l) in self.listen.iter().enumerate() {
+            if l.addr().parse::<std::net::SocketAddr>().is_err() {
+                problems.add(
+                    format!("listen[{i}]"),
+                    format!("{:?} is not an IP:port address", l.addr()),
+                );
+            }
+            if let Some(tls) = l.tls() {
+                for (what, p) in [("cert", &tls.cert), ("key", &tls.key)] {
+                    if !p.is_file() {
+                        problems.add(
+                            format!("listen[{i}].tls.{what}"),
+                            format!("{} is not a readable file", p.display()),
+                        );
+                    }
+                }
+            }
+        }
+        if self.server.threads == Some(0) {
+            problems.add("server.threads", "must be at least 1");
+        }
+    }
+}
+
+impl OriginConfig {
+    /// Checks peers and timeouts.
+    pub fn validate(&self, at: &str, problems: &mut Problems) {
+        use std::net::ToSocketAddrs;
+        if self.peers.is_empty() {
+            problems.add(format!("{at}.peers"), "at least one origin peer is needed");
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.to_socket_addrs()
+                .map(|mut a| a.next().is_none())
+                .unwrap_or(true)
+            {
+                problems.add(
+                    format!("{at}.peers[{i}]"),
+                    format!("{p:?} is not a host:port that resolves"),
+                );
+            }
+        }
+        if let Some(h) = &self.host {
+            if http::HeaderValue::from_str(h).is_err() || h.is_empty() {
+                problems.add(format!("{at}.host"), "not a valid Host header value");
+            }
+        }
+        if !(1..=60_000).contains(&self.connect_timeout_ms) {
+            problems.add(format!("{at}.connect_timeout_ms"), "must be 1..=60000");
+        }
+        if !(1..=3_600_000).contains(&self.read_timeout_ms) {
+            problems.add(format!("{at}.read_timeout_ms"), "must be 1..=3600000");
+        }
+        if let Some(hc) = &self.health_check {
+            if !(100..=3_600_000).contains(&hc.interval_ms) {
+                problems.add(
+                    format!("{at}.health_check.interval_ms"),
+                    "must be 100..=3600000",
+                );
+            }
+        }
+    }
+}
+
+/// A configuration that passed every check, with its compiled rule table.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub table: crate::auth::Table,
+    /// Legal but probably unintended settings, for the log and `livegate -t`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads, parses and checks a configuration file.
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let config = Config::read(file)?;
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    config.validate_server(&mut problems);
+    let table = crate::auth::Table::build(&config.domains, &mut problems, &mut warnings);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            problems: problems.0,
+        });
+    }
+    Ok(Loaded {
+        config,
+        table,
+        warnings,
+    })
+}

@@ -1,0 +1,277 @@
+//! The real binary's `check`, `sign` and `-t`, against the published examples.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+const CONFIG: &str = r#"
+domains:
+  - name: live.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth:
+      - { scene: pull, scheme: tencent, keys: [e12c46f2612d5106e2034781ab261ca3, somestring] }
+      - { scene: push, scheme: volc_md5, keys: [A1B2C3d4e5f6] }
+  - name: "*.example.com"
+    origin: { peers: ["127.0.0.1:9"] }
+    auth:
+      - { scene: pull, app: "*", scheme: type_a, keys: [aliyuncdnexp1234], valid_duration: 1800 }
+      - { scene: pull, app: b, scheme: type_b, keys: [aliyuncdnexp1234], valid_duration: 1800 }
+      - { scene: pull, app: c, scheme: type_c, keys: [aliyuncdnexp1234], valid_duration: 1800 }
+      - { scene: pull, app: d, scheme: type_d, keys: [dimtm5evg50ijsx2hvuwyfoiu65], valid_duration: 1800, time_format: decimal }
+      - scene: pull
+        app: s
+        scheme: secure_link
+        keys: [secret]
+        template: "{expires}{uri}{remote_addr} {key}"
+      - scene: pull
+        app: v
+        scheme: volc_md5_custom
+        keys: [A1B2C3d4e5f6]
+        encrypt_fields: [Domain, AppName, StreamName, key, volcTime]
+        param_names: { sign: sign, time: expire }
+      - { scene: push, enabled: false }
+"#;
+
+struct Conf(tempfile::NamedTempFile);
+
+fn conf(text: &str) -> Conf {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    Conf(f)
+}
+
+fn livegate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(args)
+        .output()
+        .expect("run livegate")
+}
+
+fn check(c: &Conf, url: &str, extra: &[&str]) -> (i32, String) {
+    let path = c.0.path().to_str().unwrap();
+    let mut args = vec!["check", "-c", path, "--url", url];
+    args.extend_from_slice(extra);
+    let out = livegate(&args);
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+fn sign(c: &Conf, url: &str, extra: &[&str]) -> String {
+    let path = c.0.path().to_str().unwrap();
+    let mut args = vec!["sign", "-c", path, "--url", url];
+    args.extend_from_slice(extra);
+    let out = livegate(&args);
+    assert!(
+        out.status.success(),
+        "sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn check_passes_published_urls_at_their_expiry_and_fails_after() {
+    let c = conf(CONFIG);
+    for (url, expiry) in [
+        (
+            "http://live.example.com/live/test.flv?txSecret=f85a2ab363fe4deaffef9754d79da6fe&txTime=5C271099",
+            0x5C271099,
+        ),
+        (
+            "http://cdn.example.com/video/standard/1K.html?auth_key=1444435200-0-0-80cd3862d699b7118eed99103f2a3a4f",
+            1444435200 + 1800,
+        ),
+    ] {
+        assert_eq!(check(&c, url, &["--now", &expiry.to_string()]), (0, "{\"status\":\"pass\"}\n".into()), "{url}");
+        let (code, out) = check(&c, url, &["--now", &(expiry + 1).to_string()]);
+        assert_eq!(code, 1, "{url}");
+        assert!(out.starts_with(r#"{"status":"fail","reason":"EXPIRED","detail":"#), "{out}");
+    }
+}
+
+#[test]
+fn check_reports_each_reason() {
+    let c = conf(CONFIG);
+    let base = "http://live.example.com/live/test.flv";
+    for (url, reason) in [
+        (base.to_owned(), "MISSING_SIGNATURE"),
+        (format!("{base}?txSecret=xyz&txTime=5C271099"), "MALFORMED"),
+        (
+            format!("{base}?txSecret=f85a2ab363fe4deaffef9754d79da6fe&txTime=5C27109Z"),
+            "BAD_TIMESTAMP",
+        ),
+        (
+            format!("{base}?txSecret=f85a2ab363fe4deaffef9754d79da6ff&txTime=5C271099"),
+            "BAD_SIGNATURE",
+        ),
+        (
+            format!("{base}?txSecret=a&txSecret=b&txTime=1"),
+            "MALFORMED",
+        ),
+        (
+            "http://other.org/live/test.flv".to_owned(),
+            "UNKNOWN_DOMAIN",
+        ),
+    ] {
+        let (code, out) = check(&c, &url, &["--now", "0"]);
+        assert_eq!(code, 1, "{url}");
+        assert!(
+            out.contains(&format!("\"reason\":\"{reason}\"")),
+            "{url}: {out}"
+        );
+        assert!(
+            !out.contains("somestring") && !out.contains("e12c46f2"),
+            "key leaked: {out}"
+        );
+    }
+    let (code, out) = check(
+        &c,
+        "http://live.example.com/live/test.flv",
+        &["--scene", "push", "--now", "0"],
+    );
+    assert_eq!((code, out.contains("MISSING_SIGNATURE")), (1, true));
+    let no_rule = conf("domains:\n  - { name: a.com, origin: { peers: [\"127.0.0.1:9\"] } }\n");
+    let (code, out) = check(&no_rule, "http://a.com/live/x.flv", &[]);
+    assert_eq!((code, out.contains("NO_RULE")), (1, true), "{out}");
+}
+
+#[test]
+fn sign_then_check_round_trips_for_every_scheme() {
+    let c = conf(CONFIG);
+    // A whole minute, so that type B (minute precision) expires exactly then too.
+    let expire = "2000000040";
+    let after = "2000000041";
+    for (url, scene, remote) in [
+        ("http://live.example.com/live/cam1.flv?x=1", "pull", ""),
+        ("http://live.example.com/live/cam1.flv", "push", ""),
+        ("http://cdn.example.com/a/cam1.flv", "pull", ""),
+        ("http://cdn.example.com/b/cam1.flv", "pull", ""),
+        ("http://cdn.example.com/c/cam1.flv", "pull", ""),
+        ("http://cdn.example.com/d/cam1.flv?y=2", "pull", ""),
+        ("http://cdn.example.com/s/cam1.flv", "pull", "10.1.2.3"),
+        ("http://x.cdn.example.com:8080/v/cam1.m3u8", "pull", ""),
+    ] {
+        let signed = sign(
+            &c,
+            url,
+            &[
+                "--scene",
+                scene,
+                "--expire",
+                expire,
+                "--remote-addr",
+                remote,
+            ],
+        );
+        assert_ne!(signed, url);
+        let args = ["--scene", scene, "--remote-addr", remote];
+        let at = |now: &str| check(&c, &signed, &[&args[..], &["--now", now]].concat()).0;
+        assert_eq!(at(expire), 0, "{signed} at expiry");
+        assert_eq!(at(after), 1, "{signed} after expiry");
+    }
+    // A disabled scene needs no signature: the URL comes back as it was.
+    let url = "http://cdn.example.com/a/cam1.flv";
+    assert_eq!(sign(&c, url, &["--scene", "push"]), url);
+    assert_eq!(check(&c, url, &["--scene", "push"]).0, 0);
+}
+
+#[test]
+fn sign_with_ttl_is_valid_now() {
+    let c = conf(CONFIG);
+    let signed = sign(&c, "http://live.example.com/live/a.flv", &["--ttl", "60"]);
+    assert!(
+        signed.contains("txSecret=") && signed.contains("txTime="),
+        "{signed}"
+    );
+    assert_eq!(check(&c, &signed, &[]).0, 0);
+}
+
+#[test]
+fn usage_and_config_errors_exit_2() {
+    let c = conf(CONFIG);
+    let path = c.0.path().to_str().unwrap();
+    assert_eq!(
+        livegate(&["check", "-c", path, "--url", "/relative"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(livegate(&["check", "-c", path]).status.code(), Some(2));
+    assert_eq!(
+        livegate(&["check", "-c", "/does/not/exist", "--url", "http://a/b"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        livegate(&[
+            "check",
+            "-c",
+            path,
+            "--url",
+            "http://a/",
+            "--scene",
+            "sideways"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        livegate(&["sign", "-c", path, "--url", "http://nope.org/a.flv"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn dash_t_accepts_good_and_explains_bad() {
+    let good = conf(CONFIG);
+    let out = livegate(&["-t", "-c", good.0.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = conf(
+        "domains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
+         - { scene: pull, app: \"x/y\", scheme: type_c, keys: [\"top-secret-key\"] }\n",
+    );
+    let out = livegate(&["-t", "-c", bad.0.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(bad.0.path().to_str().unwrap()),
+        "names the file: {err}"
+    );
+    assert!(err.contains("domains[0].auth[0].app"), "{err}");
+    assert!(
+        err.contains("domains[0].auth[0].keys[0]: character 4"),
+        "{err}"
+    );
+    assert!(err.contains("domains[0].auth[0].valid_duration"), "{err}");
+    assert!(!err.contains("top-secret"), "key leaked: {err}");
+
+    let typo = conf("domains:\n  - name: a.com\n    orign: {}\n");
+    let out = livegate(&["-t", "-c", typo.0.path().to_str().unwrap()]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("unknown field `orign`") && err.contains("line 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dash_t_warns_about_templates_that_never_expire() {
+    let c = conf(
+        "domains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
+         - { scene: pull, scheme: secure_link, keys: [k], template: \"{uri} {key}\" }\n",
+    );
+    let out = livegate(&["-t", "-c", c.0.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never expire"));
+}

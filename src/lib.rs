@@ -5,6 +5,10 @@
 pub mod auth;
 pub mod check;
 pub mod config;
+pub mod demo;
+pub mod origin;
+pub mod proxy;
 pub mod route;
+pub mod server;
 pub mod sign;
 pub mod verdict;

@@ -36,6 +36,11 @@ enum Cmd {
     Sign(SignArgs),
     /// Check a URL: one JSON line; exit 0 pass, 1 fail, 2 usage or config error.
     Check(CheckArgs),
+    /// Serve a synthetic live origin (endless .flv, live .m3u8, .ts) for demos.
+    DemoOrigin {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+    },
 }
 
 #[derive(Args)]
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Some(Cmd::Check(a)) => check(a),
         Some(Cmd::Sign(a)) => sign(a),
+        Some(Cmd::DemoOrigin { listen }) => livegate::server::run_demo_origin(&listen),
         None => {
             let Some(conf) = cli.conf else {
                 eprintln!("livegate: -c FILE is required (see --help)");
@@ -90,8 +96,17 @@ fn main() -> ExitCode {
             if cli.test {
                 return test_config(&conf);
             }
-            eprintln!("livegate: the proxy itself is not built yet; use -t, check or sign");
-            ExitCode::from(USAGE)
+            let loaded = match load(&conf) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            match livegate::server::run(loaded, cli.daemon, cli.upgrade) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("livegate: {e}");
+                    ExitCode::from(USAGE)
+                }
+            }
         }
     }
 }

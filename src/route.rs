@@ -90,6 +90,52 @@ pub fn host_name(host: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)
 }
 
+/// Refuses paths whose meaning an origin might change by normalising them, so
+/// that the path livegate verifies and routes is exactly the path the origin
+/// serves: dot-segments (also as `%2e`), empty segments (`//`), encoded `/`, `\\`
+/// or NUL, control bytes, and `%` not followed by two hex digits.
+pub fn vet_path(path: &str) -> Result<(), &'static str> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("the path does not start with /");
+    };
+    let b = path.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c <= 0x20 || c == 0x7f || c == b'\\' {
+            return Err("the path holds a control byte, a space or a backslash");
+        }
+        if c == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let Some(h) = hex else {
+                return Err("the path holds a % that is not followed by two hex digits");
+            };
+            let v = (hex_value(h[0]) << 4) | hex_value(h[1]);
+            if v < 0x20 || v == 0x7f || v == b'/' || v == b'\\' {
+                return Err("the path holds an encoded /, \\ or control byte");
+            }
+        }
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.is_empty() && i + 1 < segments.len() {
+            return Err("the path holds an empty segment (//)");
+        }
+        let dots = seg.to_ascii_lowercase().replace("%2e", ".");
+        if dots == "." || dots == ".." {
+            return Err("the path holds a . or .. segment");
+        }
+    }
+    Ok(())
+}
+
+fn hex_value(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        _ => (c | 0x20) - b'a' + 10,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +163,40 @@ mod tests {
         assert_eq!(Scene::of_method("HEAD"), Some(Scene::Pull));
         assert_eq!(Scene::of_method("PATCH"), Some(Scene::Push));
         assert_eq!(Scene::of_method("DELETE"), None);
+    }
+
+    #[test]
+    fn vets_paths() {
+        for ok in [
+            "/",
+            "/live/a.flv",
+            "/live/",
+            "/live/a%20b.flv",
+            "/live/my%2estream.flv",
+            "/a/..b/c",
+        ] {
+            assert_eq!(vet_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "live/a",
+            "/live/../a.flv",
+            "/live/./a",
+            "/live/%2e%2E/a",
+            "/live/%2e",
+            "//a",
+            "/live//a",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a%00",
+            "/a%zz",
+            "/a%4",
+            "/a b",
+            "/a\\b",
+            "/a\u{7f}",
+        ] {
+            assert!(vet_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

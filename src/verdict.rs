@@ -27,6 +27,9 @@ pub enum Reason {
     UnknownDomain,
     /// The request's method belongs to no scene (answered 405).
     BadMethod,
+    /// The request is unfit to forward: a path with dot-segments, encoded
+    /// separators or bad percent-encoding, or no Host (answered 400).
+    BadRequest,
 }
 
 impl Reason {
@@ -41,15 +44,18 @@ impl Reason {
             Reason::NoRule => "NO_RULE",
             Reason::UnknownDomain => "UNKNOWN_DOMAIN",
             Reason::BadMethod => "BAD_METHOD",
+            Reason::BadRequest => "BAD_REQUEST",
         }
     }
 
     /// The HTTP status a client gets: 404 for an unknown domain, 405 for a method
-    /// outside every scene, 403 for everything else (no hint that helps forge).
+    /// outside every scene, 400 for an unfit request, 403 for everything else (no
+    /// hint that helps forge).
     pub const fn status(self) -> u16 {
         match self {
             Reason::UnknownDomain => 404,
             Reason::BadMethod => 405,
+            Reason::BadRequest => 400,
             _ => 403,
         }
     }

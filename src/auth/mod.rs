@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
-use crate::sign::{self, Pass, Request};
+use crate::sign::{self, Pass, Request, Rule};
 use crate::verdict::{Failure, Reason};
 pub use rules::Entry;
 
@@ -55,19 +55,23 @@ impl Domain {
             ))
     }
 
-    /// The verdict for a request of `scene` at Unix time `now`.
+    /// The verdict for a request of `scene` at Unix time `now`, with the rule that
+    /// passed it (`None` for a scene with `enabled: false`).
     pub fn verify<'a>(
         &self,
         scene: Scene,
         req: &Request<'a>,
         now: i64,
-    ) -> Result<Pass<'a>, Failure> {
+    ) -> Result<(Pass<'a>, Option<&Rule>), Failure> {
         match self.entry(scene, req.path)? {
-            Entry::Disabled => Ok(Pass {
-                path: req.path,
-                key_index: 0,
-            }),
-            Entry::Rule(r) => r.verify(req, now),
+            Entry::Disabled => Ok((
+                Pass {
+                    path: req.path,
+                    key_index: 0,
+                },
+                None,
+            )),
+            Entry::Rule(r) => r.verify(req, now).map(|pass| (pass, Some(r))),
         }
     }
 }

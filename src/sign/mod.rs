@@ -164,10 +164,11 @@ impl Rule {
     pub fn verify<'a>(&self, req: &Request<'a>, now: i64) -> Result<Pass<'a>, Failure> {
         let [sig_q, time_q] = query::find(req.query, [&self.sign_param, &self.time_param])?;
         let p = self.presented(req.path, sig_q.as_deref(), time_q.as_deref())?;
+        // Shape first (MALFORMED, BAD_TIMESTAMP), then expiry, then the hash.
+        let sig = self.decode_sig(p.sig)?;
         if self.expires() {
             self.check_time(p.time, now)?;
         }
-        let sig = self.decode_sig(p.sig)?;
         let route = Route::of_path(p.path);
         let fields = Fields {
             time: p.time,

@@ -100,7 +100,10 @@ impl Scheme {
     /// Whether the URL's time is the issue time (types A–D): then
     /// `valid_duration` is required, since without it every URL is already expired.
     pub const fn issue_time(self) -> bool {
-        matches!(self, Scheme::TypeA | Scheme::TypeB | Scheme::TypeC | Scheme::TypeD)
+        matches!(
+            self,
+            Scheme::TypeA | Scheme::TypeB | Scheme::TypeC | Scheme::TypeD
+        )
     }
 
     pub const fn encoding(self) -> Encoding {
@@ -129,6 +132,9 @@ impl Scheme {
 
     /// Whether the signature travels in the path, which the origin then receives shortened.
     pub const fn path_prefixed(self) -> bool {
-        matches!(self.carrier(), Carrier::TimeSigPrefix | Carrier::SigTimePrefixOrQuery)
+        matches!(
+            self.carrier(),
+            Carrier::TimeSigPrefix | Carrier::SigTimePrefixOrQuery
+        )
     }
 }

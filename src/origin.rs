@@ -1,0 +1,102 @@
+//! Origin pools: the peers of a domain, how one is picked, and their health.
+//!
+//! Built on `pingora-load-balancing`: round robin, or Ketama consistent hashing on
+//! `app/stream` so every viewer of a stream lands on the same origin (one
+//! origin-side pull per stream). Health checks run as Pingora background services.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent, RoundRobin};
+use pingora_load_balancing::{health_check::TcpHealthCheck, Backend, LoadBalancer};
+
+use crate::config::{Balance, OriginConfig};
+
+/// How many candidates a selection may look at before giving up.
+const MAX_ITERATIONS: usize = 256;
+
+enum Pool {
+    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
+    Consistent(Arc<LoadBalancer<Consistent>>),
+}
+
+/// One domain's origin pool and the settings of connections to it.
+pub struct Origin {
+    pool: Pool,
+    /// Number of configured peers: the most a request tries before giving up.
+    pub peers: usize,
+    /// Host header sent upstream instead of the client's.
+    pub host: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl Origin {
+    /// Builds the pool; with `health_check`, registers its checker on `server` as
+    /// a background service (started inside Pingora's runtime, so it survives
+    /// daemonising).
+    pub fn build(cfg: &OriginConfig, server: &mut Server, name: &str) -> std::io::Result<Origin> {
+        let pool = match cfg.balance {
+            Balance::RoundRobin => Pool::RoundRobin(lb(cfg, server, name)?),
+            Balance::Consistent => Pool::Consistent(lb(cfg, server, name)?),
+        };
+        Ok(Origin {
+            pool,
+            peers: cfg.peers.len(),
+            host: cfg.host.clone(),
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+            read_timeout: Duration::from_millis(cfg.read_timeout_ms),
+        })
+    }
+
+    /// Whether selection needs a key (consistent hashing); callers skip building it otherwise.
+    pub fn keyed(&self) -> bool {
+        matches!(self.pool, Pool::Consistent(_))
+    }
+
+    /// A healthy peer not in `tried`; failing that, any peer not in `tried` (a
+    /// health check may lag behind an origin that came back).
+    pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
+        let fresh = |b: &Backend| b.addr.as_inet().is_none_or(|a| !tried.contains(a));
+        match &self.pool {
+            Pool::RoundRobin(lb) => pick(lb, key, fresh),
+            Pool::Consistent(lb) => pick(lb, key, fresh),
+        }
+    }
+}
+
+fn pick<S>(lb: &LoadBalancer<S>, key: &[u8], fresh: impl Fn(&Backend) -> bool) -> Option<Backend>
+where
+    S: BackendSelection + 'static,
+    S::Iter: BackendIter,
+{
+    lb.select_with(key, MAX_ITERATIONS, |b, healthy| healthy && fresh(b))
+        .or_else(|| lb.select_with(key, MAX_ITERATIONS, |b, _| fresh(b)))
+}
+
+fn lb<S>(
+    cfg: &OriginConfig,
+    server: &mut Server,
+    name: &str,
+) -> std::io::Result<Arc<LoadBalancer<S>>>
+where
+    S: BackendSelection + Send + Sync + 'static,
+    S::Iter: BackendIter,
+{
+    let mut lb = LoadBalancer::<S>::try_from_iter(cfg.peers.iter().map(String::as_str))?;
+    let Some(hc) = &cfg.health_check else {
+        return Ok(Arc::new(lb));
+    };
+    let mut check = TcpHealthCheck::new();
+    check.peer_template.options.connection_timeout =
+        Some(Duration::from_millis(cfg.connect_timeout_ms));
+    lb.set_health_check(check);
+    lb.health_check_frequency = Some(Duration::from_millis(hc.interval_ms));
+    let service = background_service(&format!("health check {name}"), lb);
+    let task = service.task();
+    server.add_service(service);
+    Ok(task)
+}

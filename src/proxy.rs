@@ -1,0 +1,213 @@
+//! The Pingora `ProxyHttp` implementation: thin. Each phase asks a module and acts
+//! on the answer; nothing reaches an origin unless `request_filter` admitted it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora_core::prelude::HttpPeer;
+use pingora_core::upstreams::peer::Peer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::{ProxyHttp, Session};
+
+use crate::auth::Table;
+use crate::origin::Origin;
+use crate::route::{host_name, vet_path, Route, Scene};
+use crate::sign::{query, Request};
+use crate::verdict::{Failure, Reason};
+
+/// The edge: the rule table and one origin pool per domain (same order).
+pub struct Gate {
+    pub table: Arc<Table>,
+    pub origins: Vec<Origin>,
+}
+
+/// What one request carries from phase to phase.
+#[derive(Default)]
+pub struct Ctx {
+    /// Index of the domain (and its origin) once routed.
+    domain: usize,
+    /// The URI to send upstream when it differs from the client's (prefix or auth
+    /// parameters removed).
+    upstream_uri: Option<String>,
+    /// `app/stream`, the consistent-hashing key, when the pool hashes.
+    hash_key: String,
+    /// Peers that refused a connection for this request.
+    tried: Vec<SocketAddr>,
+    /// Why the request was refused, for the log.
+    pub reason: Option<Reason>,
+}
+
+/// An admitted request's routing, decided from the request head alone.
+struct Admission {
+    domain: usize,
+    upstream_uri: Option<String>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Gate {
+    /// Route and verify one request head: the whole admission decision.
+    fn admit(
+        &self,
+        req: &RequestHeader,
+        client: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Admission, Failure> {
+        let scene = Scene::of_method(req.method.as_str()).ok_or(Failure::new(
+            Reason::BadMethod,
+            "the method belongs to neither pull nor push",
+        ))?;
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
+        let host = host_name(host);
+        let (domain_index, domain) = self.table.domain(host).ok_or(Failure::new(
+            Reason::UnknownDomain,
+            "no domain serves this host",
+        ))?;
+        let path = req.uri.path();
+        vet_path(path).map_err(|why| Failure::new(Reason::BadRequest, why))?;
+        let query = req.uri.query().unwrap_or("");
+        let remote = client.map(|ip| ip.to_string()).unwrap_or_default();
+        let request = Request {
+            host,
+            path,
+            query,
+            remote_addr: &remote,
+        };
+        let (pass, rule) = domain.verify(scene, &request, now)?;
+        let kept = match rule {
+            Some(r) if domain.strip_auth_params => query::without(query, &r.auth_params()),
+            _ => query.into(),
+        };
+        let changed = pass.path.len() != path.len()
+            || kept.len() != query.len()
+            || req.uri.scheme().is_some();
+        let upstream_uri = changed.then(|| match kept.is_empty() {
+            true => pass.path.to_owned(),
+            false => format!("{}?{kept}", pass.path),
+        });
+        Ok(Admission {
+            domain: domain_index,
+            upstream_uri,
+        })
+    }
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        match self.admit(session.req_header(), client_ip(session), unix_now()) {
+            Ok(a) => {
+                ctx.domain = a.domain;
+                ctx.upstream_uri = a.upstream_uri;
+                if self.origins[a.domain].keyed() {
+                    let path = ctx
+                        .upstream_uri
+                        .as_deref()
+                        .unwrap_or(session.req_header().uri.path());
+                    let r = Route::of_path(path.split('?').next().unwrap_or(path));
+                    ctx.hash_key = format!("{}/{}", r.app, r.stream);
+                }
+                Ok(false)
+            }
+            Err(f) => {
+                info!(
+                    "denied {} {}: {} ({})",
+                    session.req_header().method,
+                    session.req_header().uri.path(),
+                    f.reason,
+                    f.detail
+                );
+                ctx.reason = Some(f.reason);
+                session.respond_error(f.reason.status()).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let origin = &self.origins[ctx.domain];
+        let backend = origin
+            .select(ctx.hash_key.as_bytes(), &ctx.tried)
+            .ok_or_else(|| {
+                Error::explain(ErrorType::ConnectNoRoute, "no origin peer left to try")
+            })?;
+        let mut peer = HttpPeer::new(backend.addr, false, String::new());
+        peer.options.connection_timeout = Some(origin.connect_timeout);
+        peer.options.read_timeout = Some(origin.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(addr) = peer.address().as_inet() {
+            warn!("origin {addr} refused: {e}; trying another peer");
+            ctx.tried.push(*addr);
+        }
+        if ctx.tried.len() < self.origins[ctx.domain].peers {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(uri) = ctx.upstream_uri.take() {
+            let uri = uri
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream URI"))?;
+            upstream.set_uri(uri);
+        }
+        if let Some(host) = &self.origins[ctx.domain].host {
+            upstream.insert_header(http::header::HOST, host)?;
+        }
+        if let Some(ip) = client_ip(session) {
+            let ip = ip.to_string();
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.clone(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+            upstream.insert_header("x-real-ip", ip)?;
+        }
+        Ok(())
+    }
+}

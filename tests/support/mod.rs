@@ -1,0 +1,338 @@
+//! Test fixtures: a real HTTP origin (hyper, in-process), the real livegate binary
+//! with a temporary config, and raw-socket clients for requests that a
+//! well-behaved client library would refuse or normalise.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// What the origin received, one entry per request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query exactly as received.
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP/1.1 origin on a free loopback port. Paths:
+/// - `/file/<n>.<ext>`: `n` deterministic bytes (see [`file_bytes`]); honours `Range`.
+/// - `*.flv`: an endless chunked stream.
+/// - `/stall/*`: headers and one chunk, then silence.
+/// - anything else: 200 with `x-origin: <id>` and the request line as the body.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub id: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Deterministic content for `/file/<n>`: distinguishes every offset, so a
+/// shifted, truncated or re-ordered body never compares equal.
+pub fn file_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn stream_body(first: Option<Bytes>, endless: bool) -> Body {
+    let s = futures_util::stream::unfold(first, move |state| async move {
+        match state {
+            Some(b) => Some((Ok::<_, Infallible>(Frame::data(b)), None)),
+            None if endless => {
+                tokio::task::yield_now().await;
+                Some((Ok(Frame::data(Bytes::from(vec![0x09u8; 64 * 1024]))), None))
+            }
+            None => {
+                std::future::pending::<()>().await;
+                None
+            }
+        }
+    });
+    StreamBody::new(s).boxed()
+}
+
+fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
+    let path = req.uri().path();
+    let mut resp = Response::builder().header("x-origin", id);
+    if let Some(name) = path.strip_prefix("/file/") {
+        let n: usize = name
+            .split('.')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let body = file_bytes(n);
+        let range = req
+            .headers()
+            .get("range")
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+        if let Some((a, b)) = range.filter(|&(a, b)| a <= b && b < n) {
+            resp = resp
+                .status(206)
+                .header("content-range", format!("bytes {a}-{b}/{n}"));
+            return resp.body(full(body[a..=b].to_vec())).unwrap();
+        }
+        return resp
+            .header("accept-ranges", "bytes")
+            .body(full(body))
+            .unwrap();
+    }
+    if path.starts_with("/stall/") {
+        return resp
+            .body(stream_body(Some(Bytes::from_static(b"first")), false))
+            .unwrap();
+    }
+    if path.ends_with(".flv") {
+        return resp
+            .header("content-type", "video/x-flv")
+            .body(stream_body(
+                Some(Bytes::from_static(b"FLV\x01\x05\0\0\0\x09")),
+                true,
+            ))
+            .unwrap();
+    }
+    let line = format!("{} {}\n", req.method(), req.uri());
+    resp.body(full(line)).unwrap()
+}
+
+impl Origin {
+    /// Starts an origin identified by `id` (sent back as `x-origin`).
+    pub async fn start(id: &str) -> Origin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (seen2, id2) = (seen.clone(), id.to_owned());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (seen, id) = (seen2.clone(), id2.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let (seen, id) = (seen.clone(), id.clone());
+                        async move {
+                            seen.lock().unwrap().push(Seen {
+                                method: req.method().to_string(),
+                                uri: req.uri().to_string(),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.to_string(),
+                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                        )
+                                    })
+                                    .collect(),
+                            });
+                            Ok::<_, Infallible>(answer(&req, &id))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            id: id.into(),
+            seen,
+            task,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().pop().expect("the origin saw no request")
+    }
+}
+
+/// A loopback port nobody listens on (for a dead origin) or that livegate may take.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real livegate binary running a temporary config.
+pub struct Livegate {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Child,
+}
+
+impl Drop for Livegate {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Livegate {
+    /// Starts livegate with `domains_yaml` (the `domains:` list, indented two
+    /// spaces) and `extra_listen` listeners besides a plain one on a free port.
+    pub fn start(domains_yaml: &str) -> Livegate {
+        Livegate::start_with(domains_yaml, "")
+    }
+
+    pub fn start_with(domains_yaml: &str, extra_listen: &str) -> Livegate {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        let config = dir.path().join("livegate.yaml");
+        let text = format!(
+            "server: {{ threads: 2, pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock }}\n\
+             listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}domains:\n{domains_yaml}"
+        );
+        std::fs::write(&config, text).unwrap();
+        let log = std::fs::File::create(dir.path().join("livegate.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .arg("-c")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start livegate");
+        let mut lg = Livegate {
+            port,
+            dir,
+            config,
+            child,
+        };
+        lg.wait_ready();
+        lg
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("livegate exited with {status}: {}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("livegate did not listen within 20 s: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("livegate.log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `livegate sign` on this instance's config.
+    pub fn sign(&self, url: &str, extra: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .arg("sign")
+            .arg("-c")
+            .arg(&self.config)
+            .args(["--url", url])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The path-and-query of a URL signed for `host`.
+    pub fn signed_path(&self, host: &str, path: &str) -> String {
+        let url = self.sign(&format!("http://{host}{path}"), &[]);
+        url[url.find("://").unwrap() + 3..]
+            .split_once('/')
+            .map(|(_, p)| format!("/{p}"))
+            .unwrap()
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.port)
+    }
+}
+
+/// One raw HTTP/1.1 request; returns the status and the body (Connection: close).
+pub fn raw(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {:?}", &text[..text.len().min(200)]));
+    let body = match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => buf[i + 4..].to_vec(),
+        None => Vec::new(),
+    };
+    (status, body)
+}
+
+/// `GET path` with a Host header, over a raw socket.
+pub fn raw_get(port: u16, host: &str, path: &str) -> (u16, Vec<u8>) {
+    raw(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// A client that talks to livegate on loopback whatever the Host.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}

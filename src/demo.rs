@@ -53,7 +53,7 @@ fn playlist(stream: &str) -> String {
 }
 
 fn segment() -> Vec<u8> {
-    let mut packet = vec![0xffu8; 188];
+    let mut packet = [0xffu8; 188];
     packet[0] = 0x47;
     packet.repeat(1000)
 }

@@ -180,6 +180,13 @@ impl ProxyHttp for Gate {
         e
     }
 
+    /// A viewer closing an endless stream is how live playback ends, not an error.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        use pingora_core::ErrorSource::Downstream;
+        use ErrorType::{ConnectionClosed, ReadError, WriteError};
+        *e.esource() == Downstream && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,

@@ -1,0 +1,97 @@
+//! The README's signing recipes, run with bash and checked by the real binary, so
+//! that what customers copy keeps producing URLs livegate accepts.
+
+use std::process::Command;
+
+const CONFIG: &str = r#"
+domains:
+  - name: tencent.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: tencent, keys: [tencentKey1] } ]
+  - name: a.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: type_a, keys: [aliKey1], valid_duration: 1800 } ]
+  - name: b.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: type_b, keys: [aliKey1], valid_duration: 1800 } ]
+  - name: c.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: type_c, keys: [aliKey1], valid_duration: 1800 } ]
+  - name: d.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: type_d, keys: [aliKey1], valid_duration: 1800 } ]
+  - name: volc.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: volc_md5, keys: [volcKey1] } ]
+  - name: volcx.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth:
+      - scene: pull
+        scheme: volc_md5_custom
+        keys: [volcKey1]
+        encrypt_fields: [Domain, AppName, StreamName, key, volcTime]
+        param_names: { sign: sign, time: expire }
+  - name: nginx.example.com
+    origin: { peers: ["127.0.0.1:9"] }
+    auth: [ { scene: pull, scheme: secure_link, keys: [nginxKey1] } ]
+"#;
+
+/// The ```sh blocks of the README that print a URL.
+fn recipes() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("echo \"http"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_signing_recipe_produces_a_url_livegate_accepts() {
+    for tool in ["openssl", "awk", "date"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{tool} is needed for the README recipes: apt-get install -y {tool}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf.yaml");
+    std::fs::write(&conf, CONFIG).unwrap();
+    let recipes = recipes();
+    assert_eq!(recipes.len(), 8, "one recipe per scheme");
+    for r in recipes {
+        let out = Command::new("bash").args(["-euc", &r]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "recipe failed: {}\n{r}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let check = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .args(["check", "-c", conf.to_str().unwrap(), "--url", &url])
+            .output()
+            .unwrap();
+        let verdict = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{url} -> {verdict}\n{r}");
+        // And the key matters: a recipe run with another key is refused.
+        let key = r.lines().find_map(|l| l.strip_prefix("key=")).unwrap();
+        let forged = r.replacen(&format!("key={key}"), "key=someoneElse1", 1);
+        let out = Command::new("bash")
+            .args(["-euc", &forged])
+            .output()
+            .unwrap();
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let check = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .args(["check", "-c", conf.to_str().unwrap(), "--url", &url])
+            .output()
+            .unwrap();
+        assert_eq!(check.status.code(), Some(1), "forged {url} passed");
+    }
+}

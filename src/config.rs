@@ -136,7 +136,7 @@ pub struct RuleConfig {
     pub app: String,
     pub scheme: Option<Scheme>,
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Vec<SecretString>,
     #[serde(default = "yes")]
     pub enabled: bool,
     pub valid_duration: Option<i64>,
@@ -146,6 +146,18 @@ pub struct RuleConfig {
     pub time_format: Option<TimeFormat>,
     pub encrypt_fields: Option<Vec<String>>,
     pub template: Option<String>,
+}
+
+/// A key as written in the configuration: `Debug` never shows it, so printing a
+/// configuration for diagnosis cannot leak keys.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,3 +12,11 @@ pub mod route;
 pub mod server;
 pub mod sign;
 pub mod verdict;
+
+/// Unix seconds now. Only the binary's edges read the clock; everything that
+/// decides takes the time as a parameter.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -2,13 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 
 use livegate::check::{check_url, sign_url, verdict_json};
 use livegate::config::{self, Loaded};
 use livegate::route::Scene;
+use livegate::unix_now;
 
 /// Edge reverse proxy for live streaming with inline signed-URL authentication.
 #[derive(Parser)]
@@ -109,12 +109,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn load(conf: &std::path::Path) -> Result<Loaded, ExitCode> {

@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use log::{info, warn};
@@ -17,6 +16,7 @@ use crate::auth::Table;
 use crate::origin::Origin;
 use crate::route::{host_name, vet_path, Route, Scene};
 use crate::sign::{query, Request};
+use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 
 /// The edge: the rule table and one origin pool per domain (same order).
@@ -45,12 +45,6 @@ pub struct Ctx {
 struct Admission {
     domain: usize,
     upstream_uri: Option<String>,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl Gate {

@@ -2,7 +2,7 @@
 //! key path.
 
 use crate::config::{Problems, RuleConfig};
-use crate::sign::{Carrier, Key, Layout, Rule, Scheme, TimeFormat, MAX_KEYS};
+use crate::sign::{Carrier, Key, Layout, Rule, Scheme, MAX_KEYS};
 
 /// Longest `valid_duration` accepted: 30 days, the providers' maximum.
 pub const MAX_VALID_DURATION: i64 = 2_592_000;
@@ -100,7 +100,7 @@ fn keys(rc: &RuleConfig, at: &str, problems: &mut Problems) -> Vec<Key> {
         .iter()
         .enumerate()
         .filter_map(|(i, k)| {
-            Key::new(k)
+            Key::new(&k.0)
                 .map_err(|e| problems.add(format!("{at}.keys[{i}]"), e))
                 .ok()
         })
@@ -174,14 +174,11 @@ fn check_options(rc: &RuleConfig, scheme: Scheme, at: &str, problems: &mut Probl
     if rc.template.is_some() && scheme != Scheme::SecureLink {
         problems.add(format!("{at}.template"), "only secure_link uses template");
     }
-    if let Some(f) = rc.time_format {
-        if !scheme.time_format_selectable() {
-            problems.add(
-                format!("{at}.time_format"),
-                "only tencent and type_d let the rule choose time_format",
-            );
-        }
-        debug_assert!(f != TimeFormat::BeijingMinute);
+    if rc.time_format.is_some() && !scheme.time_format_selectable() {
+        problems.add(
+            format!("{at}.time_format"),
+            "only tencent and type_d let the rule choose time_format",
+        );
     }
     let Some(names) = &rc.param_names else { return };
     let (time_ok, sign_ok) = match scheme.carrier() {

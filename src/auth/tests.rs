@@ -178,3 +178,15 @@ fn too_many_keys_duplicates_and_unknown_keys() {
     .unwrap_err();
     assert!(errs[0].contains("unknown variant `md5`"), "{errs:?}");
 }
+
+#[test]
+fn debug_printing_a_config_or_table_never_shows_keys() {
+    let yaml = one_domain(
+        "d",
+        "      - { scene: pull, scheme: tencent, keys: [veryPrivateKey9] }\n",
+    );
+    let config = Config::parse(&yaml).unwrap();
+    let shown = format!("{config:?} {:?}", table(&yaml).unwrap());
+    assert!(!shown.contains("veryPrivateKey9"), "{shown}");
+    assert!(shown.contains("redacted"));
+}

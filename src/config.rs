@@ -93,6 +93,101 @@ pub struct DomainConfig {
     pub strip_auth_params: bool,
     #[serde(default)]
     pub auth: Vec<RuleConfig>,
+    pub remote_auth: Option<RemoteAuthConfig>,
+}
+
+/// Asking the customer's own auth server after the signature passed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteAuthConfig {
+    /// Base URL; the client's path and query are appended (a path here is a prefix).
+    pub url: String,
+    #[serde(default)]
+    pub method: RemoteMethod,
+    #[serde(default)]
+    pub scope: Scope,
+    /// Bounds the whole exchange, connect included.
+    #[serde(default = "default_remote_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub timeout_action: TimeoutAction,
+    /// Response headers of a passing answer copied onto the origin request.
+    #[serde(default)]
+    pub upstream_headers: Vec<String>,
+    pub cache: Option<RemoteCacheConfig>,
+}
+
+/// The method of the auth request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum RemoteMethod {
+    /// The client's own method.
+    #[default]
+    #[serde(rename = "follow")]
+    Follow,
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "HEAD")]
+    Head,
+}
+
+/// Which requests go to the auth server: `all` (default), `{extensions: [...]}`
+/// or `{paths: [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Scope {
+    Word(ScopeWord),
+    Extensions(ExtensionScope),
+    Paths(PathScope),
+}
+
+impl Default for Scope {
+    fn default() -> Scope {
+        Scope::Word(ScopeWord::All)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeWord {
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionScope {
+    /// Case-insensitive, without the dot.
+    pub extensions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathScope {
+    /// Exact paths, or prefixes when they end with `*`.
+    pub paths: Vec<String>,
+}
+
+/// What an unreachable or too slow auth server means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeoutAction {
+    /// Let the request through, as the cloud providers do.
+    #[default]
+    Allow,
+    /// Answer 403 (`REMOTE_TIMEOUT` or `REMOTE_ERROR`).
+    Block,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteCacheConfig {
+    #[serde(default = "default_allow_ttl")]
+    pub allow_ttl_ms: u64,
+    #[serde(default = "default_deny_ttl")]
+    pub deny_ttl_ms: u64,
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
 }
 
 /// How a peer is picked from the pool.
@@ -178,6 +273,18 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_read_timeout() -> u64 {
     10_000
+}
+fn default_remote_timeout() -> u64 {
+    1500
+}
+fn default_allow_ttl() -> u64 {
+    5000
+}
+fn default_deny_ttl() -> u64 {
+    1000
+}
+fn default_max_entries() -> usize {
+    100_000
 }
 
 /// One thing wrong with a configuration, at a key path such as
@@ -276,6 +383,62 @@ impl Config {
         }
         if self.server.threads == Some(0) {
             problems.add("server.threads", "must be at least 1");
+        }
+    }
+}
+
+impl RemoteAuthConfig {
+    /// Checks the URL, ranges, scope and header names.
+    pub fn validate(&self, at: &str, problems: &mut Problems) {
+        match self.url.parse::<http::Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && u.query().is_none() => {}
+            _ => problems.add(
+                format!("{at}.url"),
+                format!("{:?} is not an http(s) URL without a query", self.url),
+            ),
+        }
+        if !(1..=30_000).contains(&self.timeout_ms) {
+            problems.add(format!("{at}.timeout_ms"), "must be 1..=30000");
+        }
+        match &self.scope {
+            Scope::Extensions(e) if e.extensions.is_empty() => problems.add(
+                format!("{at}.scope.extensions"),
+                "list at least one extension",
+            ),
+            Scope::Paths(p)
+                if p.paths.is_empty() || p.paths.iter().any(|p| !p.starts_with('/')) =>
+            {
+                problems.add(
+                    format!("{at}.scope.paths"),
+                    "list at least one path, each starting with /",
+                )
+            }
+            _ => {}
+        }
+        for (i, h) in self.upstream_headers.iter().enumerate() {
+            let ok = http::HeaderName::from_bytes(h.as_bytes()).is_ok()
+                && !["host", "connection", "content-length", "transfer-encoding"]
+                    .contains(&h.to_ascii_lowercase().as_str());
+            if !ok {
+                problems.add(
+                    format!("{at}.upstream_headers[{i}]"),
+                    format!("{h:?} is not a header livegate can copy"),
+                );
+            }
+        }
+        if let Some(c) = &self.cache {
+            if c.allow_ttl_ms > 86_400_000 || c.deny_ttl_ms > 86_400_000 {
+                problems.add(
+                    format!("{at}.cache"),
+                    "TTLs are at most 86400000 ms (a day)",
+                );
+            }
+            if !(1..=10_000_000).contains(&c.max_entries) {
+                problems.add(format!("{at}.cache.max_entries"), "must be 1..=10000000");
+            }
         }
     }
 }

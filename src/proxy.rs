@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use http::{HeaderName, HeaderValue};
 use log::{info, warn};
 use pingora_core::prelude::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
@@ -12,17 +13,21 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::{ProxyHttp, Session};
 
+use crate::auth::remote::{Asked, Outcome, Remote};
 use crate::auth::Table;
+use crate::config::TimeoutAction;
 use crate::origin::Origin;
 use crate::route::{host_name, vet_path, Route, Scene};
 use crate::sign::{query, Request};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 
-/// The edge: the rule table and one origin pool per domain (same order).
+/// The edge: the rule table, and per domain (same order) its origin pool and
+/// its remote authentication.
 pub struct Gate {
     pub table: Arc<Table>,
     pub origins: Vec<Origin>,
+    pub remotes: Vec<Option<Remote>>,
 }
 
 /// What one request carries from phase to phase.
@@ -37,6 +42,8 @@ pub struct Ctx {
     hash_key: String,
     /// Peers that refused a connection for this request.
     tried: Vec<SocketAddr>,
+    /// Headers the auth server's answer asks to pass to the origin.
+    upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
     /// Why the request was refused, for the log.
     pub reason: Option<Reason>,
 }
@@ -99,6 +106,68 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Remote authentication for an admitted request, when its domain has it and
+    /// the request is in scope.
+    async fn ask_remote(&self, session: &Session, ctx: &mut Ctx) -> Result<(), Failure> {
+        let Some(remote) = &self.remotes[ctx.domain] else {
+            return Ok(());
+        };
+        let req = session.req_header();
+        if !remote.in_scope(req.uri.path()) {
+            return Ok(());
+        }
+        let domain = &self.table.domains()[ctx.domain];
+        let ip = client_ip(session)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let asked = Asked {
+            domain: &domain.name,
+            method: &req.method,
+            path: req.uri.path(),
+            query: req.uri.query().unwrap_or(""),
+            headers: &req.headers,
+            host: req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(""),
+            client_ip: &ip,
+            https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        };
+        let (reason, detail) = match remote.check(&asked).await {
+            Outcome::Allowed { headers, .. } => {
+                ctx.upstream_headers = (!headers.is_empty()).then_some(headers);
+                return Ok(());
+            }
+            Outcome::Denied { status, .. } => {
+                return Err(Failure::with(
+                    Reason::RemoteDenied,
+                    format!("the auth server answered {status}"),
+                ))
+            }
+            Outcome::TimedOut => (
+                Reason::RemoteTimeout,
+                "the auth server did not answer in time".to_owned(),
+            ),
+            Outcome::Failed(why) => (
+                Reason::RemoteError,
+                format!("the auth server failed: {why}"),
+            ),
+        };
+        match remote.action {
+            TimeoutAction::Allow => {
+                warn!(
+                    "{reason}, timeout action allow: letting {} through ({detail})",
+                    req.uri.path()
+                );
+                Ok(())
+            }
+            TimeoutAction::Block => Err(Failure::with(reason, detail)),
+        }
+    }
+}
+
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
@@ -115,7 +184,7 @@ impl ProxyHttp for Gate {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        match self.admit(session.req_header(), client_ip(session), unix_now()) {
+        let verdict = match self.admit(session.req_header(), client_ip(session), unix_now()) {
             Ok(a) => {
                 ctx.domain = a.domain;
                 ctx.upstream_uri = a.upstream_uri;
@@ -127,21 +196,21 @@ impl ProxyHttp for Gate {
                     let r = Route::of_path(path.split('?').next().unwrap_or(path));
                     ctx.hash_key = format!("{}/{}", r.app, r.stream);
                 }
-                Ok(false)
+                self.ask_remote(session, ctx).await
             }
-            Err(f) => {
-                info!(
-                    "denied {} {}: {} ({})",
-                    session.req_header().method,
-                    session.req_header().uri.path(),
-                    f.reason,
-                    f.detail
-                );
-                ctx.reason = Some(f.reason);
-                session.respond_error(f.reason.status()).await?;
-                Ok(true)
-            }
-        }
+            Err(f) => Err(f),
+        };
+        let Err(f) = verdict else { return Ok(false) };
+        info!(
+            "denied {} {}: {} ({})",
+            session.req_header().method,
+            session.req_header().uri.path(),
+            f.reason,
+            f.detail
+        );
+        ctx.reason = Some(f.reason);
+        session.respond_error(f.reason.status()).await?;
+        Ok(true)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -192,6 +261,16 @@ impl ProxyHttp for Gate {
                 .parse()
                 .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream URI"))?;
             upstream.set_uri(uri);
+        }
+        if let Some(remote) = &self.remotes[ctx.domain] {
+            for name in remote.copy.iter() {
+                upstream.remove_header(name);
+            }
+        }
+        if let Some(headers) = ctx.upstream_headers.take() {
+            for (name, value) in headers.iter() {
+                upstream.insert_header(name.clone(), value.clone())?;
+            }
         }
         if let Some(host) = &self.origins[ctx.domain].host {
             upstream.insert_header(http::header::HOST, host)?;

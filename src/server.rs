@@ -7,6 +7,7 @@ use pingora_core::server::Server;
 use pingora_core::services::listening::Service;
 use thiserror::Error;
 
+use crate::auth::remote::Remote;
 use crate::config::{Loaded, ServerSection};
 use crate::demo::DemoOrigin;
 use crate::origin::Origin;
@@ -88,9 +89,15 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             })?;
         origins.push(origin);
     }
+    let remotes = config
+        .domains
+        .iter()
+        .map(|d| d.remote_auth.as_ref().map(Remote::new))
+        .collect();
     let gate = Gate {
         table: Arc::new(loaded.table),
         origins,
+        remotes,
     };
     let mut proxy =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, gate, "livegate");

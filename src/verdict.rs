@@ -27,6 +27,12 @@ pub enum Reason {
     UnknownDomain,
     /// The request's method belongs to no scene (answered 405).
     BadMethod,
+    /// The auth server said no.
+    RemoteDenied,
+    /// The auth server was too slow and the timeout action is block.
+    RemoteTimeout,
+    /// The auth server was unreachable and the timeout action is block.
+    RemoteError,
     /// The request is unfit to forward: a path with dot-segments, encoded
     /// separators or bad percent-encoding, or no Host (answered 400).
     BadRequest,
@@ -44,6 +50,9 @@ impl Reason {
             Reason::NoRule => "NO_RULE",
             Reason::UnknownDomain => "UNKNOWN_DOMAIN",
             Reason::BadMethod => "BAD_METHOD",
+            Reason::RemoteDenied => "REMOTE_DENIED",
+            Reason::RemoteTimeout => "REMOTE_TIMEOUT",
+            Reason::RemoteError => "REMOTE_ERROR",
             Reason::BadRequest => "BAD_REQUEST",
         }
     }

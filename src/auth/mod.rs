@@ -2,6 +2,7 @@
 //! `*.suffix`, then `*`), then (scene, app) → rule (the exact app, then `*`).
 //! Lookups allocate nothing on the common path.
 
+pub mod remote;
 pub mod rules;
 
 use std::collections::HashMap;
@@ -129,6 +130,9 @@ impl Table {
                 );
             }
             dc.origin.validate(&format!("{at}.origin"), problems);
+            if let Some(r) = &dc.remote_auth {
+                r.validate(&format!("{at}.remote_auth"), problems);
+            }
             t.domains
                 .push(build_domain(dc, name, &at, problems, warnings));
         }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
@@ -218,6 +220,11 @@ impl Livegate {
     }
 
     pub fn start_with(domains_yaml: &str, extra_listen: &str) -> Livegate {
+        Livegate::start_env(domains_yaml, extra_listen, &[])
+    }
+
+    /// As [`Livegate::start_with`], with extra environment variables for the process.
+    pub fn start_env(domains_yaml: &str, extra_listen: &str, env: &[(&str, &str)]) -> Livegate {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
@@ -232,6 +239,7 @@ impl Livegate {
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -22,6 +22,60 @@ pub struct Config {
     pub listen: Vec<Listen>,
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
+    /// Prometheus metrics endpoint; none when absent.
+    pub metrics: Option<MetricsConfig>,
+    /// One line per request (log target `access`); none when absent.
+    pub access_log: Option<AccessLogConfig>,
+    /// Event callbacks to the customer's backend; none when absent.
+    pub notify: Option<NotifyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// nginx's `combined`, plus duration, origin, verdict and reason.
+    #[default]
+    Combined,
+    Json,
+}
+
+/// Which events are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    StreamStart,
+    StreamEnd,
+    AuthDenied,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub url: String,
+    /// Signs each body: `sign = md5(key + t)`.
+    pub key: SecretString,
+    #[serde(default = "default_events")]
+    pub events: Vec<EventKind>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// A stream ends when no connection came back within this.
+    #[serde(default = "default_linger")]
+    pub linger_ms: u64,
 }
 
 /// Pingora's own server settings, passed through. Only the keys listed here are
@@ -274,6 +328,19 @@ fn default_connect_timeout() -> u64 {
 fn default_read_timeout() -> u64 {
     10_000
 }
+fn default_events() -> Vec<EventKind> {
+    vec![EventKind::StreamStart, EventKind::StreamEnd]
+}
+fn default_notify_timeout() -> u64 {
+    2000
+}
+fn default_retries() -> u32 {
+    3
+}
+/// Also the stream linger when no `notify` section exists.
+pub fn default_linger() -> u64 {
+    5000
+}
 fn default_remote_timeout() -> u64 {
     1500
 }
@@ -383,6 +450,51 @@ impl Config {
         }
         if self.server.threads == Some(0) {
             problems.add("server.threads", "must be at least 1");
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.add(
+                    "metrics.listen",
+                    format!("{:?} is not an IP:port address", m.listen),
+                );
+            }
+        }
+        if let Some(n) = &self.notify {
+            n.validate(problems);
+        }
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    u.parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+}
+
+impl NotifyConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if !is_http_url(&self.url) {
+            problems.add(
+                "notify.url",
+                format!("{:?} is not an http(s) URL", self.url),
+            );
+        }
+        if let Err(e) = crate::sign::Key::new(&self.key.0) {
+            problems.add("notify.key", e);
+        }
+        if self.events.is_empty() {
+            problems.add(
+                "notify.events",
+                "list at least one of stream_start, stream_end, auth_denied",
+            );
+        }
+        if !(1..=30_000).contains(&self.timeout_ms) {
+            problems.add("notify.timeout_ms", "must be 1..=30000");
+        }
+        if self.retries > 10 {
+            problems.add("notify.retries", "must be 0..=10");
+        }
+        if self.linger_ms > 600_000 {
+            problems.add("notify.linger_ms", "must be 0..=600000");
         }
     }
 }

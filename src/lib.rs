@@ -2,15 +2,19 @@
 //! request inline (signed URLs, then optionally a remote auth server) and streams
 //! approved traffic to origin servers. Built on Pingora.
 
+pub mod access_log;
 pub mod auth;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod sign;
+pub mod streams;
 pub mod verdict;
 
 /// Unix seconds now. Only the binary's edges read the clock; everything that

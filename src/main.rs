@@ -81,8 +81,30 @@ struct CheckArgs {
 
 const USAGE: u8 = 2;
 
+/// Logs to stderr (journald under systemd; `server.error_log` when daemonised).
+/// Access-log lines (target `access`) are written bare, one request per line.
+fn init_logging() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|buf, record| {
+            if record.target() == "access" {
+                writeln!(buf, "{}", record.args())
+            } else {
+                let ts = buf.timestamp_millis();
+                writeln!(
+                    buf,
+                    "[{ts} {} {}] {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                )
+            }
+        })
+        .init();
+}
+
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Check(a)) => check(a),

@@ -57,6 +57,15 @@ impl Origin {
         matches!(self.pool, Pool::Consistent(_))
     }
 
+    /// Each peer with whether it currently passes its health check (always true
+    /// without health checks).
+    pub fn health(&self) -> Vec<(String, bool)> {
+        match &self.pool {
+            Pool::RoundRobin(lb) => peers_health(lb),
+            Pool::Consistent(lb) => peers_health(lb),
+        }
+    }
+
     /// A healthy peer not in `tried`; failing that, any peer not in `tried` (a
     /// health check may lag behind an origin that came back).
     pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
@@ -66,6 +75,19 @@ impl Origin {
             Pool::Consistent(lb) => pick(lb, key, fresh),
         }
     }
+}
+
+fn peers_health<S>(lb: &LoadBalancer<S>) -> Vec<(String, bool)>
+where
+    S: BackendSelection + 'static,
+    S::Iter: BackendIter,
+{
+    let backends = lb.backends();
+    backends
+        .get_backend()
+        .iter()
+        .map(|b| (b.addr.to_string(), backends.ready(b)))
+        .collect()
 }
 
 fn pick<S>(lb: &LoadBalancer<S>, key: &[u8], fresh: impl Fn(&Backend) -> bool) -> Option<Backend>

@@ -3,38 +3,54 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use log::{info, warn};
 use pingora_core::prelude::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
 use pingora_core::{Error, ErrorType, Result};
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
+use crate::access_log::{self, Entry, Redact};
 use crate::auth::remote::{Asked, Outcome, Remote};
 use crate::auth::Table;
-use crate::config::TimeoutAction;
+use crate::config::{EventKind, LogFormat, TimeoutAction};
+use crate::metrics::{self, metrics, DomainMetrics, RemoteOutcome, UNKNOWN_DOMAIN};
+use crate::notify::{Event, Notifier};
 use crate::origin::Origin;
 use crate::route::{host_name, vet_path, Route, Scene};
 use crate::sign::{query, Request};
+use crate::streams::{session_stream, StreamKey, Streams};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 
-/// The edge: the rule table, and per domain (same order) its origin pool and
-/// its remote authentication.
+/// What livegate runs per domain (same order as the configuration).
+pub struct Site {
+    pub origin: Arc<Origin>,
+    pub remote: Option<Remote>,
+    pub metrics: DomainMetrics,
+}
+
+/// The edge.
 pub struct Gate {
     pub table: Arc<Table>,
-    pub origins: Vec<Origin>,
-    pub remotes: Vec<Option<Remote>>,
+    pub sites: Vec<Site>,
+    pub streams: Arc<Streams>,
+    pub notifier: Option<Arc<Notifier>>,
+    pub access_log: Option<(LogFormat, Redact)>,
 }
 
 /// What one request carries from phase to phase.
-#[derive(Default)]
 pub struct Ctx {
-    /// Index of the domain (and its origin) once routed.
-    domain: usize,
+    started: Instant,
+    /// The domain once the Host matched one.
+    domain: Option<usize>,
+    scene: Option<Scene>,
+    client: Option<IpAddr>,
     /// The URI to send upstream when it differs from the client's (prefix or auth
     /// parameters removed).
     upstream_uri: Option<String>,
@@ -42,30 +58,29 @@ pub struct Ctx {
     hash_key: String,
     /// Peers that refused a connection for this request.
     tried: Vec<SocketAddr>,
+    peer: Option<SocketAddr>,
     /// Headers the auth server's answer asks to pass to the origin.
     upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
-    /// Why the request was refused, for the log.
-    pub reason: Option<Reason>,
+    /// The stream session this connection counts in, once admitted.
+    stream: Option<StreamKey>,
+    /// Why the request was refused.
+    reason: Option<Reason>,
 }
 
-/// An admitted request's routing, decided from the request head alone.
-struct Admission {
-    domain: usize,
-    upstream_uri: Option<String>,
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn ip_string(ip: Option<IpAddr>) -> String {
+    ip.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 impl Gate {
-    /// Route and verify one request head: the whole admission decision.
-    fn admit(
-        &self,
-        req: &RequestHeader,
-        client: Option<IpAddr>,
-        now: i64,
-    ) -> Result<Admission, Failure> {
-        let scene = Scene::of_method(req.method.as_str()).ok_or(Failure::new(
-            Reason::BadMethod,
-            "the method belongs to neither pull nor push",
-        ))?;
+    /// Route and verify one request head, recording what it learns in `ctx`.
+    fn admit(&self, req: &RequestHeader, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
         let host = req
             .headers
             .get(http::header::HOST)
@@ -73,14 +88,20 @@ impl Gate {
             .or_else(|| req.uri.authority().map(|a| a.as_str()))
             .ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
         let host = host_name(host);
-        let (domain_index, domain) = self.table.domain(host).ok_or(Failure::new(
+        let (index, domain) = self.table.domain(host).ok_or(Failure::new(
             Reason::UnknownDomain,
             "no domain serves this host",
         ))?;
+        ctx.domain = Some(index);
+        let scene = Scene::of_method(req.method.as_str()).ok_or(Failure::new(
+            Reason::BadMethod,
+            "the method belongs to neither pull nor push",
+        ))?;
+        ctx.scene = Some(scene);
         let path = req.uri.path();
         vet_path(path).map_err(|why| Failure::new(Reason::BadRequest, why))?;
         let query = req.uri.query().unwrap_or("");
-        let remote = client.map(|ip| ip.to_string()).unwrap_or_default();
+        let remote = ip_string(ctx.client);
         let request = Request {
             host,
             path,
@@ -92,37 +113,41 @@ impl Gate {
             Some(r) if domain.strip_auth_params => query::without(query, &r.auth_params()),
             _ => query.into(),
         };
-        let changed = pass.path.len() != path.len()
-            || kept.len() != query.len()
-            || req.uri.scheme().is_some();
-        let upstream_uri = changed.then(|| match kept.is_empty() {
-            true => pass.path.to_owned(),
-            false => format!("{}?{kept}", pass.path),
+        if pass.path.len() != path.len() || kept.len() != query.len() || req.uri.scheme().is_some()
+        {
+            ctx.upstream_uri = Some(match kept.is_empty() {
+                true => pass.path.to_owned(),
+                false => format!("{}?{kept}", pass.path),
+            });
+        }
+        let route = Route::of_path(pass.path);
+        if self.sites[index].origin.keyed() {
+            ctx.hash_key = format!("{}/{}", route.app, route.stream);
+        }
+        ctx.stream = Some(StreamKey {
+            domain: index,
+            app: route.app.into(),
+            stream: session_stream(route.stream, route.ext).into(),
+            scene,
         });
-        Ok(Admission {
-            domain: domain_index,
-            upstream_uri,
-        })
+        Ok(())
     }
-}
 
-impl Gate {
     /// Remote authentication for an admitted request, when its domain has it and
     /// the request is in scope.
     async fn ask_remote(&self, session: &Session, ctx: &mut Ctx) -> Result<(), Failure> {
-        let Some(remote) = &self.remotes[ctx.domain] else {
+        let Some(d) = ctx.domain else { return Ok(()) };
+        let site = &self.sites[d];
+        let Some(remote) = &site.remote else {
             return Ok(());
         };
         let req = session.req_header();
         if !remote.in_scope(req.uri.path()) {
             return Ok(());
         }
-        let domain = &self.table.domains()[ctx.domain];
-        let ip = client_ip(session)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
+        let ip = ip_string(ctx.client);
         let asked = Asked {
-            domain: &domain.name,
+            domain: &self.table.domains()[d].name,
             method: &req.method,
             path: req.uri.path(),
             query: req.uri.query().unwrap_or(""),
@@ -135,25 +160,46 @@ impl Gate {
             client_ip: &ip,
             https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         };
-        let (reason, detail) = match remote.check(&asked).await {
-            Outcome::Allowed { headers, .. } => {
+        let started = Instant::now();
+        let outcome = remote.check(&asked).await;
+        metrics()
+            .remote_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let (reason, detail) = match outcome {
+            Outcome::Allowed { headers, cached } => {
+                site.metrics.remote(if cached {
+                    RemoteOutcome::CacheHit
+                } else {
+                    RemoteOutcome::Allow
+                });
                 ctx.upstream_headers = (!headers.is_empty()).then_some(headers);
                 return Ok(());
             }
-            Outcome::Denied { status, .. } => {
+            Outcome::Denied { status, cached } => {
+                site.metrics.remote(if cached {
+                    RemoteOutcome::CacheHit
+                } else {
+                    RemoteOutcome::Deny
+                });
                 return Err(Failure::with(
                     Reason::RemoteDenied,
                     format!("the auth server answered {status}"),
-                ))
+                ));
             }
-            Outcome::TimedOut => (
-                Reason::RemoteTimeout,
-                "the auth server did not answer in time".to_owned(),
-            ),
-            Outcome::Failed(why) => (
-                Reason::RemoteError,
-                format!("the auth server failed: {why}"),
-            ),
+            Outcome::TimedOut => {
+                site.metrics.remote(RemoteOutcome::Timeout);
+                (
+                    Reason::RemoteTimeout,
+                    "the auth server did not answer in time".to_owned(),
+                )
+            }
+            Outcome::Failed(why) => {
+                site.metrics.remote(RemoteOutcome::Error);
+                (
+                    Reason::RemoteError,
+                    format!("the auth server failed: {why}"),
+                )
+            }
         };
         match remote.action {
             TimeoutAction::Allow => {
@@ -166,13 +212,104 @@ impl Gate {
             TimeoutAction::Block => Err(Failure::with(reason, detail)),
         }
     }
-}
 
-fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    /// Counts a verdict under the domain and scene it reached.
+    fn count(&self, ctx: &Ctx, verdict: Result<(), Reason>) {
+        metrics()
+            .auth_seconds
+            .observe(ctx.started.elapsed().as_secs_f64());
+        match (ctx.domain, ctx.scene, verdict) {
+            (Some(d), Some(scene), v) => self.sites[d].metrics.verdict(scene, v),
+            (d, scene, Err(r)) => {
+                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.table.domains()[d].name.as_str());
+                metrics::unrouted(name, scene, r);
+            }
+            (_, _, Ok(())) => {}
+        }
+    }
+
+    /// Answers a refused request: the status, the reason in the log (never in the
+    /// body), and an `auth_denied` event when wanted.
+    async fn deny(&self, session: &mut Session, ctx: &mut Ctx, f: Failure) -> Result<bool> {
+        let req = session.req_header();
+        info!(
+            "denied {} {}: {} ({})",
+            req.method,
+            req.uri.path(),
+            f.reason,
+            f.detail
+        );
+        if let Some(n) = self
+            .notifier
+            .as_ref()
+            .filter(|n| n.wants(EventKind::AuthDenied))
+        {
+            let route = Route::of_path(req.uri.path());
+            let domain = ctx.domain.map_or_else(
+                || {
+                    host_name(
+                        req.headers
+                            .get(http::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or(""),
+                    )
+                    .to_owned()
+                },
+                |d| self.table.domains()[d].name.clone(),
+            );
+            n.emit(Event {
+                event_type: EventKind::AuthDenied,
+                domain,
+                app: route.app.to_owned(),
+                stream: route.stream.to_owned(),
+                scene: ctx.scene.map_or("none", Scene::as_str),
+                client_ip: ip_string(ctx.client),
+                time: unix_now(),
+                reason: Some(f.reason.as_str()),
+            });
+        }
+        ctx.stream = None;
+        ctx.reason = Some(f.reason);
+        session.respond_error(f.reason.status()).await?;
+        Ok(true)
+    }
+
+    fn log_access(&self, session: &Session, ctx: &Ctx) {
+        let Some((format, redact)) = &self.access_log else {
+            return;
+        };
+        let req = session.req_header();
+        let header = |name| {
+            req.headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let client = ip_string(ctx.client);
+        let origin = ctx.peer.map(|p| p.to_string());
+        let started_ms = unix_now() * 1000 - ctx.started.elapsed().as_millis() as i64;
+        let entry = Entry {
+            time_ms: started_ms,
+            client: &client,
+            host: header(http::header::HOST),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query().unwrap_or(""),
+            version: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            bytes: session.body_bytes_sent(),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+            duration: ctx.started.elapsed(),
+            origin: origin.as_deref(),
+            reason: ctx.reason,
+        };
+        info!(target: "access", "{}", access_log::line(*format, redact, &entry));
+    }
 }
 
 #[async_trait]
@@ -180,46 +317,50 @@ impl ProxyHttp for Gate {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            started: Instant::now(),
+            domain: None,
+            scene: None,
+            client: None,
+            upstream_uri: None,
+            hash_key: String::new(),
+            tried: Vec::new(),
+            peer: None,
+            upstream_headers: None,
+            stream: None,
+            reason: None,
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let verdict = match self.admit(session.req_header(), client_ip(session), unix_now()) {
-            Ok(a) => {
-                ctx.domain = a.domain;
-                ctx.upstream_uri = a.upstream_uri;
-                if self.origins[a.domain].keyed() {
-                    let path = ctx
-                        .upstream_uri
-                        .as_deref()
-                        .unwrap_or(session.req_header().uri.path());
-                    let r = Route::of_path(path.split('?').next().unwrap_or(path));
-                    ctx.hash_key = format!("{}/{}", r.app, r.stream);
-                }
-                self.ask_remote(session, ctx).await
-            }
+        ctx.client = client_ip(session);
+        let verdict = match self.admit(session.req_header(), ctx, unix_now()) {
+            Ok(()) => self.ask_remote(session, ctx).await,
             Err(f) => Err(f),
         };
-        let Err(f) = verdict else { return Ok(false) };
-        info!(
-            "denied {} {}: {} ({})",
-            session.req_header().method,
-            session.req_header().uri.path(),
-            f.reason,
-            f.detail
-        );
-        ctx.reason = Some(f.reason);
-        session.respond_error(f.reason.status()).await?;
-        Ok(true)
+        self.count(ctx, verdict.as_ref().map(|_| ()).map_err(|f| f.reason));
+        match verdict {
+            Ok(()) => {
+                if let Some(key) = &ctx.stream {
+                    self.streams.open(key, &ip_string(ctx.client));
+                }
+                Ok(false)
+            }
+            Err(f) => self.deny(session, ctx, f).await,
+        }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let origin = &self.origins[ctx.domain];
+        let d = ctx
+            .domain
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no domain"))?;
+        let origin = &self.sites[d].origin;
         let backend = origin
             .select(ctx.hash_key.as_bytes(), &ctx.tried)
             .ok_or_else(|| {
                 Error::explain(ErrorType::ConnectNoRoute, "no origin peer left to try")
             })?;
+        ctx.peer = backend.addr.as_inet().copied();
         let mut peer = HttpPeer::new(backend.addr, false, String::new());
         peer.options.connection_timeout = Some(origin.connect_timeout);
         peer.options.read_timeout = Some(origin.read_timeout);
@@ -237,7 +378,10 @@ impl ProxyHttp for Gate {
             warn!("origin {addr} refused: {e}; trying another peer");
             ctx.tried.push(*addr);
         }
-        if ctx.tried.len() < self.origins[ctx.domain].peers {
+        if ctx
+            .domain
+            .is_some_and(|d| ctx.tried.len() < self.sites[d].origin.peers)
+        {
             e.set_retry(true);
         }
         e
@@ -252,17 +396,18 @@ impl ProxyHttp for Gate {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        let Some(d) = ctx.domain else { return Ok(()) };
         if let Some(uri) = ctx.upstream_uri.take() {
             let uri = uri
                 .parse()
                 .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream URI"))?;
             upstream.set_uri(uri);
         }
-        if let Some(remote) = &self.remotes[ctx.domain] {
+        if let Some(remote) = &self.sites[d].remote {
             for name in remote.copy.iter() {
                 upstream.remove_header(name);
             }
@@ -272,10 +417,10 @@ impl ProxyHttp for Gate {
                 upstream.insert_header(name.clone(), value.clone())?;
             }
         }
-        if let Some(host) = &self.origins[ctx.domain].host {
+        if let Some(host) = &self.sites[d].origin.host {
             upstream.insert_header(http::header::HOST, host)?;
         }
-        if let Some(ip) = client_ip(session) {
+        if let Some(ip) = ctx.client {
             let ip = ip.to_string();
             let xff = match upstream
                 .headers
@@ -289,5 +434,37 @@ impl ProxyHttp for Gate {
             upstream.insert_header("x-real-ip", ip)?;
         }
         Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(d) = ctx.domain {
+            self.sites[d].metrics.upstream_status(resp.status.as_u16());
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
+            self.sites[d].metrics.sent.inc_by(b.len() as u64);
+        }
+        Ok(None)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(key) = ctx.stream.take() {
+            self.streams.close(key);
+        }
+        self.log_access(session, ctx);
     }
 }

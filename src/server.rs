@@ -7,11 +7,19 @@ use pingora_core::server::Server;
 use pingora_core::services::listening::Service;
 use thiserror::Error;
 
+use std::time::Duration;
+
+use pingora_core::services::background::background_service;
+
+use crate::access_log::Redact;
 use crate::auth::remote::Remote;
-use crate::config::{Loaded, ServerSection};
+use crate::config::{default_linger, Loaded, ServerSection};
 use crate::demo::DemoOrigin;
+use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
+use crate::notify::Notifier;
 use crate::origin::Origin;
-use crate::proxy::Gate;
+use crate::proxy::{Gate, Site};
+use crate::streams::{DomainInfo, Streams};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -80,24 +88,66 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         Server::new_with_opt_and_conf(opt(daemon, upgrade), server_conf(&config.server));
     server.bootstrap();
 
-    let mut origins = Vec::with_capacity(config.domains.len());
+    let table = Arc::new(loaded.table);
+    let mut sites = Vec::with_capacity(config.domains.len());
     for d in &config.domains {
         let origin =
             Origin::build(&d.origin, &mut server, &d.name).map_err(|source| RunError::Origin {
                 domain: d.name.clone(),
                 source,
             })?;
-        origins.push(origin);
+        sites.push(Site {
+            origin: Arc::new(origin),
+            remote: d.remote_auth.as_ref().map(Remote::new),
+            metrics: DomainMetrics::new(&d.name),
+        });
     }
-    let remotes = config
+    let health = sites
+        .iter()
+        .zip(&config.domains)
+        .map(|(s, d)| (d.name.clone(), s.origin.clone()))
+        .collect();
+    if let Err(e) = OriginHealth::register(Arc::new(health)) {
+        log::warn!("livegate_origin_up is unavailable: {e}");
+    }
+    if let Some(m) = &config.metrics {
+        let mut prometheus = pingora_prometheus::prometheus_http_service();
+        prometheus.add_tcp(&m.listen);
+        server.add_service(prometheus);
+    }
+    let notifier = config.notify.as_ref().and_then(Notifier::new).map(|n| {
+        let service = background_service("notify", n);
+        let task = service.task();
+        server.add_service(service);
+        task
+    });
+    let linger = config
+        .notify
+        .as_ref()
+        .map_or_else(default_linger, |n| n.linger_ms);
+    let infos = config
         .domains
         .iter()
-        .map(|d| d.remote_auth.as_ref().map(Remote::new))
+        .map(|d| DomainInfo {
+            name: d.name.clone(),
+            active: active_streams(&d.name),
+        })
         .collect();
+    let streams = Arc::new(Streams::new(
+        Duration::from_millis(linger),
+        infos,
+        notifier.clone(),
+    ));
+    let access_log = config
+        .access_log
+        .as_ref()
+        .map(|a| (a.format, Redact::new(table.auth_param_names())));
     let gate = Gate {
-        table: Arc::new(loaded.table),
-        origins,
-        remotes,
+        table,
+        sites,
+        streams,
+        notifier,
+        access_log,
     };
     let mut proxy =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, gate, "livegate");

@@ -39,6 +39,23 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
+    /// metric handles can live in an array.
+    pub const ALL: [Reason; 12] = [
+        Reason::MissingSignature,
+        Reason::Malformed,
+        Reason::BadTimestamp,
+        Reason::Expired,
+        Reason::BadSignature,
+        Reason::NoRule,
+        Reason::UnknownDomain,
+        Reason::BadMethod,
+        Reason::RemoteDenied,
+        Reason::RemoteTimeout,
+        Reason::RemoteError,
+        Reason::BadRequest,
+    ];
+
     /// The contract name, e.g. `BAD_SIGNATURE`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -106,5 +123,17 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r}");
+        }
     }
 }

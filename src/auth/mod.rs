@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
-use crate::sign::{self, Pass, Request, Rule};
+use crate::sign::{self, Pass, Request, Rule, Scheme};
 use crate::verdict::{Failure, Reason};
 pub use rules::Entry;
 
@@ -169,6 +169,31 @@ impl Table {
 
     pub fn domains(&self) -> &[Domain] {
         &self.domains
+    }
+
+    /// Every query parameter name that may carry a signature or time: each
+    /// scheme's defaults and every rule's renames. Their values are never logged.
+    pub fn auth_param_names(&self) -> Vec<String> {
+        let defaults = Scheme::URL_SCHEMES.iter().flat_map(|s| {
+            let (a, b) = s.param_names();
+            [a, b]
+        });
+        let configured = self.domains.iter().flat_map(|d| {
+            d.apps
+                .iter()
+                .flat_map(|m| m.values())
+                .chain(d.default.iter().flatten())
+                .filter_map(|e| match e {
+                    Entry::Rule(r) => Some(r.auth_params()),
+                    Entry::Disabled => None,
+                })
+                .flatten()
+        });
+        defaults
+            .chain(configured)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 

@@ -33,23 +33,32 @@ pub fn find<'a, const N: usize>(
     Ok(found)
 }
 
+/// The percent-decoded name of one `name=value` pair.
+pub fn pair_name(pair: &str) -> Cow<'_, str> {
+    let raw = pair.split('=').next().unwrap_or("");
+    form_urlencoded::parse(raw.as_bytes())
+        .next()
+        .map(|(k, _)| k)
+        .unwrap_or_default()
+}
+
+/// Whether a pair's (decoded) name is one of `names` (empty names never match).
+pub fn is_named<S: AsRef<str>>(pair: &str, names: &[S]) -> bool {
+    let name = pair_name(pair);
+    names
+        .iter()
+        .any(|n| !n.as_ref().is_empty() && name == n.as_ref())
+}
+
 /// The query without the parameters `names`, other parameters byte-for-byte as sent.
 /// Borrowed when nothing is removed.
 pub fn without<'a>(query: &'a str, names: &[&str]) -> Cow<'a, str> {
-    let is_named = |pair: &str| {
-        let raw = pair.split('=').next().unwrap_or("");
-        let name: Cow<str> = form_urlencoded::parse(raw.as_bytes())
-            .next()
-            .map(|(k, _)| k)
-            .unwrap_or_default();
-        names.iter().any(|n| !n.is_empty() && name == *n)
-    };
-    if !query.split('&').any(is_named) {
+    if !query.split('&').any(|p| is_named(p, names)) {
         return Cow::Borrowed(query);
     }
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|p| !p.is_empty() && !is_named(p))
+        .filter(|p| !p.is_empty() && !is_named(p, names))
         .collect();
     Cow::Owned(kept.join("&"))
 }

@@ -45,6 +45,18 @@ pub enum Encoding {
 }
 
 impl Scheme {
+    /// The URL-signing schemes (every one but `tsign`).
+    pub const URL_SCHEMES: [Scheme; 8] = [
+        Scheme::Tencent,
+        Scheme::TypeA,
+        Scheme::TypeB,
+        Scheme::TypeC,
+        Scheme::TypeD,
+        Scheme::VolcMd5,
+        Scheme::VolcMd5Custom,
+        Scheme::SecureLink,
+    ];
+
     /// The configuration name, for messages.
     pub const fn name(self) -> &'static str {
         match self {

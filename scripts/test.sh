@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # cmake: Pingora's zlib-ng build; openssl, md5sum: the README's signing examples.
-ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils
+# systemd-analyze: the unit check.
+ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd
 
 echo "== cargo fmt --check"
 cargo fmt --check

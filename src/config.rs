@@ -76,6 +76,9 @@ pub struct NotifyConfig {
     /// A stream ends when no connection came back within this.
     #[serde(default = "default_linger")]
     pub linger_ms: u64,
+    /// Events waiting for delivery, at most; more are dropped and counted.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
 }
 
 /// Pingora's own server settings, passed through. Only the keys listed here are
@@ -331,6 +334,9 @@ fn default_read_timeout() -> u64 {
 fn default_events() -> Vec<EventKind> {
     vec![EventKind::StreamStart, EventKind::StreamEnd]
 }
+fn default_queue() -> usize {
+    10_000
+}
 fn default_notify_timeout() -> u64 {
     2000
 }
@@ -492,6 +498,9 @@ impl NotifyConfig {
         }
         if self.retries > 10 {
             problems.add("notify.retries", "must be 0..=10");
+        }
+        if !(1..=1_000_000).contains(&self.queue) {
+            problems.add("notify.queue", "must be 1..=1000000");
         }
         if self.linger_ms > 600_000 {
             problems.add("notify.linger_ms", "must be 0..=600000");

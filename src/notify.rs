@@ -21,8 +21,6 @@ use crate::sign::tsign::Tsign;
 use crate::sign::Key;
 use crate::unix_now;
 
-/// Events waiting for delivery, at most.
-pub const QUEUE: usize = 10_000;
 /// Deliveries in flight at once.
 const IN_FLIGHT: usize = 16;
 /// How long a body's `t` stays valid for the receiver.
@@ -73,7 +71,7 @@ impl Notifier {
     /// From a validated configuration (`None` if the key is unusable).
     pub fn new(cfg: &NotifyConfig) -> Option<Notifier> {
         let tsign = Tsign::new(Key::new(&cfg.key.0).ok()?).ok()?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(cfg.queue);
         Some(Notifier {
             tx,
             rx: Mutex::new(Some(rx)),

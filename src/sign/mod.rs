@@ -308,7 +308,7 @@ impl Rule {
         };
         match self.scheme.encoding() {
             Encoding::Hex => {
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if s.is_empty() || s.len() % 2 == 1 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(Failure::new(
                         Reason::Malformed,
                         "the signature is not hexadecimal",

@@ -294,6 +294,10 @@ fn failure_reasons() {
         Reason::Malformed
     );
     assert_eq!(
+        reason(r.verify(&req(p, "txSecret=abc&txTime=5c2acacc"), 0)),
+        Reason::Malformed
+    );
+    assert_eq!(
         reason(r.verify(&req(p, &format!("{ok}&txTime=5c2acacc")), 0)),
         Reason::Malformed
     );

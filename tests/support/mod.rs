@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod receiver;
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -41,6 +42,7 @@ impl Seen {
 /// A real HTTP/1.1 origin on a free loopback port. Paths:
 /// - `/file/<n>.<ext>`: `n` deterministic bytes (see [`file_bytes`]); honours `Range`.
 /// - `*.flv`: an endless chunked stream.
+/// - `/status/<code>/*`: that status.
 /// - `/stall/*`: headers and one chunk, then silence.
 /// - anything else: 200 with `x-origin: <id>` and the request line as the body.
 pub struct Origin {
@@ -112,6 +114,12 @@ fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
             .header("accept-ranges", "bytes")
             .body(full(body))
             .unwrap();
+    }
+    if let Some(code) = path
+        .strip_prefix("/status/")
+        .and_then(|c| c.split('/').next()?.parse::<u16>().ok())
+    {
+        return resp.status(code).body(full("status\n")).unwrap();
     }
     if path.starts_with("/stall/") {
         return resp
@@ -225,13 +233,27 @@ impl Livegate {
 
     /// As [`Livegate::start_with`], with extra environment variables for the process.
     pub fn start_env(domains_yaml: &str, extra_listen: &str, env: &[(&str, &str)]) -> Livegate {
+        Livegate::start_full(domains_yaml, extra_listen, "", env)
+    }
+
+    /// With top-level sections (`metrics:`, `access_log:`, `notify:` …) as YAML.
+    pub fn start_top(domains_yaml: &str, top: &str) -> Livegate {
+        Livegate::start_full(domains_yaml, "", top, &[])
+    }
+
+    pub fn start_full(
+        domains_yaml: &str,
+        extra_listen: &str,
+        top: &str,
+        env: &[(&str, &str)],
+    ) -> Livegate {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
         let config = dir.path().join("livegate.yaml");
         let text = format!(
             "server: {{ threads: 2, pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock }}\n\
-             listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}domains:\n{domains_yaml}"
+             listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}{top}domains:\n{domains_yaml}"
         );
         std::fs::write(&config, text).unwrap();
         let log = std::fs::File::create(dir.path().join("livegate.log")).unwrap();
@@ -343,4 +365,31 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
+}
+
+/// GETs a Prometheus endpoint.
+pub async fn scrape(port: u16) -> String {
+    client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the sample `name` whose labels include all of `labels`, if any.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if n != name {
+            return None;
+        }
+        let all = labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        all.then(|| value.parse().ok()).flatten()
+    })
 }

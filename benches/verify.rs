@@ -22,16 +22,7 @@ fn rule(scheme: Scheme) -> Rule {
 
 fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
-    for scheme in [
-        Scheme::Tencent,
-        Scheme::TypeA,
-        Scheme::TypeB,
-        Scheme::TypeC,
-        Scheme::TypeD,
-        Scheme::VolcMd5,
-        Scheme::VolcMd5Custom,
-        Scheme::SecureLink,
-    ] {
+    for scheme in Scheme::URL_SCHEMES {
         let r = rule(scheme);
         let expire = 2_000_000_040;
         let base = Request {

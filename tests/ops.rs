@@ -8,7 +8,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use support::auth::AuthServer;
 use support::receiver::{Mode, Receiver};
-use support::{client, free_port, sample, scrape, Livegate, Origin};
+use support::{free_port, sample, scrape, Livegate, Origin};
 
 const HOST: &str = "play.example.com";
 const NOTIFY_KEY: &str = "notifyKey123";
@@ -26,12 +26,7 @@ fn domain(peers: &[String], extra: &str) -> String {
 }
 
 async fn get(lg: &Livegate, host: &str, path: &str) -> reqwest::Response {
-    client()
-        .get(lg.url(path))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap()
+    lg.get(host, path).await
 }
 
 async fn eventually<F: Fn() -> bool>(what: &str, f: F) {
@@ -94,8 +89,10 @@ async fn each_metric_moves_with_its_traffic() {
             .status(),
         404
     );
-    for p in ["/ra/allow.m3u8", "/ra/allow.m3u8", "/ra/deny.m3u8"] {
-        let _ = get(&lg, HOST, &signed(p)).await;
+    // Signed once: a second signature made a second later would be another cache key.
+    let allow = signed("/ra/allow.m3u8");
+    for p in [allow.clone(), allow, signed("/ra/deny.m3u8")] {
+        let _ = get(&lg, HOST, &p).await;
     }
     let mut flv = get(&lg, HOST, &signed("/live/cam.flv")).await;
     assert!(flv.chunk().await.unwrap().is_some());

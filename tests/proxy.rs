@@ -29,12 +29,7 @@ async fn one_origin() -> (Origin, Livegate) {
 }
 
 async fn get(lg: &Livegate, host: &str, path: &str) -> reqwest::Response {
-    client()
-        .get(lg.url(path))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap()
+    lg.get(host, path).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,12 +27,7 @@ async fn setup(remote: &str) -> (Origin, Livegate) {
 }
 
 async fn get(lg: &Livegate, path: &str) -> reqwest::Response {
-    client()
-        .get(lg.url(path))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap()
+    lg.get(HOST, path).await
 }
 
 async fn status(lg: &Livegate, path: &str) -> u16 {

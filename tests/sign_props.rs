@@ -8,16 +8,7 @@ use livegate::route::Scene;
 use livegate::sign::{Key, Layout, Request, Rule, Scheme};
 use proptest::prelude::*;
 
-const SCHEMES: [Scheme; 8] = [
-    Scheme::Tencent,
-    Scheme::TypeA,
-    Scheme::TypeB,
-    Scheme::TypeC,
-    Scheme::TypeD,
-    Scheme::VolcMd5,
-    Scheme::VolcMd5Custom,
-    Scheme::SecureLink,
-];
+const SCHEMES: [Scheme; 8] = Scheme::URL_SCHEMES;
 
 fn rule(scheme: Scheme, key: &str) -> Rule {
     let layout = match scheme {

@@ -45,20 +45,7 @@ async fn respond(
     req: Request<Incoming>,
     calls: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    calls.lock().unwrap().push(Seen {
-        method: req.method().to_string(),
-        uri: req.uri().to_string(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-    });
+    calls.lock().unwrap().push(Seen::of(&req));
     let path = req.uri().path().to_owned();
     if path.contains("slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;

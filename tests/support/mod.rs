@@ -31,6 +31,24 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// What a server saw of `req`.
+    pub fn of<B>(req: &Request<B>) -> Seen {
+        Seen {
+            method: req.method().to_string(),
+            uri: req.uri().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -156,20 +174,7 @@ impl Origin {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (seen, id) = (seen.clone(), id.clone());
                         async move {
-                            seen.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                uri: req.uri().to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (
-                                            k.to_string(),
-                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                            });
+                            seen.lock().unwrap().push(Seen::of(&req));
                             Ok::<_, Infallible>(answer(&req, &id))
                         }
                     });
@@ -323,6 +328,16 @@ impl Livegate {
         url[url.find("://").unwrap() + 3..]
             .split_once('/')
             .map(|(_, p)| format!("/{p}"))
+            .unwrap()
+    }
+
+    /// `GET path` with `host` as the Host header.
+    pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        client()
+            .get(self.url(path))
+            .header("host", host)
+            .send()
+            .await
             .unwrap()
     }
 

@@ -79,6 +79,10 @@ struct CheckArgs {
     now: Option<i64>,
 }
 
+/// mimalloc: measured faster than glibc malloc on the request path (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: u8 = 2;
 
 /// Logs to stderr (journald under systemd; `server.error_log` when daemonised).

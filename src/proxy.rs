@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use log::{info, warn};
+use pingora_core::modules::http::HttpModules;
 use pingora_core::prelude::HttpPeer;
 use pingora_core::upstreams::peer::Peer;
 use pingora_core::{Error, ErrorType, Result};
@@ -332,6 +333,10 @@ impl ProxyHttp for Gate {
         }
     }
 
+    /// No downstream modules: Pingora's default adds a (disabled) compression
+    /// module that live media never uses, and every module costs each request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.client = client_ip(session);
         let verdict = match self.admit(session.req_header(), ctx, unix_now()) {
@@ -462,7 +467,7 @@ impl ProxyHttp for Gate {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if let Some(key) = ctx.stream.take() {
+        if let Some(key) = &ctx.stream {
             self.streams.close(key);
         }
         self.log_access(session, ctx);

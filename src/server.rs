@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use std::time::Duration;
 
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::background::background_service;
 
 use crate::access_log::Redact;
@@ -20,6 +21,9 @@ use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::proxy::{Gate, Site};
 use crate::streams::{DomainInfo, Streams};
+
+/// Read buffer of plain-HTTP client connections (see `run`).
+const PLAIN_READ_BUFFER: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -133,11 +137,12 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             active: active_streams(&d.name),
         })
         .collect();
-    let streams = Arc::new(Streams::new(
-        Duration::from_millis(linger),
-        infos,
-        notifier.clone(),
-    ));
+    let sweeper = background_service(
+        "stream sessions",
+        Streams::new(Duration::from_millis(linger), infos, notifier.clone()),
+    );
+    let streams = sweeper.task();
+    server.add_service(sweeper);
     let access_log = config
         .access_log
         .as_ref()
@@ -153,7 +158,13 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         pingora_proxy::http_proxy_service_with_name(&server.configuration, gate, "livegate");
     for l in &config.listen {
         match l.tls() {
-            None => proxy.add_tcp(l.addr()),
+            // Plain HTTP reads request heads and ingest bodies: a small read buffer
+            // keeps idle keep-alive connections and viewers cheap (Pingora's 64 KB
+            // default is sized for TLS records; TLS listeners keep it).
+            None => proxy.add_listener(
+                ListenerConfig::tcp(l.addr())
+                    .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
+            ),
             Some(tls) => proxy
                 .add_tls(
                     l.addr(),

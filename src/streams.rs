@@ -6,8 +6,12 @@
 //! `stream_start`/`stream_end` notifications.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
 
 use pingora_prometheus::prometheus::IntGauge;
 
@@ -15,6 +19,7 @@ use crate::config::EventKind;
 use crate::notify::{Event, Notifier};
 use crate::route::Scene;
 use crate::unix_now;
+use std::sync::Arc;
 
 /// The stream a request belongs to, for sessions: HLS/DASH segments named
 /// `<stream>-<n>.ts` (nginx-rtmp, SRS) count as `<stream>`.
@@ -43,9 +48,8 @@ pub struct StreamKey {
 
 struct Live {
     connections: u32,
-    /// Bumped whenever the count drops to zero, so a linger timer knows whether
-    /// a connection came and went while it slept.
-    generation: u64,
+    /// When the last connection closed (`None` while any is open).
+    idle_since: Option<Instant>,
     last_ip: String,
 }
 
@@ -92,6 +96,7 @@ impl Streams {
         };
         if let Some(l) = live.get_mut(key) {
             l.connections += 1;
+            l.idle_since = None;
             l.last_ip.clear();
             l.last_ip.push_str(client_ip);
             return;
@@ -100,7 +105,7 @@ impl Streams {
             key.clone(),
             Live {
                 connections: 1,
-                generation: 0,
+                idle_since: None,
                 last_ip: client_ip.to_owned(),
             },
         );
@@ -111,43 +116,51 @@ impl Streams {
         self.event(EventKind::StreamStart, key, client_ip);
     }
 
-    /// A connection to `key` closed. The session ends after `linger` unless
-    /// another connection comes.
-    pub fn close(self: &Arc<Self>, key: StreamKey) {
-        let generation = {
-            let Ok(mut live) = self.live.lock() else {
-                return;
-            };
-            let Some(l) = live.get_mut(&key) else { return };
-            l.connections = l.connections.saturating_sub(1);
-            if l.connections > 0 {
-                return;
-            }
-            l.generation += 1;
-            l.generation
+    /// A connection to `key` closed. The session ends `linger` after its last
+    /// connection unless another comes (see [`Streams::sweep`]).
+    pub fn close(&self, key: &StreamKey) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
         };
-        let this = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(this.linger).await;
-            this.end_if_idle(&key, generation);
-        });
+        if let Some(l) = live.get_mut(key) {
+            l.connections = l.connections.saturating_sub(1);
+            if l.connections == 0 {
+                l.idle_since = Some(Instant::now());
+            }
+        }
     }
 
-    fn end_if_idle(&self, key: &StreamKey, generation: u64) {
-        let ended = {
+    /// Ends the sessions idle for `linger`. One sweep per tick serves every
+    /// stream, instead of a timer per closed connection.
+    pub fn sweep(&self, now: Instant) {
+        let ended: Vec<(StreamKey, Live)> = {
             let Ok(mut live) = self.live.lock() else {
                 return;
             };
-            match live.get(key) {
-                Some(l) if l.connections == 0 && l.generation == generation => live.remove(key),
-                _ => None,
-            }
+            let due = |l: &Live| {
+                l.idle_since
+                    .is_some_and(|t| now.duration_since(t) >= self.linger)
+            };
+            let keys: Vec<StreamKey> = live
+                .iter()
+                .filter(|(_, l)| due(l))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| live.remove(&k).map(|l| (k, l)))
+                .collect()
         };
-        let Some(l) = ended else { return };
-        if let Some(d) = self.domains.get(key.domain) {
-            gauge(d, key.scene).dec();
+        for (key, l) in ended {
+            if let Some(d) = self.domains.get(key.domain) {
+                gauge(d, key.scene).dec();
+            }
+            self.event(EventKind::StreamEnd, &key, &l.last_ip);
         }
-        self.event(EventKind::StreamEnd, key, &l.last_ip);
+    }
+
+    /// How often [`Streams::sweep`] runs: a tenth of `linger`, within 20 ms..1 s.
+    pub fn tick(&self) -> Duration {
+        (self.linger / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
     }
 
     fn event(&self, kind: EventKind, key: &StreamKey, client_ip: &str) {
@@ -175,9 +188,68 @@ impl Streams {
     }
 }
 
+/// The sweeper, as a Pingora background service.
+#[async_trait]
+impl BackgroundService for Streams {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.tick());
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.sweep(Instant::now()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::session_stream;
+    use super::*;
+
+    fn registry(linger_ms: u64) -> Streams {
+        let d = DomainInfo {
+            name: "streams-test.example.com".into(),
+            active: crate::metrics::active_streams("streams-test.example.com"),
+        };
+        Streams::new(Duration::from_millis(linger_ms), vec![d], None)
+    }
+
+    fn key(stream: &str) -> StreamKey {
+        StreamKey {
+            domain: 0,
+            app: "live".into(),
+            stream: stream.into(),
+            scene: Scene::Pull,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_linger_after_its_last_connection() {
+        let s = registry(1000);
+        let t0 = Instant::now();
+        s.open(&key("a"), "192.0.2.1");
+        s.open(&key("a"), "192.0.2.2");
+        s.close(&key("a"));
+        s.sweep(t0 + Duration::from_secs(5));
+        assert_eq!(s.count(), 1, "one connection is still open");
+        s.close(&key("a"));
+        let closed = Instant::now();
+        s.sweep(closed + Duration::from_millis(999));
+        assert_eq!(s.count(), 1, "within linger");
+        s.sweep(closed + Duration::from_millis(1000));
+        assert_eq!(s.count(), 0);
+    }
+
+    #[test]
+    fn a_connection_within_linger_keeps_the_session() {
+        let s = registry(1000);
+        s.open(&key("b"), "192.0.2.1");
+        s.close(&key("b"));
+        s.open(&key("b"), "192.0.2.1");
+        s.sweep(Instant::now() + Duration::from_secs(10));
+        assert_eq!(s.count(), 1, "reopened: not idle");
+        assert_eq!(s.tick(), Duration::from_millis(100));
+    }
 
     #[test]
     fn segments_belong_to_their_stream() {

@@ -1,0 +1,279 @@
+"""Runs the livegate-vs-nginx benchmark; see vs_nginx.sh. Prints a markdown table."""
+import asyncio, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
+
+LIVEGATE = sys.argv[1]
+DURATION = int(os.environ.get("DURATION", "10"))
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+KEY = "benchKey2026"
+HOST = "bench.example.com"
+EDGE_CORE, LOAD_CORE = "0", "1"
+procs = []
+
+
+def port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def start(cmd, core, **kw):
+    p = subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+    procs.append(p)
+    return p
+
+
+def wait_port(p, what):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", p), 0.2).close(); return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not start on {p}")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def children(pid):
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def cpu_times():
+    """(total, idle) jiffies per core."""
+    r = {}
+    for line in open("/proc/stat"):
+        f = line.split()
+        if f[0].startswith("cpu") and f[0][3:].isdigit():
+            r[f[0][3:]] = (sum(map(int, f[1:])), int(f[4]) + int(f[5]))
+    return r
+
+
+def wrk(url, conns, latency=False):
+    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "-H", f"Host: {HOST}", url]
+    if latency:
+        cmd.insert(4, "--latency")
+    before = cpu_times()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    after = cpu_times()
+    busy = {c: 100 * (1 - (after[c][1] - before[c][1]) / max(1, after[c][0] - before[c][0])) for c in after}
+    if re.search(r"Non-2xx", out):
+        sys.exit(f"wrk saw errors on {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    tput = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    mb = float(tput.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tput.group(2)]
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)] if m else None
+    return {"rps": rps, "mbps": mb, "p50": pct(50), "p99": pct(99), "edge_cpu": busy[EDGE_CORE], "load_cpu": busy[LOAD_CORE]}
+
+
+def best(runs, key, low=False):
+    vals = [r[key] for r in runs if r[key] is not None]
+    return min(vals) if low else max(vals)
+
+
+def get(p, path):
+    s = socket.create_connection(("127.0.0.1", p))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return int(data.split(b" ")[1])
+
+
+def idle_connections(p, path, n):
+    """n keep-alive connections that each made one request, then sit idle."""
+    socks = []
+    req = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", p))
+        s.sendall(req)
+        socks.append(s)
+    for s in socks:
+        got = b""
+        while b"\r\n\r\n" not in got or len(got.split(b"\r\n\r\n", 1)[1]) < 1024:
+            got += s.recv(65536)
+    return socks
+
+
+async def viewers(p, paths, seconds, counted):
+    async def view(path):
+        r, w = await asyncio.open_connection("127.0.0.1", p)
+        w.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        while True:
+            data = await r.read(65536)
+            if not data:
+                return
+            counted[0] += len(data)
+    tasks = [asyncio.ensure_future(view(x)) for x in paths]
+    await asyncio.sleep(seconds)
+    return tasks
+
+
+def measure_memory(edges, pids, p1k, signed):
+    """RSS growth per idle keep-alive connection and per endless FLV viewer."""
+    mem_idle, mem_flv = {}, {}
+    for name, p in edges.items():
+        base = rss_kb(pids[name])
+        socks = idle_connections(p, p1k, 2000)
+        time.sleep(1)
+        mem_idle[name] = (rss_kb(pids[name]) - base) * 1024 / 2000
+        for s in socks:
+            s.close()
+        time.sleep(1)
+    flv_paths = [signed(f"/live/s{i % 50}.flv") for i in range(500)]
+    for name, p in edges.items():
+        base = rss_kb(pids[name])
+        counted = [0]
+        loop = asyncio.new_event_loop()
+        tasks = loop.run_until_complete(viewers(p, flv_paths, 5, counted))
+        mem_flv[name] = (rss_kb(pids[name]) - base) * 1024 / 500
+        for t in tasks:
+            t.cancel()
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.close()
+        if counted[0] < 500 * 4096:
+            sys.exit(f"{name}: FLV viewers got only {counted[0]} bytes")
+        time.sleep(1)
+    return mem_idle, mem_flv
+
+
+def main():
+    global hard
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 8192:
+        sys.exit(f"the open-files limit is {hard}; 2,000 idle connections need more (ulimit -n 65536 as root)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    d = tempfile.mkdtemp(prefix="lgbench")
+    www = os.path.join(d, "www"); os.makedirs(www)
+    with open(os.path.join(www, "f1k.bin"), "wb") as f: f.write(os.urandom(1024))
+    with open(os.path.join(www, "f1m.bin"), "wb") as f: f.write(os.urandom(1 << 20))
+    # nginx workers run unprivileged: let them read the files.
+    for path, mode in [(d, 0o755), (www, 0o755), (os.path.join(www, "f1k.bin"), 0o644), (os.path.join(www, "f1m.bin"), 0o644)]:
+        os.chmod(path, mode)
+    flv_origin, origin, nginx_edge, lg_on, lg_off = port(), port(), port(), port(), port()
+
+    start([LIVEGATE, "demo-origin", "--listen", f"127.0.0.1:{flv_origin}"], LOAD_CORE)
+    common = f"worker_rlimit_nofile {min(hard, 65536)}; error_log {d}/nginx-error.log; pid {d}/%s.pid; daemon off; master_process on; events {{ worker_connections 16384; }}\n"
+    temp = f"client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st; access_log off;"
+    with open(f"{d}/origin.conf", "w") as f:
+        f.write((common % "origin") + f"""worker_processes 1;
+http {{ {temp} sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  upstream flv {{ server 127.0.0.1:{flv_origin}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{origin} backlog=4096; root {www};
+    location /live/ {{ proxy_pass http://flv; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }} }} }}
+""")
+    with open(f"{d}/edge.conf", "w") as f:
+        f.write((common % "edge") + f"""worker_processes 1;
+http {{ {temp} keepalive_requests 1000000;
+  upstream origin {{ server 127.0.0.1:{origin}; keepalive 128; }}
+  server {{ listen 127.0.0.1:{nginx_edge} backlog=4096;
+    location / {{
+      secure_link $arg_md5,$arg_expires;
+      secure_link_md5 "$secure_link_expires$uri {KEY}";
+      if ($secure_link = "") {{ return 403; }}
+      if ($secure_link = "0") {{ return 403; }}
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_max_temp_file_size 0;
+    }}
+    location /live/ {{
+      secure_link $arg_md5,$arg_expires;
+      secure_link_md5 "$secure_link_expires$uri {KEY}";
+      if ($secure_link = "") {{ return 403; }}
+      if ($secure_link = "0") {{ return 403; }}
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }} }} }}
+""")
+    start(["nginx", "-p", d, "-c", f"{d}/origin.conf"], LOAD_CORE)
+    edge = start(["nginx", "-p", d, "-c", f"{d}/edge.conf"], EDGE_CORE)
+
+    def lg_conf(p, auth):
+        rule = ("{ scene: pull, scheme: secure_link, keys: [" + KEY + "] }") if auth else "{ scene: pull, enabled: false }"
+        path = f"{d}/lg{p}.yaml"
+        with open(path, "w") as f:
+            f.write(f"""server: {{ threads: 1, pid_file: {d}/lg{p}.pid, upgrade_sock: {d}/lg{p}.sock }}
+listen: ["127.0.0.1:{p}"]
+domains:
+  - name: {HOST}
+    origin: {{ peers: ["127.0.0.1:{origin}"] }}
+    auth: [ {rule} ]
+""")
+        return path
+    on_conf = lg_conf(lg_on, True)
+    env = dict(os.environ, RUST_LOG="warn")
+    lg = start([LIVEGATE, "-c", on_conf], EDGE_CORE, env=env)
+    lg_plain = start([LIVEGATE, "-c", lg_conf(lg_off, False)], EDGE_CORE, env=env)
+    for p, what in [(flv_origin, "demo origin"), (origin, "origin nginx"), (nginx_edge, "nginx edge"), (lg_on, "livegate"), (lg_off, "livegate auth off")]:
+        wait_port(p, what)
+
+    def signed(path):
+        out = subprocess.run([LIVEGATE, "sign", "-c", on_conf, "--url", f"http://{HOST}{path}", "--ttl", "86400"], capture_output=True, text=True, check=True).stdout.strip()
+        return out[len(f"http://{HOST}"):]
+    p1k, p1m = signed("/f1k.bin"), signed("/f1m.bin")
+    for p in (nginx_edge, lg_on):
+        codes = (get(p, p1k), get(p, "/f1k.bin"))
+        if codes != (200, 403):
+            sys.exit(f"edge on {p}: signed/unsigned answered {codes}, expected (200, 403); see {d}")
+
+    edges = {"nginx": nginx_edge, "livegate": lg_on}
+    small = {k: [] for k in edges}; big = {k: [] for k in edges}; off = []
+    for _ in range(0 if os.environ.get("ONLY_MEM") else ROUNDS):
+        for name, p in edges.items():
+            small[name].append(wrk(f"http://127.0.0.1:{p}{p1k}", 50, latency=True))
+        off.append(wrk(f"http://127.0.0.1:{lg_off}/f1k.bin", 50, latency=True))
+        for name, p in edges.items():
+            big[name].append(wrk(f"http://127.0.0.1:{p}{p1m}", 10))
+
+    if os.environ.get("SKIP_MEM"):
+        mem_idle = mem_flv = {"nginx": float("nan"), "livegate": float("nan")}
+    # Memory: RSS growth of the serving process (nginx: its worker).
+    worker = children(edge.pid)[0]
+    pids = {"nginx": worker, "livegate": lg.pid}
+    if not os.environ.get("SKIP_MEM"):
+        mem_idle, mem_flv = measure_memory(edges, pids, p1k, signed)
+
+    if os.environ.get("ONLY_MEM"):
+        print(f"RSS per idle connection: nginx {mem_idle['nginx']:,.0f} livegate {mem_idle['livegate']:,.0f}; "
+              f"per FLV viewer: nginx {mem_flv['nginx']:,.0f} livegate {mem_flv['livegate']:,.0f}")
+        return
+    n, l = small["nginx"], small["livegate"]
+    per_core = lambda runs: max(r["rps"] * 100 / max(r["edge_cpu"], 1) for r in runs)
+    rows = [
+        ("1 KB signed: requests/s per core (÷ edge core busy)", per_core(n), per_core(l), "higher", 0.75),
+        ("1 KB signed: requests/s as measured", best(n, "rps"), best(l, "rps"), "higher", None),
+        ("1 KB signed: p50 ms", best(n, "p50", True), best(l, "p50", True), "lower", None),
+        ("1 KB signed: p99 ms", best(n, "p99", True), best(l, "p99", True), "lower", 1.5),
+        ("1 MB signed: MB/s", best(big["nginx"], "mbps"), best(big["livegate"], "mbps"), "higher", 0.9),
+        ("RSS per idle keep-alive connection, bytes", mem_idle["nginx"], mem_idle["livegate"], "lower", 1.0),
+        ("RSS per endless FLV viewer, bytes", mem_flv["nginx"], mem_flv["livegate"], "lower", 1.0),
+    ]
+    print(f"\n| measure (best of {ROUNDS} × {DURATION}s, one core each) | nginx | livegate | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, a, b, better, target in rows:
+        ratio = b / a if a else float("nan")
+        goal = "" if target is None else (f"≥ {target}" if better == "higher" else f"≤ {target}")
+        print(f"| {name} | {a:,.2f} | {b:,.2f} | {ratio:.2f} | {goal} |")
+    on, offr = best(l, "rps"), best(off, "rps")
+    print(f"\nCore use during the 1 KB runs (edge core / load core): nginx {best(n, 'edge_cpu'):.0f}% / {best(n, 'load_cpu'):.0f}%, "
+          f"livegate {best(l, 'edge_cpu'):.0f}% / {best(l, 'load_cpu'):.0f}%")
+    on, offr = per_core(l), per_core(off)
+    print(f"| livegate 1 KB per core: auth on / auth off | {offr:,.0f} (off) | {on:,.0f} (on) | {on / offr:.3f} | ≥ 0.97 |")
+
+
+try:
+    main()
+finally:
+    for p in procs:
+        p.send_signal(signal.SIGINT if p.args[3:4] != ["nginx"] else signal.SIGQUIT)
+    time.sleep(0.5)
+    for p in procs:
+        p.kill()

@@ -113,18 +113,13 @@ async def viewers(p, paths, seconds, counted):
     return tasks
 
 
-def measure_memory(edges, pids, p1k, signed):
-    """RSS growth per idle keep-alive connection and per endless FLV viewer."""
+def measure_memory(edges, fresh, p1k, signed):
+    """RSS growth per idle keep-alive connection and per endless FLV viewer, each
+    on freshly started edges (allocators keep freed memory for reuse, so a warm
+    process under-reports)."""
     mem_idle, mem_flv = {}, {}
-    for name, p in edges.items():
-        base = rss_kb(pids[name])
-        socks = idle_connections(p, p1k, 2000)
-        time.sleep(1)
-        mem_idle[name] = (rss_kb(pids[name]) - base) * 1024 / 2000
-        for s in socks:
-            s.close()
-        time.sleep(1)
     flv_paths = [signed(f"/live/s{i % 50}.flv") for i in range(500)]
+    pids = fresh()
     for name, p in edges.items():
         base = rss_kb(pids[name])
         counted = [0]
@@ -137,7 +132,14 @@ def measure_memory(edges, pids, p1k, signed):
         loop.close()
         if counted[0] < 500 * 4096:
             sys.exit(f"{name}: FLV viewers got only {counted[0]} bytes")
+    pids = fresh()
+    for name, p in edges.items():
+        base = rss_kb(pids[name])
+        socks = idle_connections(p, p1k, 2000)
         time.sleep(1)
+        mem_idle[name] = (rss_kb(pids[name]) - base) * 1024 / 2000
+        for s in socks:
+            s.close()
     return mem_idle, mem_flv
 
 
@@ -194,13 +196,14 @@ http {{ {temp} keepalive_requests 1000000;
     }} }} }}
 """)
     start(["nginx", "-p", d, "-c", f"{d}/origin.conf"], LOAD_CORE)
-    edge = start(["nginx", "-p", d, "-c", f"{d}/edge.conf"], EDGE_CORE)
+    edge_cmd = ["nginx", "-p", d, "-c", f"{d}/edge.conf"]
+    edge = start(edge_cmd, EDGE_CORE)
 
-    def lg_conf(p, auth):
+    def lg_conf(p, auth, server_extra=""):
         rule = ("{ scene: pull, scheme: secure_link, keys: [" + KEY + "] }") if auth else "{ scene: pull, enabled: false }"
         path = f"{d}/lg{p}.yaml"
         with open(path, "w") as f:
-            f.write(f"""server: {{ threads: 1, pid_file: {d}/lg{p}.pid, upgrade_sock: {d}/lg{p}.sock }}
+            f.write(f"""server: {{ threads: 1, pid_file: {d}/lg{p}.pid, upgrade_sock: {d}/lg{p}.sock{server_extra} }}
 listen: ["127.0.0.1:{p}"]
 domains:
   - name: {HOST}
@@ -210,8 +213,17 @@ domains:
         return path
     on_conf = lg_conf(lg_on, True)
     env = dict(os.environ, RUST_LOG="warn")
-    lg = start([LIVEGATE, "-c", on_conf], EDGE_CORE, env=env)
+    lg_cmd = [LIVEGATE, "-c", on_conf]
+    lg = start(lg_cmd, EDGE_CORE, env=env)
     lg_plain = start([LIVEGATE, "-c", lg_conf(lg_off, False)], EDGE_CORE, env=env)
+    # A lever to compare side by side: another binary (VARIANT_BIN) and/or more
+    # server settings (VARIANT_SERVER, e.g. "work_stealing: true").
+    variant = None
+    if os.environ.get("VARIANT_BIN") or os.environ.get("VARIANT_SERVER"):
+        variant = port()
+        extra = ", " + os.environ["VARIANT_SERVER"] if os.environ.get("VARIANT_SERVER") else ""
+        start([os.environ.get("VARIANT_BIN", LIVEGATE), "-c", lg_conf(variant, True, extra)], EDGE_CORE, env=env)
+        wait_port(variant, "livegate variant")
     for p, what in [(flv_origin, "demo origin"), (origin, "origin nginx"), (nginx_edge, "nginx edge"), (lg_on, "livegate"), (lg_off, "livegate auth off")]:
         wait_port(p, what)
 
@@ -225,21 +237,37 @@ domains:
             sys.exit(f"edge on {p}: signed/unsigned answered {codes}, expected (200, 403); see {d}")
 
     edges = {"nginx": nginx_edge, "livegate": lg_on}
-    small = {k: [] for k in edges}; big = {k: [] for k in edges}; off = []
+    small = {k: [] for k in edges}; big = {k: [] for k in edges}; off = []; var_runs = []
     for _ in range(0 if os.environ.get("ONLY_MEM") else ROUNDS):
         for name, p in edges.items():
             small[name].append(wrk(f"http://127.0.0.1:{p}{p1k}", 50, latency=True))
         off.append(wrk(f"http://127.0.0.1:{lg_off}/f1k.bin", 50, latency=True))
+        if variant:
+            var_runs.append(wrk(f"http://127.0.0.1:{variant}{p1k}", 50, latency=True))
         for name, p in edges.items():
             big[name].append(wrk(f"http://127.0.0.1:{p}{p1m}", 10))
 
     if os.environ.get("SKIP_MEM"):
         mem_idle = mem_flv = {"nginx": float("nan"), "livegate": float("nan")}
     # Memory: RSS growth of the serving process (nginx: its worker).
-    worker = children(edge.pid)[0]
-    pids = {"nginx": worker, "livegate": lg.pid}
+    def fresh():
+        """Restarts both edges, so each memory figure starts from a cold heap."""
+        nonlocal edge, lg
+        for proc, sig in ((edge, signal.SIGTERM), (lg, signal.SIGINT)):
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        edge, lg = start(edge_cmd, EDGE_CORE), start(lg_cmd, EDGE_CORE, env=env)
+        for p in edges.values():
+            wait_port(p, "a restarted edge")
+        time.sleep(1)
+        return {"nginx": children(edge.pid)[0], "livegate": lg.pid}
+
     if not os.environ.get("SKIP_MEM"):
-        mem_idle, mem_flv = measure_memory(edges, pids, p1k, signed)
+        mem_idle, mem_flv = measure_memory(edges, fresh, p1k, signed)
 
     if os.environ.get("ONLY_MEM"):
         print(f"RSS per idle connection: nginx {mem_idle['nginx']:,.0f} livegate {mem_idle['livegate']:,.0f}; "
@@ -262,6 +290,10 @@ domains:
         ratio = b / a if a else float("nan")
         goal = "" if target is None else (f"≥ {target}" if better == "higher" else f"≤ {target}")
         print(f"| {name} | {a:,.2f} | {b:,.2f} | {ratio:.2f} | {goal} |")
+    if var_runs:
+        v = per_core(var_runs)
+        print(f"| variant ({os.environ.get('VARIANT_BIN', 'same binary')}; {os.environ.get('VARIANT_SERVER', '')}) 1 KB per core | "
+              f"{per_core(l):,.0f} (main) | {v:,.0f} (variant) | {v / per_core(l):.3f} | |")
     on, offr = best(l, "rps"), best(off, "rps")
     print(f"\nCore use during the 1 KB runs (edge core / load core): nginx {best(n, 'edge_cpu'):.0f}% / {best(n, 'load_cpu'):.0f}%, "
           f"livegate {best(l, 'edge_cpu'):.0f}% / {best(l, 'load_cpu'):.0f}%")

@@ -79,7 +79,10 @@ struct CheckArgs {
     now: Option<i64>,
 }
 
-/// mimalloc: measured faster than glibc malloc on the request path (README, Performance).
+/// mimalloc: measured faster than glibc malloc on the request path (README,
+/// Performance). `--features system-alloc` keeps the system allocator, for
+/// comparison and for heap profilers that only see `malloc`.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

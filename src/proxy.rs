@@ -288,7 +288,10 @@ impl Gate {
         };
         let client = ip_string(ctx.client);
         let origin = ctx.peer.map(|p| p.to_string());
-        let started_ms = unix_now() * 1000 - ctx.started.elapsed().as_millis() as i64;
+        let started = std::time::SystemTime::now() - ctx.started.elapsed();
+        let started_ms = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let entry = Entry {
             time_ms: started_ms,
             client: &client,

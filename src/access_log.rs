@@ -89,7 +89,11 @@ struct Json<'a> {
     user_agent: &'a str,
 }
 
+/// A value for a quoted field: escaped, and `-` when empty (as nginx writes it).
 fn quoted(s: &str) -> String {
+    if s.is_empty() {
+        return "-".into();
+    }
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
@@ -169,7 +173,7 @@ mod tests {
             ),
         );
         assert!(!l.contains("f85a2ab3") && !l.contains("5C271099"), "{l}");
-        assert!(l.starts_with("192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET /live/a.flv?u=1&txSecret=<redacted>&tx%54ime=<redacted> HTTP/1.1\" 200 1234 \"\" \"curl/8 \\\"x\\\"\" 0.015 origin=10.0.0.5:8080 verdict=pass reason=-"), "{l}");
+        assert!(l.starts_with("192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] \"GET /live/a.flv?u=1&txSecret=<redacted>&tx%54ime=<redacted> HTTP/1.1\" 200 1234 \"-\" \"curl/8 \\\"x\\\"\" 0.015 origin=10.0.0.5:8080 verdict=pass reason=-"), "{l}");
         let l = line(
             LogFormat::Combined,
             &r,

@@ -52,6 +52,8 @@ pub struct Ctx {
     domain: Option<usize>,
     scene: Option<Scene>,
     client: Option<IpAddr>,
+    /// `client` as text, formatted once per request (empty when unknown).
+    client_ip: IpText,
     /// The URI to send upstream when it differs from the client's (prefix or auth
     /// parameters removed).
     upstream_uri: Option<String>,
@@ -75,8 +77,40 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-fn ip_string(ip: Option<IpAddr>) -> String {
-    ip.map(|ip| ip.to_string()).unwrap_or_default()
+/// A client address as text, on the stack: formatted once per request and
+/// copied wherever it is needed (signature, stream session, forwarding headers,
+/// logs), without allocating.
+#[derive(Clone, Copy)]
+struct IpText {
+    buf: [u8; 46],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> IpText {
+        IpText {
+            buf: [0; 46],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    fn new(ip: Option<IpAddr>) -> IpText {
+        use std::io::Write;
+        let mut t = IpText::default();
+        if let Some(ip) = ip {
+            let mut cursor = std::io::Cursor::new(&mut t.buf[..]);
+            if write!(cursor, "{ip}").is_ok() {
+                t.len = cursor.position() as usize;
+            }
+        }
+        t
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
 }
 
 impl Gate {
@@ -102,12 +136,12 @@ impl Gate {
         let path = req.uri.path();
         vet_path(path).map_err(|why| Failure::new(Reason::BadRequest, why))?;
         let query = req.uri.query().unwrap_or("");
-        let remote = ip_string(ctx.client);
+        let remote = ctx.client_ip;
         let request = Request {
             host,
             path,
             query,
-            remote_addr: &remote,
+            remote_addr: remote.as_str(),
         };
         let (pass, rule) = domain.verify(scene, &request, now)?;
         let kept = match rule {
@@ -146,7 +180,7 @@ impl Gate {
         if !remote.in_scope(req.uri.path()) {
             return Ok(());
         }
-        let ip = ip_string(ctx.client);
+        let ip = ctx.client_ip;
         let asked = Asked {
             domain: &self.table.domains()[d].name,
             method: &req.method,
@@ -158,7 +192,7 @@ impl Gate {
                 .get(http::header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or(""),
-            client_ip: &ip,
+            client_ip: ip.as_str(),
             https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         };
         let started = Instant::now();
@@ -264,7 +298,7 @@ impl Gate {
                 app: route.app.to_owned(),
                 stream: route.stream.to_owned(),
                 scene: ctx.scene.map_or("none", Scene::as_str),
-                client_ip: ip_string(ctx.client),
+                client_ip: ctx.client_ip.as_str().to_owned(),
                 time: unix_now(),
                 reason: Some(f.reason.as_str()),
             });
@@ -286,7 +320,7 @@ impl Gate {
                 .and_then(|v: &HeaderValue| v.to_str().ok())
                 .unwrap_or("")
         };
-        let client = ip_string(ctx.client);
+        let client = ctx.client_ip;
         let origin = ctx.peer.map(|p| p.to_string());
         let started = std::time::SystemTime::now() - ctx.started.elapsed();
         let started_ms = started
@@ -294,7 +328,7 @@ impl Gate {
             .map_or(0, |d| d.as_millis() as i64);
         let entry = Entry {
             time_ms: started_ms,
-            client: &client,
+            client: client.as_str(),
             host: header(http::header::HOST),
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -326,6 +360,7 @@ impl ProxyHttp for Gate {
             domain: None,
             scene: None,
             client: None,
+            client_ip: IpText::default(),
             upstream_uri: None,
             hash_key: String::new(),
             tried: Vec::new(),
@@ -342,6 +377,7 @@ impl ProxyHttp for Gate {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.client = client_ip(session);
+        ctx.client_ip = IpText::new(ctx.client);
         let verdict = match self.admit(session.req_header(), ctx, unix_now()) {
             Ok(()) => self.ask_remote(session, ctx).await,
             Err(f) => Err(f),
@@ -350,7 +386,7 @@ impl ProxyHttp for Gate {
         match verdict {
             Ok(()) => {
                 if let Some(key) = &ctx.stream {
-                    self.streams.open(key, &ip_string(ctx.client));
+                    self.streams.open(key, ctx.client_ip.as_str());
                 }
                 Ok(false)
             }
@@ -428,18 +464,18 @@ impl ProxyHttp for Gate {
         if let Some(host) = &self.sites[d].origin.host {
             upstream.insert_header(http::header::HOST, host)?;
         }
-        if let Some(ip) = ctx.client {
-            let ip = ip.to_string();
+        if ctx.client.is_some() {
+            let ip = ctx.client_ip.as_str();
             let xff = match upstream
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
             {
                 Some(prior) => format!("{prior}, {ip}"),
-                None => ip.clone(),
+                None => ip.to_owned(),
             };
             upstream.insert_header("x-forwarded-for", xff)?;
-            upstream.insert_header("x-real-ip", ip)?;
+            upstream.insert_header("x-real-ip", ip.to_owned())?;
         }
         Ok(())
     }
@@ -474,5 +510,21 @@ impl ProxyHttp for Gate {
             self.streams.close(key);
         }
         self.log_access(session, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpText;
+
+    #[test]
+    fn ip_text_holds_any_address() {
+        let long = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".parse().ok();
+        assert_eq!(
+            IpText::new(long).as_str(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(IpText::new("192.0.2.7".parse().ok()).as_str(), "192.0.2.7");
+        assert_eq!(IpText::new(None).as_str(), "");
     }
 }

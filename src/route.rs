@@ -64,11 +64,21 @@ impl<'a> Route<'a> {
     /// Splits a path: `app` is the first segment, `stream` the last one without its
     /// extension, `ext` what follows the last dot of the last segment.
     pub fn of_path(path: &'a str) -> Route<'a> {
+        // Byte scans: this runs several times per request.
         let trimmed = path.strip_prefix('/').unwrap_or(path);
-        let app = trimmed.split('/').next().unwrap_or("");
-        let last = trimmed.rsplit('/').next().unwrap_or("");
-        let (stream, ext) = last.rsplit_once('.').unwrap_or((last, ""));
-        Route { app, stream, ext }
+        let b = trimmed.as_bytes();
+        let app_end = b.iter().position(|&c| c == b'/').unwrap_or(b.len());
+        let last_start = b.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+        let last = &trimmed[last_start..];
+        let (stream, ext) = match last.as_bytes().iter().rposition(|&c| c == b'.') {
+            Some(dot) => (&last[..dot], &last[dot + 1..]),
+            None => (last, ""),
+        };
+        Route {
+            app: &trimmed[..app_end],
+            stream,
+            ext,
+        }
     }
 }
 

@@ -6,6 +6,19 @@ use std::borrow::Cow;
 
 use crate::verdict::{Failure, Reason};
 
+/// Splits one raw `name=value` pair and decodes both halves as
+/// `application/x-www-form-urlencoded` does. Borrowed (no work beyond the split)
+/// unless the pair holds a `%` or `+`, which most signed URLs never do.
+fn decode_pair(pair: &str) -> (Cow<'_, str>, Cow<'_, str>) {
+    if !pair.bytes().any(|b| b == b'%' || b == b'+') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        return (Cow::Borrowed(k), Cow::Borrowed(v));
+    }
+    form_urlencoded::parse(pair.as_bytes())
+        .next()
+        .unwrap_or_default()
+}
+
 /// The values of the parameters `names` (empty names never match), percent-decoded.
 /// A parameter given twice is `MALFORMED`: two candidate signatures invite confusion
 /// between what livegate checks and what an origin reads.
@@ -14,10 +27,8 @@ pub fn find<'a, const N: usize>(
     names: [&str; N],
 ) -> Result<[Option<Cow<'a, str>>; N], Failure> {
     let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    if query.is_empty() {
-        return Ok(found);
-    }
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = decode_pair(pair);
         for (slot, name) in found.iter_mut().zip(names) {
             if !name.is_empty() && k == name {
                 if slot.is_some() {
@@ -35,11 +46,7 @@ pub fn find<'a, const N: usize>(
 
 /// The percent-decoded name of one `name=value` pair.
 pub fn pair_name(pair: &str) -> Cow<'_, str> {
-    let raw = pair.split('=').next().unwrap_or("");
-    form_urlencoded::parse(raw.as_bytes())
-        .next()
-        .map(|(k, _)| k)
-        .unwrap_or_default()
+    decode_pair(pair).0
 }
 
 /// Whether a pair's (decoded) name is one of `names` (empty names never match).
@@ -51,16 +58,33 @@ pub fn is_named<S: AsRef<str>>(pair: &str, names: &[S]) -> bool {
 }
 
 /// The query without the parameters `names`, other parameters byte-for-byte as sent.
-/// Borrowed when nothing is removed.
+/// Borrowed when nothing is removed; one pass either way.
 pub fn without<'a>(query: &'a str, names: &[&str]) -> Cow<'a, str> {
-    if !query.split('&').any(|p| is_named(p, names)) {
-        return Cow::Borrowed(query);
+    let mut kept: Option<String> = None;
+    let mut start = 0;
+    for pair in query.split('&') {
+        let end = start + pair.len();
+        if is_named(pair, names) {
+            // First removal: copy what was kept so far.
+            kept.get_or_insert_with(|| {
+                let mut k = String::with_capacity(query.len());
+                for p in query[..start].split('&').filter(|p| !p.is_empty()) {
+                    if !k.is_empty() {
+                        k.push('&');
+                    }
+                    k.push_str(p);
+                }
+                k
+            });
+        } else if let Some(k) = kept.as_mut().filter(|_| !pair.is_empty()) {
+            if !k.is_empty() {
+                k.push('&');
+            }
+            k.push_str(pair);
+        }
+        start = end + 1;
     }
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !is_named(p, names))
-        .collect();
-    Cow::Owned(kept.join("&"))
+    kept.map_or(Cow::Borrowed(query), Cow::Owned)
 }
 
 #[cfg(test)]
@@ -91,7 +115,31 @@ mod tests {
     }
 
     #[test]
+    fn fast_and_slow_paths_agree_with_form_urlencoded() {
+        for q in [
+            "a=1&b=x+y&c=%41%zz&d&=e&f=&&g=1=2",
+            "txSecret=ab&txTime=5C",
+            "x%3D=1&y=%26",
+        ] {
+            let expected: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let ours: Vec<(String, String)> = q
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = decode_pair(p);
+                    (k.into_owned(), v.into_owned())
+                })
+                .collect();
+            assert_eq!(ours, expected, "{q}");
+        }
+    }
+
+    #[test]
     fn strips_named_keeps_rest() {
+        assert_eq!(without("txSecret=x&a=1&&b=2", &["txSecret"]), "a=1&b=2");
+        assert_eq!(without("a=1&&txSecret=x", &["txSecret"]), "a=1");
         assert_eq!(
             without("a=1&txSecret=x&b=%20&txTime=2", &["txSecret", "txTime"]),
             "a=1&b=%20"

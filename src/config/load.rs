@@ -1,0 +1,281 @@
+//! Loading a configuration: reading, parsing, and the checks the schema cannot
+//! express (addresses, ranges, URLs, files), every problem reported at its key
+//! path so that `livegate -t` lists them all at once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::{Config, NotifyConfig, OriginConfig, RemoteAuthConfig, Scope};
+
+/// One thing wrong with a configuration, at a key path such as
+/// `domains[0].auth[1].keys[2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Collects problems so that `livegate -t` reports all of them at once.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    pub fn add(&mut self, at: impl Into<String>, message: impl fmt::Display) {
+        self.0.push(Problem {
+            at: at.into(),
+            message: message.to_string(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and parses a file (structure only; [`load`] also runs the semantic checks).
+    pub fn read(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            file: file.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses YAML text; the error names the key path and line, as serde_yaml reports them.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks what the schema cannot: addresses, ranges, files.
+    pub fn validate_server(&self, problems: &mut Problems) {
+        for (i, l) in self.listen.iter().enumerate() {
+            if l.addr().parse::<std::net::SocketAddr>().is_err() {
+                problems.add(
+                    format!("listen[{i}]"),
+                    format!("{:?} is not an IP:port address", l.addr()),
+                );
+            }
+            if let Some(tls) = l.tls() {
+                for (what, p) in [("cert", &tls.cert), ("key", &tls.key)] {
+                    if !p.is_file() {
+                        problems.add(
+                            format!("listen[{i}].tls.{what}"),
+                            format!("{} is not a readable file", p.display()),
+                        );
+                    }
+                }
+            }
+        }
+        if self.server.threads == Some(0) {
+            problems.add("server.threads", "must be at least 1");
+        }
+        if let Some(m) = &self.metrics {
+            if m.listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.add(
+                    "metrics.listen",
+                    format!("{:?} is not an IP:port address", m.listen),
+                );
+            }
+        }
+        if let Some(n) = &self.notify {
+            n.validate(problems);
+        }
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    u.parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+}
+
+impl NotifyConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if !is_http_url(&self.url) {
+            problems.add(
+                "notify.url",
+                format!("{:?} is not an http(s) URL", self.url),
+            );
+        }
+        if let Err(e) = crate::sign::Key::new(&self.key.0) {
+            problems.add("notify.key", e);
+        }
+        if self.events.is_empty() {
+            problems.add(
+                "notify.events",
+                "list at least one of stream_start, stream_end, auth_denied",
+            );
+        }
+        if !(1..=30_000).contains(&self.timeout_ms) {
+            problems.add("notify.timeout_ms", "must be 1..=30000");
+        }
+        if self.retries > 10 {
+            problems.add("notify.retries", "must be 0..=10");
+        }
+        if !(1..=1_000_000).contains(&self.queue) {
+            problems.add("notify.queue", "must be 1..=1000000");
+        }
+        if self.linger_ms > 600_000 {
+            problems.add("notify.linger_ms", "must be 0..=600000");
+        }
+    }
+}
+
+impl RemoteAuthConfig {
+    /// Checks the URL, ranges, scope and header names.
+    pub fn validate(&self, at: &str, problems: &mut Problems) {
+        match self.url.parse::<http::Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some()
+                    && u.query().is_none() => {}
+            _ => problems.add(
+                format!("{at}.url"),
+                format!("{:?} is not an http(s) URL without a query", self.url),
+            ),
+        }
+        if !(1..=30_000).contains(&self.timeout_ms) {
+            problems.add(format!("{at}.timeout_ms"), "must be 1..=30000");
+        }
+        match &self.scope {
+            Scope::Extensions(e) if e.extensions.is_empty() => problems.add(
+                format!("{at}.scope.extensions"),
+                "list at least one extension",
+            ),
+            Scope::Paths(p)
+                if p.paths.is_empty() || p.paths.iter().any(|p| !p.starts_with('/')) =>
+            {
+                problems.add(
+                    format!("{at}.scope.paths"),
+                    "list at least one path, each starting with /",
+                )
+            }
+            _ => {}
+        }
+        for (i, h) in self.upstream_headers.iter().enumerate() {
+            let ok = http::HeaderName::from_bytes(h.as_bytes()).is_ok()
+                && !["host", "connection", "content-length", "transfer-encoding"]
+                    .contains(&h.to_ascii_lowercase().as_str());
+            if !ok {
+                problems.add(
+                    format!("{at}.upstream_headers[{i}]"),
+                    format!("{h:?} is not a header livegate can copy"),
+                );
+            }
+        }
+        if let Some(c) = &self.cache {
+            if c.allow_ttl_ms > 86_400_000 || c.deny_ttl_ms > 86_400_000 {
+                problems.add(
+                    format!("{at}.cache"),
+                    "TTLs are at most 86400000 ms (a day)",
+                );
+            }
+            if !(1..=10_000_000).contains(&c.max_entries) {
+                problems.add(format!("{at}.cache.max_entries"), "must be 1..=10000000");
+            }
+        }
+    }
+}
+
+impl OriginConfig {
+    /// Checks peers and timeouts.
+    pub fn validate(&self, at: &str, problems: &mut Problems) {
+        use std::net::ToSocketAddrs;
+        if self.peers.is_empty() {
+            problems.add(format!("{at}.peers"), "at least one origin peer is needed");
+        }
+        for (i, p) in self.peers.iter().enumerate() {
+            if p.to_socket_addrs()
+                .map(|mut a| a.next().is_none())
+                .unwrap_or(true)
+            {
+                problems.add(
+                    format!("{at}.peers[{i}]"),
+                    format!("{p:?} is not a host:port that resolves"),
+                );
+            }
+        }
+        if let Some(h) = &self.host {
+            if http::HeaderValue::from_str(h).is_err() || h.is_empty() {
+                problems.add(format!("{at}.host"), "not a valid Host header value");
+            }
+        }
+        if !(1..=60_000).contains(&self.connect_timeout_ms) {
+            problems.add(format!("{at}.connect_timeout_ms"), "must be 1..=60000");
+        }
+        if !(1..=3_600_000).contains(&self.read_timeout_ms) {
+            problems.add(format!("{at}.read_timeout_ms"), "must be 1..=3600000");
+        }
+        if let Some(hc) = &self.health_check {
+            if !(100..=3_600_000).contains(&hc.interval_ms) {
+                problems.add(
+                    format!("{at}.health_check.interval_ms"),
+                    "must be 100..=3600000",
+                );
+            }
+        }
+    }
+}
+
+/// A configuration that passed every check, with its compiled rule table.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub table: crate::auth::Table,
+    /// Legal but probably unintended settings, for the log and `livegate -t`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads, parses and checks a configuration file.
+pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
+    let config = Config::read(file)?;
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+    config.validate_server(&mut problems);
+    let table = crate::auth::Table::build(&config.domains, &mut problems, &mut warnings);
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            problems: problems.0,
+        });
+    }
+    Ok(Loaded {
+        config,
+        table,
+        warnings,
+    })
+}

@@ -168,32 +168,23 @@ http {{ {temp} sendfile on; tcp_nopush on; keepalive_requests 1000000;
   server {{ listen 127.0.0.1:{origin} backlog=4096; root {www};
     location /live/ {{ proxy_pass http://flv; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }} }} }}
 """)
+    # What livegate does per request: check the signature, forward with keep-alive
+    # and X-Forwarded-For. Static files may buffer in memory; live streams never.
+    guarded = f"""secure_link $arg_md5,$arg_expires;
+      secure_link_md5 "$secure_link_expires$uri {KEY}";
+      if ($secure_link = "") {{ return 403; }}
+      if ($secure_link = "0") {{ return 403; }}
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"""
     with open(f"{d}/edge.conf", "w") as f:
         f.write((common % "edge") + f"""worker_processes 1;
 http {{ {temp} keepalive_requests 1000000;
   upstream origin {{ server 127.0.0.1:{origin}; keepalive 128; }}
   server {{ listen 127.0.0.1:{nginx_edge} backlog=4096;
-    location / {{
-      secure_link $arg_md5,$arg_expires;
-      secure_link_md5 "$secure_link_expires$uri {KEY}";
-      if ($secure_link = "") {{ return 403; }}
-      if ($secure_link = "0") {{ return 403; }}
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_max_temp_file_size 0;
-    }}
-    location /live/ {{
-      secure_link $arg_md5,$arg_expires;
-      secure_link_md5 "$secure_link_expires$uri {KEY}";
-      if ($secure_link = "") {{ return 403; }}
-      if ($secure_link = "0") {{ return 403; }}
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }} }} }}
+    location / {{ {guarded} proxy_max_temp_file_size 0; }}
+    location /live/ {{ {guarded} proxy_buffering off; }} }} }}
 """)
     start(["nginx", "-p", d, "-c", f"{d}/origin.conf"], LOAD_CORE)
     edge_cmd = ["nginx", "-p", d, "-c", f"{d}/edge.conf"]

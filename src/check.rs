@@ -5,7 +5,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::auth::{Entry, Table};
-use crate::route::{host_name, Scene};
+use crate::route::{host_name, vet_path, Scene};
 use crate::sign::{Request, SignError};
 use crate::verdict::{Failure, Reason};
 
@@ -84,6 +84,10 @@ pub fn check_url(
             "no domain serves this host",
         )));
     };
+    // The proxy refuses these paths before any rule: say the same here.
+    if let Err(why) = vet_path(url.path) {
+        return Ok(Err(Failure::new(Reason::BadRequest, why)));
+    }
     Ok(domain
         .verify(scene, &url.request(remote_addr), now)
         .map(|_| ()))

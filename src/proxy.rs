@@ -116,6 +116,16 @@ impl IpText {
 impl Gate {
     /// Route and verify one request head, recording what it learns in `ctx`.
     fn admit(&self, req: &RequestHeader, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
+        // Two Hosts: we would route by one and the origin might serve the other.
+        if req
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(Failure::new(Reason::BadRequest, "more than one Host"));
+        }
         let host = req
             .headers
             .get(http::header::HOST)

@@ -102,8 +102,9 @@ pub fn host_name(host: &str) -> &str {
 
 /// Refuses paths whose meaning an origin might change by normalising them, so
 /// that the path livegate verifies and routes is exactly the path the origin
-/// serves: dot-segments (also as `%2e`), empty segments (`//`), encoded `/`, `\\`
-/// or NUL, control bytes, and `%` not followed by two hex digits.
+/// serves: dot-segments, empty segments (`//`), percent-encoded unreserved
+/// characters (`%76` for `v`, `%2e` for `.`), encoded `/`, `\\` or NUL, control
+/// bytes, and `%` not followed by two hex digits.
 pub fn vet_path(path: &str) -> Result<(), &'static str> {
     let Some(rest) = path.strip_prefix('/') else {
         return Err("the path does not start with /");
@@ -123,6 +124,12 @@ pub fn vet_path(path: &str) -> Result<(), &'static str> {
             let v = (hex_value(h[0]) << 4) | hex_value(h[1]);
             if v < 0x20 || v == 0x7f || v == b'/' || v == b'\\' {
                 return Err("the path holds an encoded /, \\ or control byte");
+            }
+            // Unreserved characters are never encoded (RFC 3986 §2.3) and every
+            // normaliser decodes them: `/li%76e/` would be routed as app "li%76e"
+            // here and served as "/live/" by the origin.
+            if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                return Err("the path percent-encodes an unreserved character");
             }
         }
     }
@@ -182,7 +189,7 @@ mod tests {
             "/live/a.flv",
             "/live/",
             "/live/a%20b.flv",
-            "/live/my%2estream.flv",
+            "/live/%E4%B8%AD.flv",
             "/a/..b/c",
         ] {
             assert_eq!(vet_path(ok), Ok(()), "{ok}");
@@ -204,6 +211,10 @@ mod tests {
             "/a b",
             "/a\\b",
             "/a\u{7f}",
+            "/li%76e/a.flv",
+            "/live/my%2estream.flv",
+            "/a/%7Eb",
+            "/a/%2D",
         ] {
             assert!(vet_path(bad).is_err(), "{bad:?}");
         }

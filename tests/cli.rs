@@ -113,6 +113,10 @@ fn check_reports_each_reason() {
             "http://other.org/live/test.flv".to_owned(),
             "UNKNOWN_DOMAIN",
         ),
+        (
+            "http://live.example.com/li%76e/test.flv".to_owned(),
+            "BAD_REQUEST",
+        ),
     ] {
         let (code, out) = check(&c, &url, &["--now", "0"]);
         assert_eq!(code, 1, "{url}");

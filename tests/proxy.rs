@@ -460,3 +460,32 @@ async fn bad_input_gets_a_clear_4xx_never_a_5xx_or_a_crash() {
     assert!(lg.alive(), "livegate died: {}", lg.log());
     assert_eq!(raw_get(lg.port, HOST, &good).0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encoded_path_or_second_host_cannot_reach_a_stricter_apps_content() {
+    let o = Origin::start("o1").await;
+    // "live" is signed, everything else is public: the classic split.
+    let auth = "      - { scene: pull, app: live, scheme: tencent, keys: [liveKey1] }\n      \
+                - { scene: pull, app: \"*\", enabled: false }\n";
+    let lg = Livegate::start(&domain(HOST, &[o.addr.to_string()], "", auth));
+    assert_eq!(get(&lg, HOST, "/live/secret.m3u8").await.status(), 403);
+    assert_eq!(get(&lg, HOST, "/public/a.m3u8").await.status(), 200);
+    for path in [
+        "/li%76e/secret.m3u8",
+        "/%6Cive/secret.m3u8",
+        "/live%2Dx/a.m3u8",
+        "/a/%7Euser.m3u8",
+    ] {
+        let (status, _) = raw_get(lg.port, HOST, path);
+        assert_eq!(status, 400, "{path} must not be routed as another app");
+    }
+    let two_hosts = format!(
+        "GET /public/a.m3u8 HTTP/1.1\r\nHost: {HOST}\r\nHost: other.example.com\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw(lg.port, two_hosts.as_bytes()).0, 400);
+    assert!(
+        o.seen().iter().all(|s| s.uri == "/public/a.m3u8"),
+        "{:?}",
+        o.seen()
+    );
+}

@@ -70,6 +70,15 @@ pub struct Ctx {
     reason: Option<Reason>,
 }
 
+/// The Host a request names: its Host header, else an absolute-form target's
+/// authority. Every phase reads it here, so all agree with what routing used.
+fn host_header(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
@@ -126,12 +135,7 @@ impl Gate {
         {
             return Err(Failure::new(Reason::BadRequest, "more than one Host"));
         }
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()))
-            .ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
+        let host = host_header(req).ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
         let host = host_name(host);
         let (index, domain) = self.table.domain(host).ok_or(Failure::new(
             Reason::UnknownDomain,
@@ -197,11 +201,7 @@ impl Gate {
             path: req.uri.path(),
             query: req.uri.query().unwrap_or(""),
             headers: &req.headers,
-            host: req
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or(""),
+            host: host_header(req).unwrap_or(""),
             client_ip: ip.as_str(),
             https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         };
@@ -291,15 +291,7 @@ impl Gate {
         {
             let route = Route::of_path(req.uri.path());
             let domain = ctx.domain.map_or_else(
-                || {
-                    host_name(
-                        req.headers
-                            .get(http::header::HOST)
-                            .and_then(|h| h.to_str().ok())
-                            .unwrap_or(""),
-                    )
-                    .to_owned()
-                },
+                || host_name(host_header(req).unwrap_or("")).to_owned(),
                 |d| self.table.domains()[d].name.clone(),
             );
             n.emit(Event {
@@ -339,7 +331,7 @@ impl Gate {
         let entry = Entry {
             time_ms: started_ms,
             client: client.as_str(),
-            host: header(http::header::HOST),
+            host: host_header(req).unwrap_or(""),
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query().unwrap_or(""),

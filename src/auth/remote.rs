@@ -239,13 +239,17 @@ impl Remote {
             .clone()
     }
 
-    fn call(&self, a: &Asked<'_>, key: Arc<str>) -> Call {
-        let method = match self.method {
-            RemoteMethod::Follow => a.method.clone(),
+    /// The method of the auth request for a client's `method`.
+    fn method(&self, client: &Method) -> Method {
+        match self.method {
+            RemoteMethod::Follow => client.clone(),
             RemoteMethod::Get => Method::GET,
             RemoteMethod::Post => Method::POST,
             RemoteMethod::Head => Method::HEAD,
-        };
+        }
+    }
+
+    fn call(&self, a: &Asked<'_>, method: Method, key: Arc<str>) -> Call {
         let mut headers = HeaderMap::new();
         for name in FORWARDED {
             if let Some(v) = a.headers.get(&name) {
@@ -284,14 +288,9 @@ impl Remote {
     /// Asks the auth server (or the cache). Answers within the timeout: a lookup
     /// another request started is waited for only until this request's deadline.
     pub async fn check(&self, a: &Asked<'_>) -> Outcome {
-        let method = match self.method {
-            RemoteMethod::Follow => a.method.as_str(),
-            RemoteMethod::Get => "GET",
-            RemoteMethod::Post => "POST",
-            RemoteMethod::Head => "HEAD",
-        };
+        let method = self.method(a.method);
         let key: Arc<str> = format!("{}\n{method}\n{}\n{}", a.domain, a.path, a.query).into();
-        let call = self.call(a, key.clone());
+        let call = self.call(a, method, key.clone());
         let Some((cache, _)) = &self.cache else {
             return match call.run().await {
                 Ok(d) => decided(d, false),

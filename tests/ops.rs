@@ -8,7 +8,7 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use support::auth::AuthServer;
 use support::receiver::{Mode, Receiver};
-use support::{free_port, sample, scrape, Livegate, Origin};
+use support::{free_port, sample, scrape, Livegate, Origin, ORIGIN_CONNECT};
 
 const HOST: &str = "play.example.com";
 const NOTIFY_KEY: &str = "notifyKey123";
@@ -20,7 +20,7 @@ fn domain(peers: &[String], extra: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "  - name: {HOST}\n    origin: {{ peers: [{peers}], health_check: {{ interval_ms: 200 }} }}\n    auth:\n      \
+        "  - name: {HOST}\n    origin: {{ peers: [{peers}], {ORIGIN_CONNECT}, health_check: {{ interval_ms: 200 }} }}\n    auth:\n      \
          - {{ scene: pull, scheme: tencent, keys: [pullKey1] }}\n      - {{ scene: push, enabled: false }}\n{extra}"
     )
 }

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{client, file_bytes, free_port, raw, raw_get, Livegate, Origin};
+use support::{client, file_bytes, free_port, raw, raw_get, Livegate, Origin, ORIGIN_CONNECT};
 
 const HOST: &str = "play.example.com";
 
@@ -15,7 +15,7 @@ fn domain(name: &str, peers: &[String], origin_extra: &str, auth: &str) -> Strin
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "  - name: \"{name}\"\n    origin: {{ peers: [{peers}]{origin_extra} }}\n    auth:\n{auth}"
+        "  - name: \"{name}\"\n    origin: {{ peers: [{peers}], {ORIGIN_CONNECT}{origin_extra} }}\n    auth:\n{auth}"
     )
 }
 

@@ -201,6 +201,12 @@ impl Origin {
     }
 }
 
+/// Origin connect timeout for tests (`origin:` YAML keys). The 1 s default is
+/// right for an edge, but on a shared 2-core CI box 200 simultaneous loopback
+/// connects from a starved scheduler can exceed it; no test here is about
+/// connect timing (dead peers refuse at once).
+pub const ORIGIN_CONNECT: &str = "connect_timeout_ms: 10000";
+
 /// A loopback port nobody listens on (for a dead origin) or that livegate may take.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

@@ -295,7 +295,9 @@ async fn results_are_cached_per_url_and_timeouts_never() {
 async fn concurrent_identical_requests_share_one_call() {
     let auth = AuthServer::start().await;
     let (o, lg) = setup(&format!(
-        "url: \"http://{}\", cache: {{ allow_ttl_ms: 60000 }}",
+        // A generous timeout: a waiter that gives up (1.5 s default, easily
+        // reached by 200 clients on a starved CI box) rightly asks again.
+        "url: \"http://{}\", timeout_ms: 10000, cache: {{ allow_ttl_ms: 60000 }}",
         auth.addr
     ))
     .await;

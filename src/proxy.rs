@@ -24,7 +24,7 @@ use crate::metrics::{self, metrics, DomainMetrics, RemoteOutcome, UNKNOWN_DOMAIN
 use crate::notify::{Event, Notifier};
 use crate::origin::Origin;
 use crate::route::{host_name, vet_path, Route, Scene};
-use crate::sign::{query, Request};
+use crate::sign::Request;
 use crate::streams::{session_stream, StreamKey, Streams};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
@@ -56,7 +56,7 @@ pub struct Ctx {
     client_ip: IpText,
     /// The URI to send upstream when it differs from the client's (prefix or auth
     /// parameters removed).
-    upstream_uri: Option<String>,
+    upstream_uri: Option<http::Uri>,
     /// `app/stream`, the consistent-hashing key, when the pool hashes.
     hash_key: String,
     /// Peers that refused a connection for this request.
@@ -77,6 +77,19 @@ fn host_header(req: &RequestHeader) -> Option<&str> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
+/// The request target the origin receives: `path`, then `?query` unless empty.
+/// Built in one buffer and parsed without another copy.
+fn upstream_target(path: &str, query: &str) -> Result<http::Uri, Failure> {
+    let mut target = Vec::with_capacity(path.len() + 1 + query.len());
+    target.extend_from_slice(path.as_bytes());
+    if !query.is_empty() {
+        target.push(b'?');
+        target.extend_from_slice(query.as_bytes());
+    }
+    http::Uri::from_maybe_shared(Bytes::from(target))
+        .map_err(|_| Failure::new(Reason::BadRequest, "the request target cannot be rebuilt"))
 }
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
@@ -157,17 +170,14 @@ impl Gate {
             query,
             remote_addr: remote.as_str(),
         };
-        let (pass, rule) = domain.verify(scene, &request, now)?;
-        let kept = match rule {
-            Some(r) if domain.strip_auth_params => query::without(query, &r.auth_params()),
-            _ => query.into(),
+        let pass = domain.verify(scene, &request, now)?;
+        let kept = match domain.strip_auth_params {
+            true => pass.auth.strip(query),
+            false => query.into(),
         };
         if pass.path.len() != path.len() || kept.len() != query.len() || req.uri.scheme().is_some()
         {
-            ctx.upstream_uri = Some(match kept.is_empty() {
-                true => pass.path.to_owned(),
-                false => format!("{}?{kept}", pass.path),
-            });
+            ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
         }
         let route = Route::of_path(pass.path);
         if self.sites[index].origin.keyed() {
@@ -448,9 +458,6 @@ impl ProxyHttp for Gate {
     ) -> Result<()> {
         let Some(d) = ctx.domain else { return Ok(()) };
         if let Some(uri) = ctx.upstream_uri.take() {
-            let uri = uri
-                .parse()
-                .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream URI"))?;
             upstream.set_uri(uri);
         }
         if let Some(remote) = &self.sites[d].remote {

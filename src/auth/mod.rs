@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
-use crate::sign::{self, Pass, Request, Rule, Scheme};
+use crate::sign::{self, Pass, Request, Scheme};
 use crate::verdict::{Failure, Reason};
 pub use rules::Entry;
 
@@ -48,7 +48,12 @@ impl Domain {
                 }
             }
         }
-        apps.get(Route::of_path(path).app)
+        // Most domains have one rule for every app: no path scan, no hashing.
+        let by_app = match apps.is_empty() {
+            true => None,
+            false => apps.get(Route::of_path(path).app),
+        };
+        by_app
             .or(self.default[slot(scene)].as_ref())
             .ok_or(Failure::new(
                 Reason::NoRule,
@@ -56,23 +61,21 @@ impl Domain {
             ))
     }
 
-    /// The verdict for a request of `scene` at Unix time `now`, with the rule that
-    /// passed it (`None` for a scene with `enabled: false`).
+    /// The verdict for a request of `scene` at Unix time `now`. A scene with
+    /// `enabled: false` passes with nothing to strip.
     pub fn verify<'a>(
         &self,
         scene: Scene,
         req: &Request<'a>,
         now: i64,
-    ) -> Result<(Pass<'a>, Option<&Rule>), Failure> {
+    ) -> Result<Pass<'a>, Failure> {
         match self.entry(scene, req.path)? {
-            Entry::Disabled => Ok((
-                Pass {
-                    path: req.path,
-                    key_index: 0,
-                },
-                None,
-            )),
-            Entry::Rule(r) => r.verify(req, now).map(|pass| (pass, Some(r))),
+            Entry::Disabled => Ok(Pass {
+                path: req.path,
+                key_index: 0,
+                auth: Default::default(),
+            }),
+            Entry::Rule(r) => r.verify(req, now),
         }
     }
 }

@@ -110,7 +110,7 @@ fn prefix_rule_is_found_by_the_app_behind_the_prefix() {
             1_700_000_000,
         )
         .unwrap();
-    assert_eq!(pass.0.path, "/live/x.flv");
+    assert_eq!(pass.path, "/live/x.flv");
 }
 
 #[test]

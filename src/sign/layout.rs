@@ -132,6 +132,13 @@ impl Layout {
         self.0.contains(&Piece::Time)
     }
 
+    /// Whether the signed string draws on the app or stream (a path scan to find).
+    pub fn uses_route(&self) -> bool {
+        self.0
+            .iter()
+            .any(|p| matches!(p, Piece::SlashApp | Piece::Stream | Piece::SlashStream))
+    }
+
     /// Whether the signed string depends on the client address.
     pub fn uses(&self, piece: &Piece) -> bool {
         self.0.contains(piece)

@@ -1,90 +1,243 @@
 //! Query-string handling shared by verification, signing and upstream stripping.
 //! Names are compared after percent-decoding (as the customer's own framework
 //! would decode them), so `tx%53ecret` cannot slip past a strip.
+//!
+//! This runs on every request: one byte scan splits a query into pairs, finds each
+//! `=` and notes whether anything needs decoding, and nothing is allocated unless
+//! something does.
 
 use std::borrow::Cow;
 
 use crate::verdict::{Failure, Reason};
 
-/// Splits one raw `name=value` pair and decodes both halves as
-/// `application/x-www-form-urlencoded` does. Borrowed (no work beyond the split)
-/// unless the pair holds a `%` or `+`, which most signed URLs never do.
-fn decode_pair(pair: &str) -> (Cow<'_, str>, Cow<'_, str>) {
-    if !pair.bytes().any(|b| b == b'%' || b == b'+') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        return (Cow::Borrowed(k), Cow::Borrowed(v));
+/// One raw `name=value` pair of a query, as sent.
+#[derive(Debug, Clone, Copy)]
+struct Pair<'a> {
+    /// Byte offset of the pair in its query.
+    start: usize,
+    raw: &'a str,
+    name: &'a str,
+    value: &'a str,
+}
+
+/// Whether a raw name or value needs form-decoding (`%xx` or `+`); most never do.
+fn escaped(raw: &str) -> bool {
+    raw.bytes().any(|b| b == b'%' || b == b'+')
+}
+
+impl<'a> Pair<'a> {
+    /// Both halves decoded as `application/x-www-form-urlencoded` does.
+    fn decoded(&self) -> (Cow<'a, str>, Cow<'a, str>) {
+        form_urlencoded::parse(self.raw.as_bytes())
+            .next()
+            .unwrap_or_default()
     }
-    form_urlencoded::parse(pair.as_bytes())
-        .next()
-        .unwrap_or_default()
+
+    /// The decoded name: a scan of the name alone unless it holds an escape.
+    fn name(&self) -> Cow<'a, str> {
+        match escaped(self.name) {
+            true => self.decoded().0,
+            false => Cow::Borrowed(self.name),
+        }
+    }
+
+    /// The decoded value: a scan of the pair unless it holds an escape.
+    fn value(&self) -> Cow<'a, str> {
+        match escaped(self.raw) {
+            true => self.decoded().1,
+            false => Cow::Borrowed(self.value),
+        }
+    }
+}
+
+/// The `&`-separated pairs of a query, empty ones included, nothing decoded yet.
+fn pairs(query: &str) -> impl Iterator<Item = Pair<'_>> {
+    let bytes = query.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let start = at;
+        let rest = bytes.get(start..)?;
+        let end = memchr::memchr(b'&', rest).map_or(bytes.len(), |i| start + i);
+        at = end + 1;
+        // Split at ASCII bytes, so every slice is on a char boundary.
+        let raw = &query[start..end];
+        // Names are short: a plain scan finds the `=` sooner than a SIMD search.
+        let (name, value) = match raw.bytes().position(|b| b == b'=') {
+            Some(i) => (&raw[..i], &raw[i + 1..]),
+            None => (raw, ""),
+        };
+        Some(Pair {
+            start,
+            raw,
+            name,
+            value,
+        })
+    })
+}
+
+/// Where the found parameters sat in the query (the start of each pair), so that
+/// stripping them later needs no second decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans<const N: usize>([Option<usize>; N]);
+
+impl<const N: usize> Default for Spans<N> {
+    fn default() -> Self {
+        Spans([None; N])
+    }
+}
+
+impl<const N: usize> Spans<N> {
+    /// `query` (the one these spans were found in) without those parameters:
+    /// what `without` gives, found by cutting at the known spans rather than by
+    /// decoding every pair again. Borrowed when one stretch of the query remains.
+    pub fn strip<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        let mut starts = self.0;
+        starts.sort_unstable();
+        let mut kept: [&str; N] = [""; N];
+        let mut tail = 0;
+        for (slot, start) in kept.iter_mut().zip(starts.iter().flatten()) {
+            *slot = query.get(tail..*start).unwrap_or("");
+            let rest = query.as_bytes().get(*start..).unwrap_or_default();
+            tail = memchr::memchr(b'&', rest).map_or(query.len(), |i| start + i);
+        }
+        if tail == 0 {
+            return Cow::Borrowed(query);
+        }
+        let last = query.get(tail..).unwrap_or("");
+        let mut stretches = kept.iter().chain([&last]).map(|s| trim_amps(s));
+        let mut nonempty = stretches.clone().filter(|s| !s.is_empty());
+        match (nonempty.next(), nonempty.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(one), None) => tidy(one),
+            _ => {
+                let mut k = String::with_capacity(query.len());
+                for stretch in stretches.by_ref() {
+                    for p in pairs(stretch) {
+                        push_pair(&mut k, p.raw);
+                    }
+                }
+                Cow::Owned(k)
+            }
+        }
+    }
+}
+
+/// The parameters `names` found in one query: their percent-decoded values and
+/// where they were.
+#[derive(Debug)]
+pub struct Found<'a, const N: usize> {
+    pub values: [Option<Cow<'a, str>>; N],
+    pub spans: Spans<N>,
 }
 
 /// The values of the parameters `names` (empty names never match), percent-decoded.
 /// A parameter given twice is `MALFORMED`: two candidate signatures invite confusion
 /// between what livegate checks and what an origin reads.
-pub fn find<'a, const N: usize>(
-    query: &'a str,
-    names: [&str; N],
-) -> Result<[Option<Cow<'a, str>>; N], Failure> {
-    let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = decode_pair(pair);
-        for (slot, name) in found.iter_mut().zip(names) {
-            if !name.is_empty() && k == name {
-                if slot.is_some() {
-                    return Err(Failure::with(
-                        Reason::Malformed,
-                        format!("query parameter {name} appears more than once"),
-                    ));
-                }
-                *slot = Some(v.clone());
+pub fn find<'a, const N: usize>(query: &'a str, names: [&str; N]) -> Result<Found<'a, N>, Failure> {
+    let mut found = Found {
+        values: std::array::from_fn(|_| None),
+        spans: Spans::default(),
+    };
+    for pair in pairs(query) {
+        let name = pair.name();
+        for (i, wanted) in names.iter().enumerate() {
+            if wanted.is_empty() || name != *wanted {
+                continue;
             }
+            if found.values[i].is_some() {
+                return Err(Failure::with(
+                    Reason::Malformed,
+                    format!("query parameter {wanted} appears more than once"),
+                ));
+            }
+            found.values[i] = Some(pair.value());
+            found.spans.0[i] = Some(pair.start);
         }
     }
     Ok(found)
 }
 
-/// The percent-decoded name of one `name=value` pair.
-pub fn pair_name(pair: &str) -> Cow<'_, str> {
-    decode_pair(pair).0
+/// Whether a raw pair's (decoded) name is one of `names` (empty names never match).
+pub fn is_named<S: AsRef<str>>(pair: &str, names: &[S]) -> bool {
+    pairs(pair).next().is_some_and(|p| named(&p, names))
 }
 
-/// Whether a pair's (decoded) name is one of `names` (empty names never match).
-pub fn is_named<S: AsRef<str>>(pair: &str, names: &[S]) -> bool {
-    let name = pair_name(pair);
+fn named<S: AsRef<str>>(pair: &Pair<'_>, names: &[S]) -> bool {
+    let name = pair.name();
     names
         .iter()
         .any(|n| !n.as_ref().is_empty() && name == n.as_ref())
 }
 
 /// The query without the parameters `names`, other parameters byte-for-byte as sent.
-/// Borrowed when nothing is removed; one pass either way.
 pub fn without<'a>(query: &'a str, names: &[&str]) -> Cow<'a, str> {
+    rebuild(query, |p| named(p, names))
+}
+
+/// The query without the pairs `drop` picks, the rest joined by single `&`s
+/// (empty pairs dropped once anything is). Borrowed when what is kept is one
+/// stretch of the query — nothing dropped, or only pairs at its end — as signed
+/// URLs usually have it.
+fn rebuild<'a>(query: &'a str, drop: impl Fn(&Pair<'_>) -> bool) -> Cow<'a, str> {
     let mut kept: Option<String> = None;
-    let mut start = 0;
-    for pair in query.split('&') {
-        let end = start + pair.len();
-        if is_named(pair, names) {
-            // First removal: copy what was kept so far.
-            kept.get_or_insert_with(|| {
-                let mut k = String::with_capacity(query.len());
-                for p in query[..start].split('&').filter(|p| !p.is_empty()) {
-                    if !k.is_empty() {
-                        k.push('&');
-                    }
-                    k.push_str(p);
-                }
-                k
-            });
-        } else if let Some(k) = kept.as_mut().filter(|_| !pair.is_empty()) {
-            if !k.is_empty() {
-                k.push('&');
-            }
-            k.push_str(pair);
+    // Until something is kept after a dropped pair: the kept prefix's end.
+    let mut prefix_end = None;
+    for pair in pairs(query) {
+        if drop(&pair) {
+            prefix_end.get_or_insert(pair.start.saturating_sub(1));
+            continue;
         }
-        start = end + 1;
+        let Some(end) = prefix_end else { continue };
+        if pair.raw.is_empty() {
+            continue;
+        }
+        let k = kept.get_or_insert_with(|| {
+            let mut k = String::with_capacity(query.len());
+            for p in pairs(&query[..end]) {
+                push_pair(&mut k, p.raw);
+            }
+            k
+        });
+        push_pair(k, pair.raw);
     }
-    kept.map_or(Cow::Borrowed(query), Cow::Owned)
+    match (kept, prefix_end) {
+        (Some(k), _) => Cow::Owned(k),
+        (None, None) => Cow::Borrowed(query),
+        (None, Some(end)) => tidy(&query[..end]),
+    }
+}
+
+/// A kept stretch with empty pairs dropped: borrowed unless it has some.
+fn tidy(stretch: &str) -> Cow<'_, str> {
+    let stretch = trim_amps(stretch);
+    if !stretch.as_bytes().windows(2).any(|w| w == b"&&") {
+        return Cow::Borrowed(stretch);
+    }
+    let mut k = String::with_capacity(stretch.len());
+    for p in pairs(stretch) {
+        push_pair(&mut k, p.raw);
+    }
+    Cow::Owned(k)
+}
+
+/// `s` without leading and trailing `&`s (a byte scan: `trim_matches` with a char
+/// pattern costs more on this path).
+fn trim_amps(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| c != b'&').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'&').map_or(start, |i| i + 1);
+    // Cut at ASCII bytes: char boundaries.
+    &s[start..end]
+}
+
+fn push_pair(kept: &mut String, pair: &str) {
+    if pair.is_empty() {
+        return;
+    }
+    if !kept.is_empty() {
+        kept.push('&');
+    }
+    kept.push_str(pair);
 }
 
 #[cfg(test)]
@@ -93,10 +246,11 @@ mod tests {
 
     #[test]
     fn finds_and_decodes() {
-        let [a, b] = find("x=1&txSecret=ab%63&txTime=5C", ["txSecret", "txTime"]).unwrap();
+        let f = find("x=1&txSecret=ab%63&txTime=5C", ["txSecret", "txTime"]).unwrap();
+        let [a, b] = f.values;
         assert_eq!(a.as_deref(), Some("abc"));
         assert_eq!(b.as_deref(), Some("5C"));
-        let [a] = find("", ["sign"]).unwrap();
+        let [a] = find("", ["sign"]).unwrap().values;
         assert_eq!(a, None);
     }
 
@@ -110,7 +264,7 @@ mod tests {
 
     #[test]
     fn empty_names_never_match() {
-        let [a] = find("=x&b=2", [""]).unwrap();
+        let [a] = find("=x&b=2", [""]).unwrap().values;
         assert_eq!(a, None);
     }
 
@@ -128,11 +282,61 @@ mod tests {
                 .split('&')
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    let (k, v) = decode_pair(p);
+                    let pair = pairs(p).next().unwrap();
+                    let (k, v) = (pair.name(), pair.value());
                     (k.into_owned(), v.into_owned())
                 })
                 .collect();
             assert_eq!(ours, expected, "{q}");
+        }
+    }
+
+    #[test]
+    fn spans_strip_exactly_what_without_strips() {
+        for q in [
+            "txSecret=x&a=1&&b=2",
+            "a=1&&txSecret=x",
+            "a=1&txSecret=x&b=%20&txTime=2",
+            "tx%53ecret=x",
+            "a=1",
+            "",
+            "&txTime=1&",
+        ] {
+            let f = find(q, ["txSecret", "txTime"]).unwrap();
+            assert_eq!(f.spans.strip(q), without(q, &["txSecret", "txTime"]), "{q}");
+        }
+    }
+
+    /// The plain definition: form-decode every pair, drop the named ones.
+    fn reference(q: &str, names: &[&str]) -> String {
+        let named = |p: &str| {
+            let (k, _) = form_urlencoded::parse(p.as_bytes())
+                .next()
+                .unwrap_or_default();
+            names.iter().any(|n| !n.is_empty() && k == *n)
+        };
+        if !q.split('&').any(named) {
+            return q.to_owned();
+        }
+        let kept: Vec<&str> = q
+            .split('&')
+            .filter(|p| !p.is_empty() && !named(p))
+            .collect();
+        kept.join("&")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn strip_and_without_match_the_plain_definition(
+            parts in proptest::collection::vec("(md5|e%78pires|expires|a|b|\\+|%|=|&|x=1|md5=z)", 0..12)
+        ) {
+            let q = parts.concat();
+            let names = ["md5", "expires"];
+            let expected = reference(&q, &names);
+            proptest::prop_assert_eq!(without(&q, &names), expected.as_str());
+            if let Ok(f) = find(&q, names) {
+                proptest::prop_assert_eq!(f.spans.strip(&q), expected.as_str());
+            }
         }
     }
 

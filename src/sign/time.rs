@@ -20,23 +20,24 @@ pub enum TimeFormat {
 
 const BEIJING_OFFSET: i64 = 8 * 3600;
 
+/// A number of 1..=`max` digits in `radix` (no sign, no spaces); `max` keeps it
+/// within `i64`, so the fold cannot overflow.
+fn digits(b: &[u8], radix: u32, max: usize) -> Option<i64> {
+    if b.is_empty() || b.len() > max {
+        return None;
+    }
+    b.iter().try_fold(0i64, |n, &c| {
+        Some(n * i64::from(radix) + i64::from(char::from(c).to_digit(radix)?))
+    })
+}
+
 impl TimeFormat {
     /// Unix seconds from the literal field, or `None` if it is not a valid time.
     pub fn parse(self, s: &str) -> Option<i64> {
         let b = s.as_bytes();
         match self {
-            TimeFormat::Hex => {
-                if b.is_empty() || b.len() > 15 || !b.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
-                }
-                i64::from_str_radix(s, 16).ok()
-            }
-            TimeFormat::Decimal => {
-                if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) {
-                    return None;
-                }
-                s.parse().ok()
-            }
+            TimeFormat::Hex => digits(b, 16, 15),
+            TimeFormat::Decimal => digits(b, 10, 18),
             TimeFormat::BeijingMinute => {
                 if b.len() != 12 || !b.iter().all(u8::is_ascii_digit) {
                     return None;

@@ -6,7 +6,9 @@ one keep-alive connection; (I(N2) - I(N1)) / (N2 - N1) is the cost of a request
 with start-up and shutdown cancelled out. Deterministic to a few instructions,
 unlike wrk, whose run-to-run noise is larger than the effect.
 """
-import http.client, os, re, signal, socket, subprocess, sys, tempfile, time
+import http.client, os, re, signal, subprocess, sys, tempfile
+
+from common import livegate_conf, port, wait_port
 
 LIVEGATE = sys.argv[1]
 HOST, KEY = "live.example.com", "benchKey123"
@@ -14,48 +16,15 @@ N1, N2 = int(os.environ.get("N1", 500)), int(os.environ.get("N2", 2500))
 PATH = "/live/bench.m3u8"
 
 
-def port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(p, what, proc):
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{what} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", p), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"{what} did not listen on {p}")
-
-
-def conf(d, name, origin, auth, p):
-    rule = f"{{ scene: pull, scheme: secure_link, keys: [{KEY}] }}" if auth else "{ scene: pull, enabled: false }"
-    path = f"{d}/{name}-{p}.yaml"
-    with open(path, "w") as f:
-        f.write(f"""server: {{ threads: 1, pid_file: {d}/{name}.pid, upgrade_sock: {d}/{name}.sock }}
-listen: ["127.0.0.1:{p}"]
-domains:
-  - name: {HOST}
-    origin: {{ peers: ["127.0.0.1:{origin}"] }}
-    auth: [ {rule} ]
-""")
-    return path
-
-
 def instructions(d, name, origin, auth, url, n):
     """Total instructions of one livegate process that served `n` requests."""
     p = port()
-    run_conf = conf(d, name, origin, auth, p)
+    run_conf = livegate_conf(d, f"{name}-{p}", p, HOST, origin, KEY, auth)
     out = f"{d}/{name}-{n}.callgrind"
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                              LIVEGATE, "-c", run_conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, RUST_LOG="warn"))
-    wait_port(p, "livegate under callgrind", proc)
+    wait_port(p, "livegate under callgrind", proc, seconds=60)
     c = http.client.HTTPConnection("127.0.0.1", p, timeout=30)
     for _ in range(n):
         c.request("GET", url, headers={"Host": HOST})
@@ -80,7 +49,7 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(origin, "demo origin", demo)
-        signed = subprocess.run([LIVEGATE, "sign", "-c", conf(d, "sign", origin, True, 1),
+        signed = subprocess.run([LIVEGATE, "sign", "-c", livegate_conf(d, "sign", 1, HOST, origin, KEY, True),
                                  "--url", f"http://{HOST}{PATH}", "--ttl", "86400"],
                                 capture_output=True, text=True, check=True).stdout.strip()[len(f"http://{HOST}"):]
         per = {}

@@ -1,6 +1,8 @@
 """Runs the livegate-vs-nginx benchmark; see vs_nginx.sh. Prints a markdown table."""
 import asyncio, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
+from common import livegate_conf, port, wait_port
+
 LIVEGATE = sys.argv[1]
 DURATION = int(os.environ.get("DURATION", "10"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
@@ -10,23 +12,10 @@ EDGE_CORE, LOAD_CORE = "0", "1"
 procs = []
 
 
-def port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
 def start(cmd, core, **kw):
     p = subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
     procs.append(p)
     return p
-
-
-def wait_port(p, what):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", p), 0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{what} did not start on {p}")
 
 
 def rss_kb(pid):
@@ -191,17 +180,7 @@ http {{ {temp} keepalive_requests 1000000;
     edge = start(edge_cmd, EDGE_CORE)
 
     def lg_conf(p, auth, server_extra=""):
-        rule = ("{ scene: pull, scheme: secure_link, keys: [" + KEY + "] }") if auth else "{ scene: pull, enabled: false }"
-        path = f"{d}/lg{p}.yaml"
-        with open(path, "w") as f:
-            f.write(f"""server: {{ threads: 1, pid_file: {d}/lg{p}.pid, upgrade_sock: {d}/lg{p}.sock{server_extra} }}
-listen: ["127.0.0.1:{p}"]
-domains:
-  - name: {HOST}
-    origin: {{ peers: ["127.0.0.1:{origin}"] }}
-    auth: [ {rule} ]
-""")
-        return path
+        return livegate_conf(d, f"lg{p}", p, HOST, origin, KEY, auth, server_extra)
     on_conf = lg_conf(lg_on, True)
     env = dict(os.environ, RUST_LOG="warn")
     lg_cmd = [LIVEGATE, "-c", on_conf]

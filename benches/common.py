@@ -1,0 +1,38 @@
+"""What the benchmark scripts share: free ports, waiting for a listener, and a
+one-domain livegate config with a `secure_link` rule or the rule disabled."""
+import socket, sys, time
+
+
+def port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(p, what, proc=None, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", p), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on {p}")
+
+
+def livegate_conf(d, name, p, host, origin, key, auth, server_extra=""):
+    """Writes `{d}/{name}.yaml`: livegate on port `p` in front of `origin`, one
+    worker thread, `host` guarded by `secure_link` with `key` (or not, `auth` off)."""
+    rule = f"{{ scene: pull, scheme: secure_link, keys: [{key}] }}" if auth else "{ scene: pull, enabled: false }"
+    path = f"{d}/{name}.yaml"
+    with open(path, "w") as f:
+        f.write(f"""server: {{ threads: 1, pid_file: {d}/{name}.pid, upgrade_sock: {d}/{name}.sock{server_extra} }}
+listen: ["127.0.0.1:{p}"]
+domains:
+  - name: {host}
+    origin: {{ peers: ["127.0.0.1:{origin}"] }}
+    auth: [ {rule} ]
+""")
+    return path

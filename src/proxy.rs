@@ -42,7 +42,10 @@ pub struct Gate {
     pub sites: Vec<Site>,
     pub streams: Arc<Streams>,
     pub notifier: Option<Arc<Notifier>>,
-    pub access_log: Option<(LogFormat, Redact)>,
+    pub access_log: Option<LogFormat>,
+    /// Hides auth values and signature-shaped path segments in every log line
+    /// that names a request: a refused URL can still carry a valid signature.
+    pub redact: Redact,
 }
 
 /// What one request carries from phase to phase.
@@ -260,7 +263,7 @@ impl Gate {
             TimeoutAction::Allow => {
                 warn!(
                     "{reason}, timeout action allow: letting {} through ({detail})",
-                    req.uri.path()
+                    self.redact.target(req.uri.path(), "")
                 );
                 Ok(())
             }
@@ -290,7 +293,7 @@ impl Gate {
         info!(
             "denied {} {}: {} ({})",
             req.method,
-            req.uri.path(),
+            self.redact.target(req.uri.path(), ""),
             f.reason,
             f.detail
         );
@@ -322,7 +325,7 @@ impl Gate {
     }
 
     fn log_access(&self, session: &Session, ctx: &Ctx) {
-        let Some((format, redact)) = &self.access_log else {
+        let Some(format) = self.access_log else {
             return;
         };
         let req = session.req_header();
@@ -358,7 +361,7 @@ impl Gate {
             origin: origin.as_deref(),
             reason: ctx.reason,
         };
-        info!(target: "access", "{}", access_log::line(*format, redact, &entry));
+        info!(target: "access", "{}", access_log::line(format, &self.redact, &entry));
     }
 }
 
@@ -441,6 +444,20 @@ impl ProxyHttp for Gate {
             e.set_retry(true);
         }
         e
+    }
+
+    /// What Pingora's error lines say of a request: its target with auth values
+    /// and signature-shaped segments hidden (the default prints them).
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let target = self
+            .redact
+            .target(req.uri.path(), req.uri.query().unwrap_or(""));
+        format!(
+            "{} {target}, Host: {}",
+            req.method,
+            host_header(req).unwrap_or("-")
+        )
     }
 
     /// A viewer closing an endless stream is how live playback ends, not an error.

@@ -143,16 +143,13 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
     );
     let streams = sweeper.task();
     server.add_service(sweeper);
-    let access_log = config
-        .access_log
-        .as_ref()
-        .map(|a| (a.format, Redact::new(table.auth_param_names())));
     let gate = Gate {
+        redact: Redact::new(table.auth_param_names()),
+        access_log: config.access_log.as_ref().map(|a| a.format),
         table,
         sites,
         streams,
         notifier,
-        access_log,
     };
     let mut proxy =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, gate, "livegate");

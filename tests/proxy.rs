@@ -157,6 +157,20 @@ async fn type_b_and_c_prefixes_are_removed_upstream() {
     }
     // The same path without its prefix is refused.
     assert_eq!(get(&lg, HOST, "/b/cam.m3u8").await.status(), 403);
+    // A valid signature refused for another reason stays out of the log.
+    let signed = lg.signed_path(HOST, "/b/cam.m3u8");
+    let sig = signed.split('/').nth(2).unwrap();
+    assert_eq!(sig.len(), 32, "{signed}");
+    let r = client()
+        .delete(lg.url(&signed))
+        .header("host", HOST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let log = lg.log();
+    assert!(log.contains("denied DELETE /"), "{log}");
+    assert!(!log.contains(sig), "the signature was logged: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -215,6 +229,18 @@ async fn health_checks_and_retries_with_all_origins_dead_give_502_not_a_hang() {
     let started = Instant::now();
     assert_eq!(get(&lg, HOST, &path).await.status(), 502);
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Pingora's error line names the request: without the signature.
+    let log = lg.log();
+    let secret = path
+        .split("txSecret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(log.contains("Fail to proxy"), "{log}");
+    assert!(log.contains("txSecret=<redacted>"), "{log}");
+    assert!(!log.contains(secret), "the signature was logged: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

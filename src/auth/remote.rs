@@ -112,10 +112,12 @@ impl Call {
                     message: "no answer in time".into(),
                 })
             }
+            // The URL carries the viewer's query (signatures, tokens): never in a
+            // message that reaches the log.
             Ok(Err(e)) => {
                 return Err(CallError {
                     timeout: e.is_timeout(),
-                    message: error_chain(&e),
+                    message: error_chain(&e.without_url()),
                 })
             }
             Ok(Ok(r)) => r,

@@ -62,6 +62,8 @@ pub struct Notifier {
 /// Where and how events are delivered; shared by the concurrent deliveries.
 struct Delivery {
     url: String,
+    /// The URL as logged: without its query, where a token may sit.
+    shown: String,
     tsign: Tsign,
     timeout: Duration,
     retries: u32,
@@ -78,6 +80,7 @@ impl Notifier {
             events: cfg.events.clone(),
             delivery: Arc::new(Delivery {
                 url: cfg.url.clone(),
+                shown: cfg.url.split('?').next().unwrap_or_default().to_owned(),
                 tsign,
                 timeout: Duration::from_millis(cfg.timeout_ms),
                 retries: cfg.retries,
@@ -118,11 +121,16 @@ impl Delivery {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => warn!(
                     "notify: {} answered {} (attempt {})",
-                    self.url,
+                    self.shown,
                     r.status(),
                     attempt + 1
                 ),
-                Err(e) => warn!("notify: {} failed: {e} (attempt {})", self.url, attempt + 1),
+                Err(e) => warn!(
+                    "notify: {} failed: {} (attempt {})",
+                    self.shown,
+                    e.without_url(),
+                    attempt + 1
+                ),
             }
             if attempt < self.retries {
                 tokio::time::sleep(backoff).await;

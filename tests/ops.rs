@@ -369,7 +369,7 @@ async fn deliveries_are_retried_with_backoff() {
     let o = Origin::start("o1").await;
     let receiver = Receiver::start(Mode::FailFirst(2)).await;
     let top = format!(
-        "notify: {{ url: \"http://{}\", key: {NOTIFY_KEY}, events: [stream_start], retries: 3 }}\n",
+        "notify: {{ url: \"http://{}/hook?token=hookSecret9\", key: {NOTIFY_KEY}, events: [stream_start], retries: 3 }}\n",
         receiver.addr
     );
     let lg = Livegate::start_top(&domain(&[o.addr.to_string()], ""), &top);
@@ -385,6 +385,12 @@ async fn deliveries_are_retried_with_backoff() {
     .await;
     assert_eq!(receiver.posts(), 3);
     check_signed(&receiver.events()[0]);
+    let log = lg.log();
+    assert!(log.contains("/hook answered 5"), "{log}");
+    assert!(
+        !log.contains("hookSecret9"),
+        "the notify URL's token was logged: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

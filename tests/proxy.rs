@@ -229,7 +229,12 @@ async fn health_checks_and_retries_with_all_origins_dead_give_502_not_a_hang() {
     let started = Instant::now();
     assert_eq!(get(&lg, HOST, &path).await.status(), 502);
     assert!(started.elapsed() < Duration::from_secs(5));
-    // Pingora's error line names the request: without the signature.
+    // Pingora's error line names the request: without the signature. (Pingora
+    // writes it just after the response, so give it a moment.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lg.log().contains("Fail to proxy") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let log = lg.log();
     let secret = path
         .split("txSecret=")

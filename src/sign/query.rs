@@ -104,20 +104,12 @@ impl<const N: usize> Spans<N> {
             return Cow::Borrowed(query);
         }
         let last = query.get(tail..).unwrap_or("");
-        let mut stretches = kept.iter().chain([&last]).map(|s| trim_amps(s));
+        let stretches = kept.into_iter().chain([last]).map(trim_amps);
         let mut nonempty = stretches.clone().filter(|s| !s.is_empty());
         match (nonempty.next(), nonempty.next()) {
             (None, _) => Cow::Borrowed(""),
             (Some(one), None) => tidy(one),
-            _ => {
-                let mut k = String::with_capacity(query.len());
-                for stretch in stretches.by_ref() {
-                    for p in pairs(stretch) {
-                        push_pair(&mut k, p.raw);
-                    }
-                }
-                Cow::Owned(k)
-            }
+            _ => Cow::Owned(joined(stretches.flat_map(|s| pairs(s).map(|p| p.raw)))),
         }
     }
 }
@@ -169,42 +161,15 @@ fn named<S: AsRef<str>>(pair: &Pair<'_>, names: &[S]) -> bool {
         .any(|n| !n.as_ref().is_empty() && name == n.as_ref())
 }
 
-/// The query without the parameters `names`, other parameters byte-for-byte as sent.
+/// The query without the parameters `names`, other parameters byte-for-byte as sent
+/// (joined by single `&`s once anything is removed). Borrowed when nothing is.
 pub fn without<'a>(query: &'a str, names: &[&str]) -> Cow<'a, str> {
-    rebuild(query, |p| named(p, names))
-}
-
-/// The query without the pairs `drop` picks, the rest joined by single `&`s
-/// (empty pairs dropped once anything is). Borrowed when what is kept is one
-/// stretch of the query — nothing dropped, or only pairs at its end — as signed
-/// URLs usually have it.
-fn rebuild<'a>(query: &'a str, drop: impl Fn(&Pair<'_>) -> bool) -> Cow<'a, str> {
-    let mut kept: Option<String> = None;
-    // Until something is kept after a dropped pair: the kept prefix's end.
-    let mut prefix_end = None;
-    for pair in pairs(query) {
-        if drop(&pair) {
-            prefix_end.get_or_insert(pair.start.saturating_sub(1));
-            continue;
-        }
-        let Some(end) = prefix_end else { continue };
-        if pair.raw.is_empty() {
-            continue;
-        }
-        let k = kept.get_or_insert_with(|| {
-            let mut k = String::with_capacity(query.len());
-            for p in pairs(&query[..end]) {
-                push_pair(&mut k, p.raw);
-            }
-            k
-        });
-        push_pair(k, pair.raw);
+    if !pairs(query).any(|p| named(&p, names)) {
+        return Cow::Borrowed(query);
     }
-    match (kept, prefix_end) {
-        (Some(k), _) => Cow::Owned(k),
-        (None, None) => Cow::Borrowed(query),
-        (None, Some(end)) => tidy(&query[..end]),
-    }
+    Cow::Owned(joined(
+        pairs(query).filter(|p| !named(p, names)).map(|p| p.raw),
+    ))
 }
 
 /// A kept stretch with empty pairs dropped: borrowed unless it has some.
@@ -213,11 +178,7 @@ fn tidy(stretch: &str) -> Cow<'_, str> {
     if !stretch.as_bytes().windows(2).any(|w| w == b"&&") {
         return Cow::Borrowed(stretch);
     }
-    let mut k = String::with_capacity(stretch.len());
-    for p in pairs(stretch) {
-        push_pair(&mut k, p.raw);
-    }
-    Cow::Owned(k)
+    Cow::Owned(joined(pairs(stretch).map(|p| p.raw)))
 }
 
 /// `s` without leading and trailing `&`s (a byte scan: `trim_matches` with a char
@@ -230,14 +191,16 @@ fn trim_amps(s: &str) -> &str {
     &s[start..end]
 }
 
-fn push_pair(kept: &mut String, pair: &str) {
-    if pair.is_empty() {
-        return;
+/// Raw pairs joined by single `&`s, empty ones left out.
+fn joined<'a>(raw_pairs: impl Iterator<Item = &'a str>) -> String {
+    let mut kept = String::new();
+    for pair in raw_pairs.filter(|p| !p.is_empty()) {
+        if !kept.is_empty() {
+            kept.push('&');
+        }
+        kept.push_str(pair);
     }
-    if !kept.is_empty() {
-        kept.push('&');
-    }
-    kept.push_str(pair);
+    kept
 }
 
 #[cfg(test)]

@@ -152,27 +152,24 @@ mod tests {
 
     #[test]
     fn splits_urls() {
-        let p = |u| {
-            split_url(u)
-                .map(|p| (p.origin, p.host, p.path, p.query))
-                .unwrap()
-        };
-        assert_eq!(
-            p("http://h.com/live/a.flv?x=1#f"),
-            ("http://h.com", "h.com", "/live/a.flv", "x=1")
-        );
-        assert_eq!(
-            p("https://H.com:8443"),
-            ("https://H.com:8443", "H.com", "/", "")
-        );
-        assert_eq!(
-            p("http://[::1]:80/a?"),
-            ("http://[::1]:80", "[::1]", "/a", "")
-        );
-        assert_eq!(
-            p("http://h.com./a%2Fb"),
-            ("http://h.com.", "h.com", "/a%2Fb", "")
-        );
+        for (url, parts) in [
+            (
+                "http://h.com/live/a.flv?x=1#f",
+                ("http://h.com", "h.com", "/live/a.flv", "x=1"),
+            ),
+            (
+                "https://H.com:8443",
+                ("https://H.com:8443", "H.com", "/", ""),
+            ),
+            ("http://[::1]:80/a?", ("http://[::1]:80", "[::1]", "/a", "")),
+            (
+                "http://h.com./a%2Fb",
+                ("http://h.com.", "h.com", "/a%2Fb", ""),
+            ),
+        ] {
+            let p = split_url(url).unwrap();
+            assert_eq!((p.origin, p.host, p.path, p.query), parts, "{url}");
+        }
         for bad in [
             "/live/a.flv",
             "ftp://h/a",

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{free_port, Origin};
+use support::{free_port, origin_yaml, Origin};
 
 #[test]
 fn systemd_unit_verifies_cleanly() {
@@ -109,9 +109,9 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
             "server: {{ threads: 2, pid_file: {d}/livegate.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, \
              grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 1 }}\n\
              listen: [\"127.0.0.1:{port}\"]\n\
-             domains:\n  - {{ name: live.example.com, origin: {{ peers: [\"{}\"] }}, \
+             domains:\n  - {{ name: live.example.com, origin: {}, \
              auth: [ {{ scene: pull, scheme: tencent, keys: [upgradeKey1] }} ] }}\n",
-            o.addr
+            origin_yaml(&[o.addr], "")
         ),
     )
     .unwrap();

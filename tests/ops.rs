@@ -8,19 +8,15 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use support::auth::AuthServer;
 use support::receiver::{Mode, Receiver};
-use support::{free_port, sample, scrape, Livegate, Origin, ORIGIN_CONNECT};
+use support::{free_port, origin_yaml, sample, scrape, Livegate, Origin};
 
 const HOST: &str = "play.example.com";
 const NOTIFY_KEY: &str = "notifyKey123";
 
 fn domain(peers: &[String], extra: &str) -> String {
-    let peers = peers
-        .iter()
-        .map(|p| format!("\"{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let origin = origin_yaml(peers, ", health_check: { interval_ms: 200 }");
     format!(
-        "  - name: {HOST}\n    origin: {{ peers: [{peers}], {ORIGIN_CONNECT}, health_check: {{ interval_ms: 200 }} }}\n    auth:\n      \
+        "  - name: {HOST}\n    origin: {origin}\n    auth:\n      \
          - {{ scene: pull, scheme: tencent, keys: [pullKey1] }}\n      - {{ scene: push, enabled: false }}\n{extra}"
     )
 }

@@ -4,19 +4,15 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{client, file_bytes, free_port, raw, raw_get, Livegate, Origin, ORIGIN_CONNECT};
+use support::{
+    client, file_bytes, free_port, origin_yaml, raw, raw_get, send, Livegate, Method, Origin,
+};
 
 const HOST: &str = "play.example.com";
 
 fn domain(name: &str, peers: &[String], origin_extra: &str, auth: &str) -> String {
-    let peers = peers
-        .iter()
-        .map(|p| format!("\"{p}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "  - name: \"{name}\"\n    origin: {{ peers: [{peers}], {ORIGIN_CONNECT}{origin_extra} }}\n    auth:\n{auth}"
-    )
+    let origin = origin_yaml(peers, origin_extra);
+    format!("  - name: \"{name}\"\n    origin: {origin}\n    auth:\n{auth}")
 }
 
 const TENCENT: &str = "      - { scene: pull, scheme: tencent, keys: [primary1, backup2] }\n      \
@@ -161,12 +157,7 @@ async fn type_b_and_c_prefixes_are_removed_upstream() {
     let signed = lg.signed_path(HOST, "/b/cam.m3u8");
     let sig = signed.split('/').nth(2).unwrap();
     assert_eq!(sig.len(), 32, "{signed}");
-    let r = client()
-        .delete(lg.url(&signed))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::DELETE, HOST, &signed)).await;
     assert_eq!(r.status(), 405);
     let log = lg.log();
     assert!(log.contains("denied DELETE /"), "{log}");
@@ -183,13 +174,11 @@ async fn forwarding_headers_and_origin_host() {
         TENCENT,
     ));
     let path = lg.signed_path(HOST, "/live/a.m3u8");
-    let r = client()
-        .get(lg.url(&path))
-        .header("host", HOST)
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::GET, HOST, &path)
+            .header("x-forwarded-for", "203.0.113.9"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let seen = o.last();
     assert_eq!(seen.header("host"), Some("origin.internal"));
@@ -322,21 +311,14 @@ async fn a_stalled_origin_is_detected_by_the_read_timeout() {
 async fn head_and_range_pass_through() {
     let (o, lg) = one_origin().await;
     let path = lg.signed_path(HOST, "/file/1000.flv.bin");
-    let r = client()
-        .head(lg.url(&path))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::HEAD, HOST, &path)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(o.last().method, "HEAD");
-    let r = client()
-        .get(lg.url(&path))
-        .header("host", HOST)
-        .header("range", "bytes=100-199")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::GET, HOST, &path)
+            .header("range", "bytes=100-199"),
+    )
+    .await;
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 100-199/1000");
     assert_eq!(
@@ -349,13 +331,7 @@ async fn head_and_range_pass_through() {
 async fn push_scene_uses_its_own_rule_and_streams_the_body() {
     let (o, lg) = one_origin().await;
     let pull = lg.signed_path(HOST, "/live/cam.m3u8");
-    let r = client()
-        .post(lg.url(&pull))
-        .header("host", HOST)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::POST, HOST, &pull).body("x")).await;
     assert_eq!(
         r.status(),
         403,
@@ -366,21 +342,14 @@ async fn push_scene_uses_its_own_rule_and_streams_the_body() {
         &["--scene", "push"],
     );
     let push = &url[url.find("/live").unwrap()..];
-    let r = client()
-        .post(lg.url(push))
-        .header("host", HOST)
-        .body(vec![7u8; 100_000])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::POST, HOST, push)
+            .body(vec![7u8; 100_000]),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(o.last().method, "POST");
-    let r = client()
-        .delete(lg.url(push))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::DELETE, HOST, push)).await;
     assert_eq!(r.status(), 405);
 }
 

@@ -6,17 +6,17 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::auth::{garbage_server, resetting_server, AuthServer};
-use support::{client, free_port, Livegate, Origin, ORIGIN_CONNECT};
+use support::{client, free_port, origin_yaml, send, Livegate, Method, Origin};
 
 const HOST: &str = "play.example.com";
 
 /// A domain whose scenes need no signature, so that only remote auth decides.
 fn domain(origin: &Origin, remote: &str) -> String {
     format!(
-        "  - name: {HOST}\n    origin: {{ peers: [\"{}\"], {ORIGIN_CONNECT} }}\n    auth:\n      \
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
          - {{ scene: pull, enabled: false }}\n      - {{ scene: push, enabled: false }}\n    \
          remote_auth: {{ {remote} }}\n",
-        origin.addr
+        origin_yaml(&[origin.addr], "")
     )
 }
 
@@ -60,17 +60,15 @@ async fn allow_deny_and_each_status_code() {
 async fn the_auth_request_carries_path_query_and_client_headers() {
     let auth = AuthServer::start().await;
     let (_o, lg) = setup(&format!("url: \"http://{}/check/\"", auth.addr)).await;
-    let r = client()
-        .get(lg.url("/live/allow.flv?token=abc&sign=xyz"))
-        .header("host", HOST)
-        .header("user-agent", "ua/1")
-        .header("referer", "http://site/")
-        .header("cookie", "c=1")
-        .header("authorization", "Bearer t")
-        .header("x-private", "not forwarded")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::GET, HOST, "/live/allow.flv?token=abc&sign=xyz")
+            .header("user-agent", "ua/1")
+            .header("referer", "http://site/")
+            .header("cookie", "c=1")
+            .header("authorization", "Bearer t")
+            .header("x-private", "not forwarded"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let call = auth.calls().pop().unwrap();
     assert_eq!(call.uri, "/check/live/allow.flv?token=abc&sign=xyz");
@@ -95,13 +93,11 @@ async fn the_auth_request_carries_path_query_and_client_headers() {
 async fn methods_follow_or_fixed() {
     let auth = AuthServer::start().await;
     let (_o, lg) = setup(&format!("url: \"http://{}\"", auth.addr)).await;
-    let r = client()
-        .post(lg.url("/live/allow.flv"))
-        .header("host", HOST)
-        .body(vec![1u8; 5000])
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::POST, HOST, "/live/allow.flv")
+            .body(vec![1u8; 5000]),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let call = auth.calls().pop().unwrap();
     assert_eq!(
@@ -109,24 +105,13 @@ async fn methods_follow_or_fixed() {
         ("POST", Some("0")),
         "no body to the auth server"
     );
-    let r = client()
-        .head(lg.url("/live/allow.flv"))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::HEAD, HOST, "/live/allow.flv")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(auth.calls().pop().unwrap().method, "HEAD");
 
     let auth = AuthServer::start().await;
     let (_o, lg) = setup(&format!("url: \"http://{}\", method: GET", auth.addr)).await;
-    let r = client()
-        .post(lg.url("/live/allow.flv"))
-        .header("host", HOST)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = send(lg.request(Method::POST, HOST, "/live/allow.flv").body("x")).await;
     assert_eq!(r.status(), 200);
     let call = auth.calls().pop().unwrap();
     assert_eq!(
@@ -173,13 +158,11 @@ async fn upstream_headers_are_copied_and_client_copies_removed() {
         auth.addr
     ))
     .await;
-    let r = client()
-        .get(lg.url("/live/allow.m3u8"))
-        .header("host", HOST)
-        .header("x-user-id", "forged")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::GET, HOST, "/live/allow.m3u8")
+            .header("x-user-id", "forged"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let seen = o.last();
     assert_eq!(seen.header("x-user-id"), Some("42"));
@@ -191,13 +174,11 @@ async fn upstream_headers_are_copied_and_client_copies_removed() {
         auth.addr
     );
     let (o, lg) = setup(&remote).await;
-    let r = client()
-        .get(lg.url("/live/x.m3u8"))
-        .header("host", HOST)
-        .header("x-user-id", "forged")
-        .send()
-        .await
-        .unwrap();
+    let r = send(
+        lg.request(Method::GET, HOST, "/live/x.m3u8")
+            .header("x-user-id", "forged"),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(o.last().header("x-user-id"), None);
 }

@@ -272,80 +272,43 @@ fn failure_reasons() {
     let p = "/live/test.flv";
     let ok = "txSecret=b77e812107e1d8b8f247885a46e1bd34&txTime=5c2acacc";
     assert!(r.verify(&req(p, ok), 0).is_ok());
-    assert_eq!(reason(r.verify(&req(p, ""), 0)), Reason::MissingSignature);
-    assert_eq!(
-        reason(r.verify(&req(p, "other=1"), 0)),
-        Reason::MissingSignature
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, "txTime=5c2acacc"), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, "txSecret=b77e812107e1d8b8f247885a46e1bd34"), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, "txSecret=&txTime=5c2acacc"), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, "txSecret=zz&txTime=5c2acacc"), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, "txSecret=abc&txTime=5c2acacc"), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(&req(p, &format!("{ok}&txTime=5c2acacc")), 0)),
-        Reason::Malformed
-    );
-    assert_eq!(
-        reason(r.verify(
-            &req(p, "txSecret=b77e812107e1d8b8f247885a46e1bd34&txTime=-1"),
-            0
-        )),
-        Reason::BadTimestamp
-    );
-    assert_eq!(
-        reason(r.verify(
-            &req(p, "txSecret=b77e812107e1d8b8f247885a46e1bd34&txTime="),
-            0
-        )),
-        Reason::BadTimestamp
-    );
-    assert_eq!(
-        reason(r.verify(
-            &req(
-                p,
-                "txSecret=b77e812107e1d8b8f247885a46e1bd34&txTime=7fffffffffffffff"
-            ),
-            0
-        )),
-        Reason::BadTimestamp
-    );
-    assert_eq!(
-        reason(r.verify(
-            &req(
-                p,
-                "txSecret=b77e812107e1d8b8f247885a46e1bd35&txTime=5c2acacc"
-            ),
-            0
-        )),
-        Reason::BadSignature
-    );
-    assert_eq!(
-        reason(r.verify(
-            &req(p, "txSecret=b77e812107e1d8b8f247885a46e1bd&txTime=5c2acacc"),
-            0
-        )),
-        Reason::BadSignature
-    );
-    assert_eq!(
-        reason(r.verify(&req("/live/test2.flv", ok), 0)),
-        Reason::BadSignature
-    );
+    let sig = "txSecret=b77e812107e1d8b8f247885a46e1bd34";
+    let twice = format!("{ok}&txTime=5c2acacc");
+    let cases: [(&str, &str, Reason); 14] = [
+        (p, "", Reason::MissingSignature),
+        (p, "other=1", Reason::MissingSignature),
+        (p, "txTime=5c2acacc", Reason::Malformed),
+        (p, sig, Reason::Malformed),
+        (p, "txSecret=&txTime=5c2acacc", Reason::Malformed),
+        (p, "txSecret=zz&txTime=5c2acacc", Reason::Malformed),
+        (p, "txSecret=abc&txTime=5c2acacc", Reason::Malformed),
+        (p, &twice, Reason::Malformed),
+        (p, &format!("{sig}&txTime=-1"), Reason::BadTimestamp),
+        (p, &format!("{sig}&txTime="), Reason::BadTimestamp),
+        (
+            p,
+            &format!("{sig}&txTime=7fffffffffffffff"),
+            Reason::BadTimestamp,
+        ),
+        (
+            p,
+            "txSecret=b77e812107e1d8b8f247885a46e1bd35&txTime=5c2acacc",
+            Reason::BadSignature,
+        ),
+        (
+            p,
+            "txSecret=b77e812107e1d8b8f247885a46e1bd&txTime=5c2acacc",
+            Reason::BadSignature,
+        ),
+        ("/live/test2.flv", ok, Reason::BadSignature),
+    ];
+    for (path, query, expected) in cases {
+        assert_eq!(
+            reason(r.verify(&req(path, query), 0)),
+            expected,
+            "{path}?{query}"
+        );
+    }
 }
 
 #[test]

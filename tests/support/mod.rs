@@ -20,6 +20,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+pub use reqwest::Method;
 
 /// What the origin received, one entry per request.
 #[derive(Debug, Clone)]
@@ -201,11 +202,19 @@ impl Origin {
     }
 }
 
-/// Origin connect timeout for tests (`origin:` YAML keys). The 1 s default is
+/// A domain's `origin:` value (flow-style YAML) for `peers`, plus `extra` keys
+/// (each starting with `, `). The connect timeout is 10 s: the 1 s default is
 /// right for an edge, but on a shared 2-core CI box 200 simultaneous loopback
-/// connects from a starved scheduler can exceed it; no test here is about
+/// connects from a starved scheduler can exceed it, and no test here is about
 /// connect timing (dead peers refuse at once).
-pub const ORIGIN_CONNECT: &str = "connect_timeout_ms: 10000";
+pub fn origin_yaml<S: std::fmt::Display>(peers: &[S], extra: &str) -> String {
+    let peers = peers
+        .iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{{ peers: [{peers}], connect_timeout_ms: 10000{extra} }}")
+}
 
 /// A loopback port nobody listens on (for a dead origin) or that livegate may take.
 pub fn free_port() -> u16 {
@@ -339,12 +348,14 @@ impl Livegate {
 
     /// `GET path` with `host` as the Host header.
     pub async fn get(&self, host: &str, path: &str) -> reqwest::Response {
+        send(self.request(Method::GET, host, path)).await
+    }
+
+    /// A request to this instance for `host`, ready for more headers or a body.
+    pub fn request(&self, method: Method, host: &str, path: &str) -> reqwest::RequestBuilder {
         client()
-            .get(self.url(path))
+            .request(method, self.url(path))
             .header("host", host)
-            .send()
-            .await
-            .unwrap()
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -381,6 +392,11 @@ pub fn raw_get(port: u16, host: &str, path: &str) -> (u16, Vec<u8>) {
 }
 
 /// A client that talks to livegate on loopback whatever the Host.
+/// Sends a request built by [`Livegate::request`]; any transport error fails the test.
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))

@@ -1,9 +1,7 @@
 //! Auth servers for remote-authentication tests: a real one whose answer depends
 //! on the path, and broken ones (reset mid-response, not HTTP).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,9 +9,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::server::Server;
 use super::Seen;
 
 /// A real auth server. Its answer depends on the path it is asked about:
@@ -22,14 +20,7 @@ use super::Seen;
 pub struct AuthServer {
     pub addr: SocketAddr,
     calls: Arc<Mutex<Vec<Seen>>>,
-    connections: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for AuthServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: Server,
 }
 
 fn answer(path: &str) -> u16 {
@@ -41,10 +32,7 @@ fn answer(path: &str) -> u16 {
     200
 }
 
-async fn respond(
-    req: Request<Incoming>,
-    calls: Arc<Mutex<Vec<Seen>>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn respond(req: Request<Incoming>, calls: Arc<Mutex<Vec<Seen>>>) -> Response<Full<Bytes>> {
     calls.lock().unwrap().push(Seen::of(&req));
     let path = req.uri().path().to_owned();
     if path.contains("slow") {
@@ -58,12 +46,12 @@ async fn respond(
     } else {
         Bytes::from_static(b"auth answer body")
     };
-    Ok(Response::builder()
+    Response::builder()
         .status(status)
         .header("x-user-id", "42")
         .header("x-not-copied", "1")
         .body(Full::new(body))
-        .unwrap())
+        .unwrap()
 }
 
 impl AuthServer {
@@ -74,40 +62,13 @@ impl AuthServer {
 
     /// With `tls`, HTTPS with that server configuration.
     pub async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> AuthServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let (calls2, conns2) = (calls.clone(), connections.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                conns2.fetch_add(1, Ordering::SeqCst);
-                let calls = calls2.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| respond(req, calls.clone()));
-                    let http = hyper::server::conn::http1::Builder::new();
-                    match tls {
-                        Some(acceptor) => {
-                            if let Ok(stream) = acceptor.accept(tcp).await {
-                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                            }
-                        }
-                        None => {
-                            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
-                        }
-                    }
-                });
-            }
-        });
+        let recorded = calls.clone();
+        let server = Server::start(tls, move |req| respond(req, recorded.clone())).await;
         AuthServer {
-            addr,
+            addr: server.addr,
             calls,
-            connections,
-            task,
+            server,
         }
     }
 
@@ -117,7 +78,7 @@ impl AuthServer {
 
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        self.server.connections()
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod receiver;
+pub mod server;
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -19,7 +20,6 @@ use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 pub use reqwest::Method;
 
 /// What the origin received, one entry per request.
@@ -68,13 +68,7 @@ pub struct Origin {
     pub addr: SocketAddr,
     pub id: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: server::Server,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -161,35 +155,18 @@ fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
 impl Origin {
     /// Starts an origin identified by `id` (sent back as `x-origin`).
     pub async fn start(id: &str) -> Origin {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (seen2, id2) = (seen.clone(), id.to_owned());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (seen, id) = (seen2.clone(), id2.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (seen, id) = (seen.clone(), id.clone());
-                        async move {
-                            seen.lock().unwrap().push(Seen::of(&req));
-                            Ok::<_, Infallible>(answer(&req, &id))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
+        let (recorded, answered_as) = (seen.clone(), id.to_owned());
+        let server = server::Server::start(None, move |req: Request<Incoming>| {
+            recorded.lock().unwrap().push(Seen::of(&req));
+            std::future::ready(answer(&req, &answered_as))
+        })
+        .await;
         Origin {
-            addr,
+            addr: server.addr,
             id: id.into(),
             seen,
-            task,
+            _server: server,
         }
     }
 

@@ -1,15 +1,14 @@
 //! Access log lines (log target `access`): nginx's `combined` plus what an edge
 //! operator needs (duration, origin peer, verdict, reason), or one JSON object.
-//! Every auth parameter's value is redacted, and so is a signature-shaped path
-//! segment (types B and C carry the signature in the path).
+//! The target, the Referer, the User-Agent and the Host go through [`Redact`]:
+//! no signature reaches the log, however it was sent.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::LogFormat;
-use crate::sign::query;
+use crate::redact::Redact;
 use crate::verdict::Reason;
 
 /// What one request did.
@@ -29,47 +28,6 @@ pub struct Entry<'a> {
     pub duration: Duration,
     pub origin: Option<&'a str>,
     pub reason: Option<Reason>,
-}
-
-/// The query parameter names whose values are never logged.
-pub struct Redact(Vec<String>);
-
-const REDACTED: &str = "<redacted>";
-
-impl Redact {
-    pub fn new(mut names: Vec<String>) -> Redact {
-        names.sort();
-        names.dedup();
-        Redact(names)
-    }
-
-    /// The path and query with signature-shaped segments and auth values replaced.
-    pub fn target(&self, path: &str, q: &str) -> String {
-        let mut out = String::with_capacity(path.len() + q.len() + 1);
-        for (i, seg) in path.split('/').enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            let signature = seg.len() == 32 && seg.bytes().all(|b| b.is_ascii_hexdigit());
-            out.push_str(if signature { REDACTED } else { seg });
-        }
-        if q.is_empty() {
-            return out;
-        }
-        out.push('?');
-        for (i, pair) in q.split('&').enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
-            if query::is_named(pair, &self.0) {
-                let name = pair.split('=').next().unwrap_or("");
-                let _ = write!(out, "{name}={REDACTED}");
-            } else {
-                out.push_str(pair);
-            }
-        }
-        out
-    }
 }
 
 #[derive(Serialize)]
@@ -100,6 +58,9 @@ fn quoted(s: &str) -> String {
 /// One log line for `entry`.
 pub fn line(format: LogFormat, redact: &Redact, e: &Entry<'_>) -> String {
     let target = redact.target(e.path, e.query);
+    let referer = redact.url(e.referer);
+    let user_agent = redact.text(e.user_agent);
+    let host = redact.text(e.host);
     let when = chrono::DateTime::from_timestamp_millis(e.time_ms).unwrap_or_default();
     let verdict = if e.reason.is_some() { "fail" } else { "pass" };
     match format {
@@ -112,17 +73,17 @@ pub fn line(format: LogFormat, redact: &Redact, e: &Entry<'_>) -> String {
             e.version,
             e.status,
             e.bytes,
-            quoted(e.referer),
-            quoted(e.user_agent),
+            quoted(&referer),
+            quoted(&user_agent),
             e.duration.as_secs_f64(),
             e.origin.unwrap_or("-"),
             e.reason.map_or("-", Reason::as_str),
-            quoted(e.host),
+            quoted(&host),
         ),
         LogFormat::Json => serde_json::to_string(&Json {
             time: when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             client: e.client,
-            host: e.host,
+            host: &host,
             method: e.method,
             target: &target,
             status: e.status,
@@ -131,8 +92,8 @@ pub fn line(format: LogFormat, redact: &Redact, e: &Entry<'_>) -> String {
             origin: e.origin,
             verdict,
             reason: e.reason.map(Reason::as_str),
-            referer: e.referer,
-            user_agent: e.user_agent,
+            referer: &referer,
+            user_agent: &user_agent,
         })
         .unwrap_or_default(),
     }

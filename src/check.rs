@@ -5,7 +5,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::auth::{Entry, Table};
-use crate::route::{host_name, vet_path, Scene};
+use std::borrow::Cow;
+
+use crate::canon::vet_path;
+use crate::route::{host_key, Scene};
 use crate::sign::{Request, SignError};
 use crate::verdict::{Failure, Reason};
 
@@ -24,12 +27,12 @@ pub enum UrlError {
 
 /// The parts of an absolute URL livegate works with, as sent (nothing decoded or
 /// normalised, so that what is checked is exactly what would be forwarded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlParts<'a> {
     /// `scheme://authority`, to rebuild a signed URL.
     pub origin: &'a str,
-    /// Host without port or trailing dot.
-    pub host: &'a str,
+    /// Host without port or trailing dot, lowercase (as signatures hash it).
+    pub host: Cow<'a, str>,
     /// Path, `/` when empty.
     pub path: &'a str,
     pub query: &'a str,
@@ -47,7 +50,7 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| after_scheme + i);
     let authority = &url[after_scheme..end];
-    let host = host_name(authority.rsplit('@').next().unwrap_or(authority));
+    let host = host_key(authority.rsplit('@').next().unwrap_or(authority));
     let rest = url[end..].split('#').next().unwrap_or("");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     Ok(UrlParts {
@@ -58,10 +61,10 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
     })
 }
 
-impl<'a> UrlParts<'a> {
-    fn request(&self, remote_addr: &'a str) -> Request<'a> {
+impl UrlParts<'_> {
+    fn request<'s>(&'s self, remote_addr: &'s str) -> Request<'s> {
         Request {
-            host: self.host,
+            host: &self.host,
             path: self.path,
             query: self.query,
             remote_addr,
@@ -78,7 +81,7 @@ pub fn check_url(
     now: i64,
 ) -> Result<Result<(), Failure>, UrlError> {
     let url = split_url(url)?;
-    let Some((_, domain)) = table.domain(url.host) else {
+    let Some((_, domain)) = table.domain(&url.host) else {
         return Ok(Err(Failure::new(
             Reason::UnknownDomain,
             "no domain serves this host",
@@ -104,8 +107,8 @@ pub fn sign_url(
 ) -> Result<String, UrlError> {
     let parts = split_url(url)?;
     let (_, domain) = table
-        .domain(parts.host)
-        .ok_or_else(|| UrlError::UnknownDomain(parts.host.into()))?;
+        .domain(&parts.host)
+        .ok_or_else(|| UrlError::UnknownDomain(parts.host.to_string()))?;
     let entry = domain.entry(scene, parts.path).map_err(|_| {
         UrlError::NoRule(format!(
             "domain {} has no {scene} rule for this app",
@@ -159,7 +162,7 @@ mod tests {
             ),
             (
                 "https://H.com:8443",
-                ("https://H.com:8443", "H.com", "/", ""),
+                ("https://H.com:8443", "h.com", "/", ""),
             ),
             ("http://[::1]:80/a?", ("http://[::1]:80", "[::1]", "/a", "")),
             (
@@ -168,7 +171,7 @@ mod tests {
             ),
         ] {
             let p = split_url(url).unwrap();
-            assert_eq!((p.origin, p.host, p.path, p.query), parts, "{url}");
+            assert_eq!((p.origin, &*p.host, p.path, p.query), parts, "{url}");
         }
         for bad in [
             "/live/a.flv",

@@ -4,13 +4,17 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod canon;
 pub mod check;
 pub mod config;
+pub mod conn;
 pub mod demo;
+pub mod hygiene;
 pub mod metrics;
 pub mod notify;
 pub mod origin;
 pub mod proxy;
+pub mod redact;
 pub mod route;
 pub mod server;
 pub mod sign;

@@ -38,6 +38,7 @@ pub struct Metrics {
     sent: IntCounterVec,
     pub notify_dropped: IntCounter,
     pub notify_failed: IntCounter,
+    pub connections_refused: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -94,6 +95,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         notify_failed: register_int_counter!(
             "livegate_notify_failed_total",
             "Event notifications given up on after every retry"
+        )
+        .expect(bug),
+        connections_refused: register_int_counter!(
+            "livegate_connections_refused_total",
+            "Client connections closed at accept because server.max_connections were open"
         )
         .expect(bug),
     }

@@ -1,5 +1,6 @@
 //! Routing (a contract, `design.md`): Host → domain key, path → (app, stream, ext),
-//! method → scene. Pure string slicing, no allocation.
+//! method → scene. Pure string slicing, no allocation. Paths reach here only in
+//! their canonical form ([`crate::canon`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -101,63 +102,15 @@ pub fn host_name(host: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)
 }
 
-/// Refuses paths whose meaning an origin might change by normalising them, so
-/// that the path livegate verifies and routes is exactly the path the origin
-/// serves: dot-segments, empty segments (`//`), percent-encoded unreserved
-/// characters (`%76` for `v`, `%2e` for `.`), encoded `/`, `\\` or NUL, control
-/// bytes, and `%` not followed by two hex digits.
-///
-/// One byte scan, no allocation: it runs on every request.
-pub fn vet_path(path: &str) -> Result<(), &'static str> {
-    let b = path.as_bytes();
-    if b.first() != Some(&b'/') {
-        return Err("the path does not start with /");
-    }
-    let mut segment_start = 1;
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'/' && i > 0 {
-            vet_segment(&b[segment_start..i], false)?;
-            segment_start = i + 1;
-        }
-        if c <= 0x20 || c == 0x7f || c == b'\\' {
-            return Err("the path holds a control byte, a space or a backslash");
-        }
-        if c == b'%' {
-            let hex = b
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-            let Some(h) = hex else {
-                return Err("the path holds a % that is not followed by two hex digits");
-            };
-            let v = (hex_value(h[0]) << 4) | hex_value(h[1]);
-            if v < 0x20 || v == 0x7f || v == b'/' || v == b'\\' {
-                return Err("the path holds an encoded /, \\ or control byte");
-            }
-            // Unreserved characters are never encoded (RFC 3986 §2.3) and every
-            // normaliser decodes them: `/li%76e/` would be routed as app "li%76e"
-            // here and served as "/live/" by the origin.
-            if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
-                return Err("the path percent-encodes an unreserved character");
-            }
-        }
-    }
-    vet_segment(&b[segment_start..], true)
-}
-
-/// One segment of a path. An encoded dot (`%2e`) never reaches here: it is an
-/// encoded unreserved character, refused above.
-fn vet_segment(segment: &[u8], last: bool) -> Result<(), &'static str> {
-    match segment {
-        b"" if !last => Err("the path holds an empty segment (//)"),
-        b"." | b".." => Err("the path holds a . or .. segment"),
-        _ => Ok(()),
-    }
-}
-
-fn hex_value(c: u8) -> u8 {
-    match c {
-        b'0'..=b'9' => c - b'0',
-        _ => (c | 0x20) - b'a' + 10,
+/// The host as signatures hash it (`{host}` of `secure_link`, Volcengine's
+/// `Domain`): lowercase, without port or trailing dot, like nginx's `$host`, so that
+/// `Host: SL.TEST` verifies a URL signed for `sl.test`. Borrowed unless it had
+/// uppercase letters.
+pub fn host_key(host: &str) -> std::borrow::Cow<'_, str> {
+    let name = host_name(host);
+    match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+        false => std::borrow::Cow::Borrowed(name),
     }
 }
 
@@ -191,44 +144,6 @@ mod tests {
     }
 
     #[test]
-    fn vets_paths() {
-        for ok in [
-            "/",
-            "/live/a.flv",
-            "/live/",
-            "/live/a%20b.flv",
-            "/live/%E4%B8%AD.flv",
-            "/a/..b/c",
-        ] {
-            assert_eq!(vet_path(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "live/a",
-            "/live/../a.flv",
-            "/live/./a",
-            "/live/%2e%2E/a",
-            "/live/%2e",
-            "//a",
-            "/live//a",
-            "/a%2fb",
-            "/a%5Cb",
-            "/a%00",
-            "/a%zz",
-            "/a%4",
-            "/a b",
-            "/a\\b",
-            "/a\u{7f}",
-            "/li%76e/a.flv",
-            "/live/my%2estream.flv",
-            "/a/%7Eb",
-            "/a/%2D",
-        ] {
-            assert!(vet_path(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn host_names() {
         assert_eq!(host_name("play.example.com:8080"), "play.example.com");
         assert_eq!(host_name("play.example.com."), "play.example.com");
@@ -236,5 +151,6 @@ mod tests {
         assert_eq!(host_name("[::1]:8080"), "[::1]");
         assert_eq!(host_name("[::1]"), "[::1]");
         assert_eq!(host_name("h:notaport"), "h:notaport");
+        assert_eq!(host_key("SL.Test.:8080"), "sl.test");
     }
 }

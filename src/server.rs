@@ -12,14 +12,15 @@ use std::time::Duration;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::background::background_service;
 
-use crate::access_log::Redact;
 use crate::auth::remote::Remote;
 use crate::config::{default_linger, Loaded, ServerSection};
+use crate::conn::Guard;
 use crate::demo::DemoOrigin;
 use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
 use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::proxy::{Gate, Site};
+use crate::redact::Redact;
 use crate::streams::{DomainInfo, Streams};
 
 /// Read buffer of plain-HTTP client connections (see `run`).
@@ -151,8 +152,12 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         streams,
         notifier,
     };
-    let mut proxy =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, gate, "livegate");
+    let guarded = Guard::new(
+        pingora_proxy::http_proxy(&server.configuration, gate),
+        config.server.max_connections,
+        Duration::from_millis(config.server.header_timeout_ms),
+    );
+    let mut proxy = Service::new("livegate".into(), guarded);
     for l in &config.listen {
         match l.tls() {
             // Plain HTTP reads request heads and ingest bodies: a small read buffer

@@ -24,7 +24,10 @@ use std::sync::Arc;
 /// The stream a request belongs to, for sessions: HLS/DASH segments named
 /// `<stream>-<n>.ts` (nginx-rtmp, SRS) count as `<stream>`.
 pub fn session_stream<'a>(stream: &'a str, ext: &str) -> &'a str {
-    if !matches!(ext, "ts" | "m4s" | "aac" | "mp4") {
+    if !["ts", "m4s", "aac", "mp4"]
+        .iter()
+        .any(|e| ext.eq_ignore_ascii_case(e))
+    {
         return stream;
     }
     match stream.rsplit_once('-') {

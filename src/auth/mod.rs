@@ -40,7 +40,7 @@ impl Domain {
         let apps = &self.apps[slot(scene)];
         if self.prefix_rules {
             if let Some((_, _, rest)) = sign::split_prefix(path) {
-                let inner = apps.get(Route::of_path(rest).app);
+                let inner = app_entry(apps, Route::of_path(rest).app);
                 if let Some(e @ Entry::Rule(r)) = inner {
                     if r.scheme().path_prefixed() {
                         return Ok(e);
@@ -51,7 +51,7 @@ impl Domain {
         // Most domains have one rule for every app: no path scan, no hashing.
         let by_app = match apps.is_empty() {
             true => None,
-            false => apps.get(Route::of_path(path).app),
+            false => app_entry(apps, Route::of_path(path).app),
         };
         by_app
             .or(self.default[slot(scene)].as_ref())
@@ -77,6 +77,16 @@ impl Domain {
             }),
             Entry::Rule(r) => r.verify(req, now),
         }
+    }
+}
+
+/// The entry for an app: apps match case-insensitively (keys are stored
+/// lowercase), because origins that fold case serve `/LIVE/` as `/live/` and the
+/// stricter rule must hold for both.
+fn app_entry<'m>(apps: &'m HashMap<Box<str>, Entry>, app: &str) -> Option<&'m Entry> {
+    match app.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => apps.get(app.to_ascii_lowercase().as_str()),
+        false => apps.get(app),
     }
 }
 
@@ -236,7 +246,9 @@ fn build_domain(
         let dup = if rc.app == "*" {
             d.default[s].replace(entry).is_some()
         } else {
-            d.apps[s].insert(rc.app.as_str().into(), entry).is_some()
+            d.apps[s]
+                .insert(rc.app.to_ascii_lowercase().into(), entry)
+                .is_some()
         };
         if dup {
             problems.add(

@@ -2,8 +2,10 @@
 //! server and obey its status (200/206/304 pass, anything else denies), within a
 //! deadline and with a timeout action, as cloud CDNs do.
 //!
-//! Results are cached per (domain, method, path, query) in Pingora's read-through
-//! cache, which also coalesces concurrent identical lookups into one call.
+//! Results are cached in Pingora's read-through cache, which also coalesces
+//! concurrent identical lookups into one call. The key holds everything the auth
+//! server is told that can change its answer (see [`Remote::key`]), so a cached
+//! answer is never lent to a request the auth server might have answered otherwise.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -171,6 +173,8 @@ pub struct Remote {
     /// Header names copied from the auth answer (and stripped from the client's request).
     pub copy: Arc<[HeaderName]>,
     cache: Option<(Cache, (Duration, Duration))>,
+    /// Whether cached answers are shared between clients (`share_between_clients`).
+    shared: bool,
     /// Built on first use, inside Pingora's runtime (daemonising forks first).
     client: OnceLock<reqwest::Client>,
 }
@@ -207,6 +211,7 @@ impl Remote {
                 .iter()
                 .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
                 .collect(),
+            shared: cfg.cache.as_ref().is_some_and(|c| c.share_between_clients),
             cache,
             client: OnceLock::new(),
         }
@@ -220,9 +225,12 @@ impl Remote {
                 let ext = crate::route::Route::of_path(path).ext;
                 e.extensions.iter().any(|x| x.eq_ignore_ascii_case(ext))
             }
+            // Case-insensitive: origins that fold case serve `/VIP/` as `/vip/`.
             Scope::Paths(p) => p.paths.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => path.starts_with(prefix),
-                None => path == p,
+                Some(prefix) => path
+                    .get(..prefix.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(prefix)),
+                None => path.eq_ignore_ascii_case(p),
             }),
         }
     }
@@ -287,11 +295,48 @@ impl Remote {
         }
     }
 
+    /// The cache key: the method, Host, path and query the auth server is asked
+    /// with, and — unless answers are shared between clients — the client's address
+    /// and every client header it is sent. Fields are separated by a byte no field
+    /// can hold, so two requests never make one key.
+    fn key(&self, a: &Asked<'_>, method: &Method) -> Arc<str> {
+        let mut key = String::with_capacity(128);
+        for field in [a.domain, method.as_str(), a.host, a.path, a.query] {
+            key.push_str(field);
+            key.push('\n');
+        }
+        if !self.shared {
+            key.push_str(a.client_ip);
+            for name in &FORWARDED {
+                key.push('\n');
+                // Tagged, so a value that is not UTF-8 can neither collide with
+                // another such value nor with a text one.
+                match a
+                    .headers
+                    .get(name)
+                    .map(|v| std::str::from_utf8(v.as_bytes()))
+                {
+                    None => {}
+                    Some(Ok(text)) => {
+                        key.push('t');
+                        key.push_str(text);
+                    }
+                    Some(Err(_)) => {
+                        key.push('b');
+                        let raw = a.headers.get(name).map_or(&[][..], |v| v.as_bytes());
+                        key.push_str(&hex::encode(raw));
+                    }
+                }
+            }
+        }
+        key.into()
+    }
+
     /// Asks the auth server (or the cache). Answers within the timeout: a lookup
     /// another request started is waited for only until this request's deadline.
     pub async fn check(&self, a: &Asked<'_>) -> Outcome {
         let method = self.method(a.method);
-        let key: Arc<str> = format!("{}\n{method}\n{}\n{}", a.domain, a.path, a.query).into();
+        let key = self.key(a, &method);
         let call = self.call(a, method, key.clone());
         let Some((cache, _)) = &self.cache else {
             return match call.run().await {

@@ -53,6 +53,8 @@ fn most_specific_app_wins_and_missing_scene_is_no_rule() {
         Entry::Disabled => "off".into(),
     };
     assert_eq!(key_of("/live/a.flv"), "l*****e");
+    assert_eq!(key_of("/LIVE/a.flv"), "l*****e");
+    assert_eq!(key_of("/Live/a.flv"), "l*****e");
     assert_eq!(key_of("/other/a.flv"), "s*****r");
     assert_eq!(
         d.entry(Scene::Push, "/live/a.flv").unwrap_err().reason,

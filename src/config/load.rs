@@ -104,6 +104,12 @@ impl Config {
         if self.server.threads == Some(0) {
             problems.add("server.threads", "must be at least 1");
         }
+        if !(100..=600_000).contains(&self.server.header_timeout_ms) {
+            problems.add("server.header_timeout_ms", "must be 100..=600000");
+        }
+        if !(1..=10_000_000).contains(&self.server.max_connections) {
+            problems.add("server.max_connections", "must be 1..=10000000");
+        }
         if let Some(m) = &self.metrics {
             if m.listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.add(

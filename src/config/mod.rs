@@ -87,7 +87,7 @@ pub struct NotifyConfig {
 
 /// Pingora's own server settings, passed through. Only the keys listed here are
 /// accepted; livegate's defaults are the measured fast ones (`work_stealing: false`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub threads: Option<usize>,
@@ -103,6 +103,12 @@ pub struct ServerSection {
     pub upstream_keepalive_pool_size: Option<usize>,
     pub max_retries: Option<usize>,
     pub daemon_wait_for_ready: Option<bool>,
+    /// livegate's own: the whole request head must arrive within this.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// livegate's own: concurrent client connections per process; more are closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// A listening address: `"0.0.0.0:8080"` or `{addr, tls: {cert, key}}`.
@@ -249,6 +255,12 @@ pub struct RemoteCacheConfig {
     pub deny_ttl_ms: u64,
     #[serde(default = "default_max_entries")]
     pub max_entries: usize,
+    /// Off (default): an answer is cached per client (its IP, Cookie,
+    /// Authorization, User-Agent and Referer are part of the key), because the auth
+    /// server is told them and may decide by them. On: clients share answers, for
+    /// auth servers that decide by the URL alone.
+    #[serde(default)]
+    pub share_between_clients: bool,
 }
 
 /// How a peer is picked from the pool.
@@ -348,6 +360,40 @@ fn default_retries() -> u32 {
     3
 }
 /// Also the stream linger when no `notify` section exists.
+impl Default for ServerSection {
+    fn default() -> ServerSection {
+        ServerSection {
+            threads: None,
+            work_stealing: None,
+            listener_tasks_per_fd: None,
+            pid_file: None,
+            upgrade_sock: None,
+            error_log: None,
+            user: None,
+            group: None,
+            grace_period_seconds: None,
+            graceful_shutdown_timeout_seconds: None,
+            upstream_keepalive_pool_size: None,
+            max_retries: None,
+            daemon_wait_for_ready: None,
+            header_timeout_ms: default_header_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// nginx's `client_header_timeout` is 60 s; a live edge has no client that needs
+/// more than a few.
+fn default_header_timeout() -> u64 {
+    10_000
+}
+
+/// ~45 KB of Pingora state per idle connection (README, "Where the memory goes")
+/// times 20,000 stays under ~1 GB.
+fn default_max_connections() -> usize {
+    20_000
+}
+
 pub fn default_linger() -> u64 {
     5000
 }

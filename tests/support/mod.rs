@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod receiver;
+pub mod recorder;
 pub mod server;
 
 use std::convert::Infallible;
@@ -244,12 +245,27 @@ impl Livegate {
         top: &str,
         env: &[(&str, &str)],
     ) -> Livegate {
+        Livegate::start_all(domains_yaml, extra_listen, top, env, "")
+    }
+
+    /// With extra `server:` keys (flow style, each starting with `, `).
+    pub fn start_server(domains_yaml: &str, top: &str, server_extra: &str) -> Livegate {
+        Livegate::start_all(domains_yaml, "", top, &[], server_extra)
+    }
+
+    fn start_all(
+        domains_yaml: &str,
+        extra_listen: &str,
+        top: &str,
+        env: &[(&str, &str)],
+        server_extra: &str,
+    ) -> Livegate {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
         let config = dir.path().join("livegate.yaml");
         let text = format!(
-            "server: {{ threads: 2, pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock }}\n\
+            "server: {{ threads: 2, pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock{server_extra} }}\n\
              listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}{top}domains:\n{domains_yaml}"
         );
         std::fs::write(&config, text).unwrap();
@@ -358,6 +374,26 @@ pub fn raw(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
         None => Vec::new(),
     };
     (status, body)
+}
+
+/// One raw HTTP/1.1 request from the loopback address `source` (e.g. 127.0.0.2),
+/// so that tests can be two clients; returns the status.
+pub fn raw_from(source: &str, port: u16, request: &[u8]) -> u16 {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.connect(&to.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {:?}", &text[..text.len().min(200)]))
 }
 
 /// `GET path` with a Host header, over a raw socket.

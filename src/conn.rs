@@ -1,0 +1,381 @@
+//! Slow and excess clients, bounded before they cost memory.
+//!
+//! Pingora times out each read of a request head, not the whole head: a client that
+//! sends one header line every few seconds is held forever, and nothing caps how many
+//! connections a process holds. [`Guard`] wraps the proxy's server app:
+//!
+//! - at most `server.max_connections` client connections at once; one more is closed
+//!   as soon as it is accepted and counted in `livegate_connections_refused_total`;
+//! - every request head must arrive whole within `server.header_timeout_ms` — counted
+//!   from the connection's accept for its first request, and from the first byte of
+//!   each later one (the wait between keep-alive requests is Pingora's keep-alive
+//!   timeout). A client past the deadline is disconnected.
+//!
+//! The deadline is enforced by [`HeadDeadline`], a thin wrapper around the accepted
+//! stream that watches the bytes Pingora reads for the blank line that ends a head.
+//! Bodies and responses pass through untouched: a live stream is never cut by it.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
+use pingora_core::protocols::Stream;
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora_core::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::metrics::metrics;
+
+/// A server app with livegate's connection limits around it.
+pub struct Guard<A> {
+    inner: Arc<A>,
+    max_connections: usize,
+    header_timeout: Duration,
+    open: AtomicUsize,
+    /// Unix second of the last "refused" warning (one a second at most).
+    warned: AtomicI64,
+}
+
+impl<A> Guard<A> {
+    pub fn new(inner: A, max_connections: usize, header_timeout: Duration) -> Guard<A> {
+        Guard {
+            inner: Arc::new(inner),
+            max_connections,
+            header_timeout,
+            open: AtomicUsize::new(0),
+            warned: AtomicI64::new(0),
+        }
+    }
+
+    /// Takes a connection slot, or `None` when every slot is in use.
+    fn slot(&self) -> Option<Slot<'_>> {
+        let taken = self.open.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(&self.open);
+        (taken < self.max_connections).then_some(slot)
+    }
+
+    fn refused(&self) {
+        metrics().connections_refused.inc();
+        let now = crate::unix_now();
+        if self.warned.swap(now, Ordering::Relaxed) != now {
+            log::warn!(
+                "refusing connections: {} are open, server.max_connections is {}",
+                self.open.load(Ordering::Relaxed),
+                self.max_connections
+            );
+        }
+    }
+}
+
+/// One open connection's place in the count, given back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Some(_slot) = self.slot() else {
+            self.refused();
+            return None;
+        };
+        let head = Arc::new(AtomicBool::new(false));
+        let mut stream: Stream =
+            Box::new(HeadDeadline::new(stream, self.header_timeout, head.clone()));
+        // Keep-alive requests are served here rather than by the service's loop, so
+        // the slot is held for the connection's life and each head gets its clock.
+        loop {
+            stream = self.inner.process_new(stream, shutdown).await?;
+            head.store(true, Ordering::Release);
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+/// Where a connection is in reading a request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between requests: the clock starts with the next byte.
+    Idle,
+    /// Reading a head that must be complete by the deadline.
+    Head,
+    /// The head is in; bodies and later bytes are not watched.
+    Done,
+    /// HTTP/2 (negotiated by ALPN): its frames are not HTTP/1 heads.
+    Off,
+}
+
+/// Finds the blank line that ends an HTTP/1 head, across reads. Leading blank
+/// lines (allowed before a request line) do not count.
+#[derive(Debug, Default, Clone, Copy)]
+struct HeadEnd {
+    /// Whether the request line has begun.
+    started: bool,
+    /// Whether the current line holds anything but a `\r` before its `\n`.
+    filled: bool,
+    cr: bool,
+}
+
+impl HeadEnd {
+    /// Feeds bytes; true once the head ended within them.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    if self.started && !self.filled {
+                        return true;
+                    }
+                    self.filled = false;
+                    self.cr = false;
+                }
+                b'\r' if !self.cr => self.cr = true,
+                _ => {
+                    self.started = true;
+                    self.filled = true;
+                    self.cr = false;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The accepted stream, with a deadline on each request head (see the module
+/// documentation). Everything but reading is passed straight through.
+pub struct HeadDeadline {
+    inner: Stream,
+    timeout: Duration,
+    phase: Phase,
+    deadline: Instant,
+    scan: HeadEnd,
+    /// Created the first time a head read has to wait, then reset for each head.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Set by [`Guard`] when a request is done and the next head may follow.
+    next_head: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for HeadDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadDeadline")
+            .field("inner", &self.inner)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+impl HeadDeadline {
+    /// The first head's clock starts now (at accept), as nginx's
+    /// `client_header_timeout` does.
+    fn new(inner: Stream, timeout: Duration, next_head: Arc<AtomicBool>) -> HeadDeadline {
+        let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
+        HeadDeadline {
+            inner,
+            timeout,
+            phase: if h2 { Phase::Off } else { Phase::Head },
+            deadline: Instant::now() + timeout,
+            scan: HeadEnd::default(),
+            sleep: None,
+            next_head,
+        }
+    }
+
+    fn timed_out() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the request head did not arrive within server.header_timeout_ms",
+        )
+    }
+
+    /// Reacts to bytes just read; an error when the head is overdue.
+    fn saw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.deadline = Instant::now() + self.timeout;
+            self.scan = HeadEnd::default();
+        }
+        if self.scan.feed(bytes) {
+            self.phase = Phase::Done;
+            return Ok(());
+        }
+        match Instant::now() >= self.deadline {
+            true => Err(Self::timed_out()),
+            false => Ok(()),
+        }
+    }
+
+    /// While a head read waits: whether the deadline has passed (registering the
+    /// timer's wake-up otherwise).
+    fn overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+use std::future::Future;
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.next_head.swap(false, Ordering::AcqRel) && this.phase != Phase::Off {
+            this.phase = Phase::Idle;
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                match new.is_empty() || this.phase == Phase::Done || this.phase == Phase::Off {
+                    true => Poll::Ready(Ok(())),
+                    false => Poll::Ready(this.saw(new)),
+                }
+            }
+            Poll::Pending if this.phase == Phase::Head && this.overdue(cx) => {
+                Poll::Ready(Err(Self::timed_out()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadEnd;
+
+    #[test]
+    fn finds_the_end_of_a_head_across_reads() {
+        let head = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nbody";
+        for split in 0..head.len() {
+            let mut s = HeadEnd::default();
+            let (a, b) = head.split_at(split);
+            let ended = s.feed(a) || s.feed(b);
+            assert!(ended, "split at {split}");
+        }
+        let mut s = HeadEnd::default();
+        assert!(!s.feed(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n"));
+        assert!(s.feed(b"\n"));
+        let mut s = HeadEnd::default();
+        assert!(s.feed(b"GET /a HTTP/1.0\n\n"));
+        let mut s = HeadEnd::default();
+        assert!(!s.feed(b"GET /a HTTP/1.1\r\nX: a\r\rb\r\n"));
+    }
+}

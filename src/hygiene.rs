@@ -1,0 +1,73 @@
+//! What a client may not tell the origin.
+//!
+//! - Headers the auth server's answer sets (`remote_auth.upstream_headers`, e.g.
+//!   `X-User-Id`) are trusted by the origin, so the client's own copies go — under
+//!   every spelling an origin may read as the same name: CGI, WSGI and PHP turn both
+//!   `X-User-Id` and `X_User_Id` into `HTTP_X_USER_ID`.
+//! - Method-override headers go from every request: livegate chose the scene (and
+//!   so the rule) by the request's method, and the origin must not act on another.
+
+use http::HeaderName;
+use pingora_http::RequestHeader;
+
+/// Headers that ask frameworks to treat a request as another method.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Removes the method-override headers and every header whose name equals one of
+/// `reserved` once `_` is read as `-` and case is ignored.
+pub fn scrub(req: &mut RequestHeader, reserved: &[HeaderName]) {
+    for name in METHOD_OVERRIDES {
+        req.remove_header(name);
+    }
+    if reserved.is_empty() {
+        return;
+    }
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| reserved.iter().any(|r| same_name(k.as_str(), r.as_str())))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
+    }
+}
+
+/// Whether two header names are one to a CGI-style origin.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_every_spelling_and_the_overrides() {
+        let mut req = RequestHeader::build("GET", b"/live/a.flv", None).unwrap();
+        for (name, value) in [
+            ("X_User_Id", "1"),
+            ("x-user-id", "2"),
+            ("X-USER_ID", "3"),
+            ("X-User-Idx", "kept"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-HTTP-Method", "DELETE"),
+            ("X-Method-Override", "DELETE"),
+            ("Accept", "kept"),
+        ] {
+            req.append_header(name.to_owned(), value).unwrap();
+        }
+        scrub(&mut req, &[HeaderName::from_static("x-user-id")]);
+        let mut left: Vec<_> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "x-user-idx"]);
+    }
+}

@@ -1,0 +1,304 @@
+//! The Pingora `ProxyHttp` implementation: the spine of the request path. Each
+//! phase asks a module and acts on the answer; nothing reaches an origin unless
+//! `request_filter` admitted it:
+//!
+//! canonical target → route → sign → remote → origin.
+
+mod remote;
+mod report;
+mod request;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use log::warn;
+use pingora_core::modules::http::HttpModules;
+use pingora_core::prelude::HttpPeer;
+use pingora_core::upstreams::peer::Peer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{ProxyHttp, Session};
+
+use crate::auth::remote::Remote;
+use crate::auth::Table;
+use crate::canon;
+use crate::config::LogFormat;
+use crate::hygiene;
+use crate::metrics::DomainMetrics;
+use crate::notify::Notifier;
+use crate::origin::Origin;
+use crate::redact::Redact;
+use crate::route::{host_key, Route, Scene};
+use crate::sign::Request;
+use crate::streams::{session_stream, StreamKey, Streams};
+use crate::unix_now;
+use crate::verdict::{Failure, Reason};
+use request::{client_ip, host_header, upstream_target, IpText};
+
+/// What livegate runs per domain (same order as the configuration).
+pub struct Site {
+    pub origin: Arc<Origin>,
+    pub remote: Option<Remote>,
+    pub metrics: DomainMetrics,
+}
+
+/// The edge.
+pub struct Gate {
+    pub table: Arc<Table>,
+    pub sites: Vec<Site>,
+    pub streams: Arc<Streams>,
+    pub notifier: Option<Arc<Notifier>>,
+    pub access_log: Option<LogFormat>,
+    /// Hides auth values and signature-shaped path segments in every log line
+    /// that names a request: a refused URL can still carry a valid signature.
+    pub redact: Redact,
+}
+
+/// What one request carries from phase to phase.
+pub struct Ctx {
+    started: Instant,
+    /// The domain once the Host matched one.
+    domain: Option<usize>,
+    scene: Option<Scene>,
+    client: Option<IpAddr>,
+    /// `client` as text, formatted once per request (empty when unknown).
+    client_ip: IpText,
+    /// The URI to send upstream when it differs from the canonical target (prefix
+    /// or auth parameters removed).
+    upstream_uri: Option<http::Uri>,
+    /// `app/stream`, the consistent-hashing key, when the pool hashes.
+    hash_key: String,
+    /// Peers that refused a connection for this request.
+    tried: Vec<SocketAddr>,
+    peer: Option<SocketAddr>,
+    /// Headers the auth server's answer asks to pass to the origin.
+    upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+    /// The stream session this connection counts in, once admitted.
+    stream: Option<StreamKey>,
+    /// Why the request was refused.
+    reason: Option<Reason>,
+}
+
+impl Gate {
+    /// Settles, routes and verifies one request head, recording what it learns in
+    /// `ctx`. From here on the request's target is its canonical one.
+    fn admit(&self, req: &mut RequestHeader, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
+        // Two Hosts: we would route by one and the origin might serve the other.
+        if req
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(Failure::new(Reason::BadRequest, "more than one Host"));
+        }
+        canon::settle(req).map_err(|why| Failure::new(Reason::BadRequest, why))?;
+        let req = &*req;
+        let host = host_header(req).ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
+        let host = host_key(host);
+        let (index, domain) = self.table.domain(&host).ok_or(Failure::new(
+            Reason::UnknownDomain,
+            "no domain serves this host",
+        ))?;
+        ctx.domain = Some(index);
+        let scene = Scene::of_method(req.method.as_str()).ok_or(Failure::new(
+            Reason::BadMethod,
+            "the method belongs to neither pull nor push",
+        ))?;
+        ctx.scene = Some(scene);
+        let path = req.uri.path();
+        let query = req.uri.query().unwrap_or("");
+        let request = Request {
+            host: &host,
+            path,
+            query,
+            remote_addr: ctx.client_ip.as_str(),
+        };
+        let pass = domain.verify(scene, &request, now)?;
+        let kept = match domain.strip_auth_params {
+            true => pass.auth.strip(query),
+            false => query.into(),
+        };
+        if pass.path.len() != path.len() || kept.len() != query.len() {
+            ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
+        }
+        let route = Route::of_path(pass.path);
+        if self.sites[index].origin.keyed() {
+            ctx.hash_key = format!("{}/{}", route.app, route.stream);
+        }
+        ctx.stream = Some(StreamKey {
+            domain: index,
+            app: route.app.into(),
+            stream: session_stream(route.stream, route.ext).into(),
+            scene,
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            domain: None,
+            scene: None,
+            client: None,
+            client_ip: IpText::default(),
+            upstream_uri: None,
+            hash_key: String::new(),
+            tried: Vec::new(),
+            peer: None,
+            upstream_headers: None,
+            stream: None,
+            reason: None,
+        }
+    }
+
+    /// No downstream modules: Pingora's default adds a (disabled) compression
+    /// module that live media never uses, and every module costs each request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.client = client_ip(session);
+        ctx.client_ip = IpText::new(ctx.client);
+        let verdict = match self.admit(session.req_header_mut(), ctx, unix_now()) {
+            Ok(()) => self.ask_remote(session, ctx).await,
+            Err(f) => Err(f),
+        };
+        self.count(ctx, verdict.as_ref().map(|_| ()).map_err(|f| f.reason));
+        match verdict {
+            Ok(()) => {
+                if let Some(key) = &ctx.stream {
+                    self.streams.open(key, ctx.client_ip.as_str());
+                }
+                Ok(false)
+            }
+            Err(f) => self.deny(session, ctx, f).await,
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let d = ctx
+            .domain
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no domain"))?;
+        let origin = &self.sites[d].origin;
+        let backend = origin
+            .select(ctx.hash_key.as_bytes(), &ctx.tried)
+            .ok_or_else(|| {
+                Error::explain(ErrorType::ConnectNoRoute, "no origin peer left to try")
+            })?;
+        ctx.peer = backend.addr.as_inet().copied();
+        let mut peer = HttpPeer::new(backend.addr, false, String::new());
+        peer.options.connection_timeout = Some(origin.connect_timeout);
+        peer.options.read_timeout = Some(origin.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(addr) = peer.address().as_inet() {
+            warn!("origin {addr} refused: {e}; trying another peer");
+            ctx.tried.push(*addr);
+        }
+        if ctx
+            .domain
+            .is_some_and(|d| ctx.tried.len() < self.sites[d].origin.peers)
+        {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// What Pingora's error lines say of a request: redacted.
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        self.summary(session)
+    }
+
+    /// A viewer closing an endless stream is how live playback ends, not an error.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        use pingora_core::ErrorSource::Downstream;
+        use ErrorType::{ConnectionClosed, ReadError, WriteError};
+        *e.esource() == Downstream && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(d) = ctx.domain else { return Ok(()) };
+        if let Some(uri) = ctx.upstream_uri.take() {
+            upstream.set_uri(uri);
+        }
+        let site = &self.sites[d];
+        hygiene::scrub(upstream, site.remote.as_ref().map_or(&[], |r| &r.copy));
+        if let Some(headers) = ctx.upstream_headers.take() {
+            for (name, value) in headers.iter() {
+                upstream.insert_header(name.clone(), value.clone())?;
+            }
+        }
+        if let Some(host) = &site.origin.host {
+            upstream.insert_header(http::header::HOST, host)?;
+        }
+        if ctx.client.is_some() {
+            let ip = ctx.client_ip.as_str();
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_owned(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+            upstream.insert_header("x-real-ip", ip.to_owned())?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(d) = ctx.domain {
+            self.sites[d].metrics.upstream_status(resp.status.as_u16());
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
+            self.sites[d].metrics.sent.inc_by(b.len() as u64);
+        }
+        Ok(None)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(key) = &ctx.stream {
+            self.streams.close(key);
+        }
+        self.log_access(session, ctx);
+    }
+}

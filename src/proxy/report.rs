@@ -1,0 +1,133 @@
+//! What the request path reports: verdict metrics, denials (status, log line,
+//! `auth_denied` event) and the access log. Every line that names a request goes
+//! through [`crate::redact::Redact`].
+
+use http::HeaderValue;
+use log::info;
+use pingora_core::Result;
+use pingora_proxy::Session;
+
+use super::request::{host_header, raw_target};
+use super::{Ctx, Gate};
+use crate::access_log::{self, Entry};
+use crate::config::EventKind;
+use crate::metrics::{self, metrics, UNKNOWN_DOMAIN};
+use crate::notify::Event;
+use crate::route::{host_name, Route, Scene};
+use crate::unix_now;
+use crate::verdict::{Failure, Reason};
+
+impl Gate {
+    /// Counts a verdict under the domain and scene it reached.
+    pub(super) fn count(&self, ctx: &Ctx, verdict: Result<(), Reason>) {
+        metrics()
+            .auth_seconds
+            .observe(ctx.started.elapsed().as_secs_f64());
+        match (ctx.domain, ctx.scene, verdict) {
+            (Some(d), Some(scene), v) => self.sites[d].metrics.verdict(scene, v),
+            (d, scene, Err(r)) => {
+                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.table.domains()[d].name.as_str());
+                metrics::unrouted(name, scene, r);
+            }
+            (_, _, Ok(())) => {}
+        }
+    }
+
+    /// Answers a refused request: the status, the reason in the log (never in the
+    /// body), and an `auth_denied` event when wanted.
+    pub(super) async fn deny(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        f: Failure,
+    ) -> Result<bool> {
+        let req = session.req_header();
+        let target = raw_target(req);
+        let path = target.split(['?', '#']).next().unwrap_or("");
+        info!(
+            "denied {} {}: {} ({})",
+            req.method,
+            self.redact.target(path, ""),
+            f.reason,
+            f.detail
+        );
+        if let Some(n) = self
+            .notifier
+            .as_ref()
+            .filter(|n| n.wants(EventKind::AuthDenied))
+        {
+            let route = Route::of_path(path);
+            let domain = ctx.domain.map_or_else(
+                || host_name(host_header(req).unwrap_or("")).to_owned(),
+                |d| self.table.domains()[d].name.clone(),
+            );
+            n.emit(Event {
+                event_type: EventKind::AuthDenied,
+                domain,
+                app: route.app.to_owned(),
+                stream: route.stream.to_owned(),
+                scene: ctx.scene.map_or("none", Scene::as_str),
+                client_ip: ctx.client_ip.as_str().to_owned(),
+                time: unix_now(),
+                reason: Some(f.reason.as_str()),
+            });
+        }
+        ctx.stream = None;
+        ctx.reason = Some(f.reason);
+        session.respond_error(f.reason.status()).await?;
+        Ok(true)
+    }
+
+    pub(super) fn log_access(&self, session: &Session, ctx: &Ctx) {
+        let Some(format) = self.access_log else {
+            return;
+        };
+        let req = session.req_header();
+        let header = |name| {
+            req.headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let target = raw_target(req);
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let origin = ctx.peer.map(|p| p.to_string());
+        let started = std::time::SystemTime::now() - ctx.started.elapsed();
+        let started_ms = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let entry = Entry {
+            time_ms: started_ms,
+            client: ctx.client_ip.as_str(),
+            host: host_header(req).unwrap_or(""),
+            method: req.method.as_str(),
+            path,
+            query,
+            version: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            bytes: session.body_bytes_sent(),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+            duration: ctx.started.elapsed(),
+            origin: origin.as_deref(),
+            reason: ctx.reason,
+        };
+        info!(target: "access", "{}", access_log::line(format, &self.redact, &entry));
+    }
+
+    /// What Pingora's error lines say of a request: its target with auth values
+    /// and signature-shaped segments hidden (the default prints them).
+    pub(super) fn summary(&self, session: &Session) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            self.redact.url(&raw_target(req)),
+            self.redact.text(host_header(req).unwrap_or("-"))
+        )
+    }
+}

@@ -8,8 +8,10 @@ use crate::auth::{Entry, Table};
 use std::borrow::Cow;
 
 use crate::canon::vet_path;
-use crate::route::{host_key, Scene};
+use crate::route::{host_key, Route, Scene};
 use crate::sign::{Request, SignError};
+use crate::state::live::Snapshot;
+use crate::streams::session_stream;
 use crate::verdict::{Failure, Reason};
 
 /// Why a URL could not be checked or signed at all (a usage error, not a verdict).
@@ -72,16 +74,17 @@ impl UrlParts<'_> {
     }
 }
 
-/// The verdict for `url` in `scene` at `now`. `Err` only when the URL is unusable.
+/// The verdict for `url` in `scene` at `now`, as the proxy would give it without
+/// remote auth: rules and forbids of `state`. `Err` only when the URL is unusable.
 pub fn check_url(
-    table: &Table,
+    state: &Snapshot,
     url: &str,
     scene: Scene,
     remote_addr: &str,
     now: i64,
 ) -> Result<Result<(), Failure>, UrlError> {
     let url = split_url(url)?;
-    let Some((_, domain)) = table.domain(&url.host) else {
+    let Some((index, domain)) = state.table.domain(&url.host) else {
         return Ok(Err(Failure::new(
             Reason::UnknownDomain,
             "no domain serves this host",
@@ -91,9 +94,20 @@ pub fn check_url(
     if let Err(why) = vet_path(url.path) {
         return Ok(Err(Failure::new(Reason::BadRequest, why)));
     }
-    Ok(domain
-        .verify(scene, &url.request(remote_addr), now)
-        .map(|_| ()))
+    let pass = match domain.verify(scene, &url.request(remote_addr), now) {
+        Ok(p) => p,
+        Err(f) => return Ok(Err(f)),
+    };
+    let route = Route::of_path(pass.path);
+    let stream = session_stream(route.stream, route.ext);
+    if let Some(f) = state.forbidden(index, route.app, stream, now) {
+        let why = f
+            .reason
+            .clone()
+            .unwrap_or_else(|| "forbidden through the management API".into());
+        return Ok(Err(Failure::with(Reason::ForbiddenStream, why)));
+    }
+    Ok(Ok(()))
 }
 
 /// `url` signed by the first key of its rule, to expire at `expire`. A scene whose

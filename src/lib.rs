@@ -3,6 +3,7 @@
 //! approved traffic to origin servers. Built on Pingora.
 
 pub mod access_log;
+pub mod admin;
 pub mod auth;
 pub mod canon;
 pub mod check;
@@ -18,6 +19,7 @@ pub mod redact;
 pub mod route;
 pub mod server;
 pub mod sign;
+pub mod state;
 pub mod streams;
 pub mod verdict;
 

@@ -169,8 +169,15 @@ fn check(a: CheckArgs) -> ExitCode {
         Err(code) => return code,
     };
     let now = a.now.unwrap_or_else(unix_now);
+    let state = match livegate::state::live::snapshot(&loaded.config.domains, &loaded.saved) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("livegate: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
     match check_url(
-        &loaded.table,
+        &state,
         &a.target.url,
         a.target.scene,
         &a.target.remote_addr,

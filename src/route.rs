@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// Which way the media flows. Rules are chosen per scene, because publishers and
 /// viewers are usually signed with different keys and lifetimes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scene {
     /// Viewers: GET, HEAD, OPTIONS.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::background::background_service;
 
+use crate::admin::Admin;
 use crate::auth::remote::Remote;
 use crate::config::{default_linger, Loaded, ServerSection};
 use crate::conn::Guard;
@@ -20,7 +21,8 @@ use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
 use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::proxy::{Gate, Site};
-use crate::redact::Redact;
+use crate::sign::Key;
+use crate::state::live::Live;
 use crate::streams::{DomainInfo, Streams};
 
 /// Read buffer of plain-HTTP client connections (see `run`).
@@ -38,6 +40,10 @@ pub enum RunError {
     },
     #[error("listen {addr}: TLS certificate or key: {message}")]
     Tls { addr: String, message: String },
+    #[error("rules and forbids of the state file: {0}")]
+    State(String),
+    #[error("admin: {0}")]
+    Admin(String),
 }
 
 /// Pingora's settings from the `server:` section. livegate's defaults are the
@@ -93,15 +99,28 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         Server::new_with_opt_and_conf(opt(daemon, upgrade), server_conf(&config.server));
     server.bootstrap();
 
-    let table = Arc::new(loaded.table);
+    let live = Live::new(
+        config.domains.clone(),
+        config.state_dir.clone(),
+        loaded.saved.clone(),
+    )
+    .map(Arc::new)
+    .map_err(RunError::State)?;
+    let names: Vec<String> = loaded
+        .table
+        .domains()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
     let mut sites = Vec::with_capacity(config.domains.len());
-    for d in &config.domains {
+    for (d, name) in config.domains.iter().zip(&names) {
         let origin =
             Origin::build(&d.origin, &mut server, &d.name).map_err(|source| RunError::Origin {
                 domain: d.name.clone(),
                 source,
             })?;
         sites.push(Site {
+            name: name.clone(),
             origin: Arc::new(origin),
             remote: d.remote_auth.as_ref().map(Remote::new),
             metrics: DomainMetrics::new(&d.name),
@@ -144,10 +163,18 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
     );
     let streams = sweeper.task();
     server.add_service(sweeper);
+    if let Some(a) = &config.admin {
+        let key = a.key.as_ref().map(|k| k.0.as_str()).unwrap_or_default();
+        let key = Key::new(key).map_err(|e| RunError::Admin(e.to_string()))?;
+        let admin = Admin::new(key, live.clone(), streams.clone(), names)
+            .map_err(|e| RunError::Admin(e.to_string()))?;
+        let mut service = Service::new("management API".into(), admin);
+        service.add_tcp(&a.listen);
+        server.add_service(service);
+    }
     let gate = Gate {
-        redact: Redact::new(table.auth_param_names()),
         access_log: config.access_log.as_ref().map(|a| a.format),
-        table,
+        live,
         sites,
         streams,
         notifier,

@@ -19,6 +19,7 @@ use crate::config::EventKind;
 use crate::notify::{Event, Notifier};
 use crate::route::Scene;
 use crate::unix_now;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The stream a request belongs to, for sessions: HLS/DASH segments named
@@ -54,6 +55,55 @@ struct Live {
     /// When the last connection closed (`None` while any is open).
     idle_since: Option<Instant>,
     last_ip: String,
+    /// Unix seconds when the session started.
+    since: i64,
+    /// Open connections per client address (publishers are listed by it).
+    clients: HashMap<String, u32>,
+    shared: Arc<Shared>,
+}
+
+/// What a session shares with its open connections, read on the data path
+/// without the registry's lock.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Bumped to cut every connection opened before (forbid, drop).
+    epoch: AtomicU64,
+    /// Body bytes sent to the session's clients.
+    pub bytes: AtomicU64,
+}
+
+/// One connection's tie to its session: checked on every body chunk.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    shared: Arc<Shared>,
+    epoch: u64,
+}
+
+impl Ticket {
+    /// Whether the management API cut this connection (forbid or drop).
+    pub fn cut(&self) -> bool {
+        self.shared.epoch.load(Ordering::Relaxed) != self.epoch
+    }
+
+    /// Counts body bytes sent to this connection's client.
+    pub fn sent(&self, n: usize) {
+        self.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A stream with open connections on this edge, for the management API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Online {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
+    pub scene: Scene,
+    pub connections: u32,
+    pub bytes: u64,
+    pub since: i64,
+    /// The publishers' addresses (push only: viewers are not listed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_ips: Vec<String>,
 }
 
 /// Per-domain facts the registry reports with.
@@ -92,41 +142,49 @@ impl Streams {
         }
     }
 
-    /// A connection to `key` was admitted.
-    pub fn open(&self, key: &StreamKey, client_ip: &str) {
-        let Ok(mut live) = self.live.lock() else {
-            return;
-        };
+    /// A connection to `key` was admitted; its ticket tells it when it is cut.
+    pub fn open(&self, key: &StreamKey, client_ip: &str) -> Option<Ticket> {
+        let mut live = self.live.lock().ok()?;
         if let Some(l) = live.get_mut(key) {
             l.connections += 1;
             l.idle_since = None;
             l.last_ip.clear();
             l.last_ip.push_str(client_ip);
-            return;
+            *l.clients.entry(client_ip.to_owned()).or_default() += 1;
+            return Some(l.ticket());
         }
-        live.insert(
-            key.clone(),
-            Live {
-                connections: 1,
-                idle_since: None,
-                last_ip: client_ip.to_owned(),
-            },
-        );
+        let l = Live {
+            connections: 1,
+            idle_since: None,
+            last_ip: client_ip.to_owned(),
+            since: unix_now(),
+            clients: HashMap::from([(client_ip.to_owned(), 1)]),
+            shared: Arc::default(),
+        };
+        let ticket = l.ticket();
+        live.insert(key.clone(), l);
         drop(live);
         if let Some(d) = self.domains.get(key.domain) {
             gauge(d, key.scene).inc();
         }
         self.event(EventKind::StreamStart, key, client_ip);
+        Some(ticket)
     }
 
     /// A connection to `key` closed. The session ends `linger` after its last
     /// connection unless another comes (see [`Streams::sweep`]).
-    pub fn close(&self, key: &StreamKey) {
+    pub fn close(&self, key: &StreamKey, client_ip: &str) {
         let Ok(mut live) = self.live.lock() else {
             return;
         };
         if let Some(l) = live.get_mut(key) {
             l.connections = l.connections.saturating_sub(1);
+            if let Some(n) = l.clients.get_mut(client_ip) {
+                *n -= 1;
+                if *n == 0 {
+                    l.clients.remove(client_ip);
+                }
+            }
             if l.connections == 0 {
                 l.idle_since = Some(Instant::now());
             }
@@ -185,9 +243,76 @@ impl Streams {
         });
     }
 
-    /// Streams with connections (or lingering), for the management API and tests.
+    /// Streams with connections (or lingering), for tests.
     pub fn count(&self) -> usize {
         self.live.lock().map_or(0, |l| l.len())
+    }
+
+    /// Cuts every open connection of a stream (in `scene`, or both), as forbid
+    /// and drop do: each notices on its next body chunk. Returns how many.
+    pub fn cut(&self, domain: usize, app: &str, stream: &str, scene: Option<Scene>) -> u32 {
+        let Ok(live) = self.live.lock() else { return 0 };
+        live.iter()
+            .filter(|(k, l)| {
+                k.domain == domain
+                    && &*k.app == app
+                    && &*k.stream == stream
+                    && scene.is_none_or(|s| s == k.scene)
+                    && l.connections > 0
+            })
+            .map(|(_, l)| {
+                l.shared.epoch.fetch_add(1, Ordering::Relaxed);
+                l.connections
+            })
+            .sum()
+    }
+
+    /// Streams with open connections, filtered, sorted by domain, app, stream
+    /// and scene.
+    pub fn online(&self, domain: usize, app: Option<&str>, stream: Option<&str>) -> Vec<Online> {
+        let Ok(live) = self.live.lock() else {
+            return Vec::new();
+        };
+        let name = self.domains.get(domain).map_or("", |d| d.name.as_str());
+        let mut out: Vec<Online> = live
+            .iter()
+            .filter(|(k, l)| {
+                k.domain == domain
+                    && l.connections > 0
+                    && app.is_none_or(|a| *a == *k.app)
+                    && stream.is_none_or(|s| *s == *k.stream)
+            })
+            .map(|(k, l)| Online {
+                domain: name.to_owned(),
+                app: k.app.to_string(),
+                stream: k.stream.to_string(),
+                scene: k.scene,
+                connections: l.connections,
+                bytes: l.shared.bytes.load(Ordering::Relaxed),
+                since: l.since,
+                client_ips: match k.scene {
+                    Scene::Push => {
+                        let mut ips: Vec<String> = l.clients.keys().cloned().collect();
+                        ips.sort();
+                        ips
+                    }
+                    Scene::Pull => Vec::new(),
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.app, &a.stream, a.scene.as_str()).cmp(&(&b.app, &b.stream, b.scene.as_str()))
+        });
+        out
+    }
+}
+
+impl Live {
+    fn ticket(&self) -> Ticket {
+        Ticket {
+            shared: self.shared.clone(),
+            epoch: self.shared.epoch.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -232,10 +357,10 @@ mod tests {
         let t0 = Instant::now();
         s.open(&key("a"), "192.0.2.1");
         s.open(&key("a"), "192.0.2.2");
-        s.close(&key("a"));
+        s.close(&key("a"), "192.0.2.1");
         s.sweep(t0 + Duration::from_secs(5));
         assert_eq!(s.count(), 1, "one connection is still open");
-        s.close(&key("a"));
+        s.close(&key("a"), "192.0.2.2");
         let closed = Instant::now();
         s.sweep(closed + Duration::from_millis(999));
         assert_eq!(s.count(), 1, "within linger");
@@ -247,11 +372,28 @@ mod tests {
     fn a_connection_within_linger_keeps_the_session() {
         let s = registry(1000);
         s.open(&key("b"), "192.0.2.1");
-        s.close(&key("b"));
+        s.close(&key("b"), "192.0.2.1");
         s.open(&key("b"), "192.0.2.1");
         s.sweep(Instant::now() + Duration::from_secs(10));
         assert_eq!(s.count(), 1, "reopened: not idle");
         assert_eq!(s.tick(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn cut_reaches_open_connections_of_the_stream_only() {
+        let s = registry(1000);
+        let a = s.open(&key("c"), "192.0.2.1").unwrap();
+        let other = s.open(&key("d"), "192.0.2.1").unwrap();
+        assert!(!a.cut());
+        assert_eq!(s.cut(0, "live", "c", None), 1);
+        assert!(a.cut() && !other.cut());
+        let again = s.open(&key("c"), "192.0.2.1").unwrap();
+        assert!(!again.cut(), "a connection after the cut is not cut");
+        assert_eq!(s.cut(0, "live", "c", Some(Scene::Push)), 0);
+        a.sent(10);
+        let online = s.online(0, None, Some("c"));
+        assert_eq!(online.len(), 1);
+        assert_eq!((online[0].connections, online[0].bytes), (2, 10));
     }
 
     #[test]

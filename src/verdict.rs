@@ -36,12 +36,14 @@ pub enum Reason {
     /// The request is unfit to forward: a path with dot-segments, encoded
     /// separators or bad percent-encoding, or no Host (answered 400).
     BadRequest,
+    /// The stream is forbidden through the management API.
+    ForbiddenStream,
 }
 
 impl Reason {
     /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
     /// metric handles can live in an array.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::MissingSignature,
         Reason::Malformed,
         Reason::BadTimestamp,
@@ -54,6 +56,7 @@ impl Reason {
         Reason::RemoteTimeout,
         Reason::RemoteError,
         Reason::BadRequest,
+        Reason::ForbiddenStream,
     ];
 
     /// The contract name, e.g. `BAD_SIGNATURE`.
@@ -71,6 +74,19 @@ impl Reason {
             Reason::RemoteTimeout => "REMOTE_TIMEOUT",
             Reason::RemoteError => "REMOTE_ERROR",
             Reason::BadRequest => "BAD_REQUEST",
+            Reason::ForbiddenStream => "FORBIDDEN_STREAM",
+        }
+    }
+
+    /// The providers' wording for a reason, where they have one (the management
+    /// API's `description`, as Alibaba's auth-check call words it).
+    pub const fn description(self) -> Option<&'static str> {
+        match self {
+            Reason::Malformed => Some("INVALID AUTH_KEY"),
+            Reason::BadTimestamp => Some("INVALID TIMESTAMP"),
+            Reason::Expired => Some("time expired"),
+            Reason::BadSignature => Some("INVALID MD5HASH"),
+            _ => None,
         }
     }
 

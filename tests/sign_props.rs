@@ -1,11 +1,12 @@
 //! Properties of every scheme: what is signed verifies; any one-character change
 //! to the signature, the time or a signed path component does not; no input panics.
 
-use livegate::auth::Table;
 use livegate::check::check_url;
-use livegate::config::{Config, Problems};
+use livegate::config::Config;
 use livegate::route::Scene;
 use livegate::sign::{Key, Layout, Request, Rule, Scheme};
+use livegate::state::live::{snapshot, Snapshot};
+use livegate::state::Saved;
 use proptest::prelude::*;
 
 const SCHEMES: [Scheme; 8] = Scheme::URL_SCHEMES;
@@ -144,17 +145,14 @@ fn is_param_name(url: &str, i: usize) -> bool {
     !url[start..=i].contains('=')
 }
 
-fn table() -> &'static Table {
-    static T: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+fn table() -> &'static Snapshot {
+    static T: std::sync::OnceLock<Snapshot> = std::sync::OnceLock::new();
     T.get_or_init(|| {
         let yaml = "domains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
                     - { scene: pull, scheme: type_c, keys: [k], valid_duration: 10 }\n      \
                     - { scene: push, app: live, scheme: secure_link, keys: [k] }\n";
         let c = Config::parse(yaml).unwrap();
-        let mut p = Problems::default();
-        let t = Table::build(&c.domains, &mut p, &mut Vec::new());
-        assert!(p.is_empty());
-        t
+        snapshot(&c.domains, &Saved::default()).unwrap()
     })
 }
 

@@ -180,6 +180,11 @@ impl Table {
             .or(self.any)
     }
 
+    /// The index of the domain configured as `name` (lowercase, no trailing dot).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.domains.iter().position(|d| d.name == name)
+    }
+
     pub fn domains(&self) -> &[Domain] {
         &self.domains
     }

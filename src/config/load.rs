@@ -53,6 +53,8 @@ pub enum ConfigError {
         file: PathBuf,
         problems: Vec<Problem>,
     },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -120,6 +122,25 @@ impl Config {
         }
         if let Some(n) = &self.notify {
             n.validate(problems);
+        }
+        if let Some(a) = &self.admin {
+            if a.listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.add(
+                    "admin.listen",
+                    format!("{:?} is not an IP:port address", a.listen),
+                );
+            }
+            match &a.key {
+                None => problems.add(
+                    "admin.key",
+                    "the management API needs a key (1-100 of A-Z a-z 0-9): every call is signed with it",
+                ),
+                Some(k) => {
+                    if let Err(e) = crate::sign::Key::new(&k.0) {
+                        problems.add("admin.key", e);
+                    }
+                }
+            }
         }
     }
 }
@@ -261,7 +282,11 @@ impl OriginConfig {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// The rules in force: the YAML's with those set through the management API
+    /// (the state file under `state_dir`) laid over them.
     pub table: crate::auth::Table,
+    /// What the management API has set, as read at load.
+    pub saved: crate::state::Saved,
     /// Legal but probably unintended settings, for the log and `livegate -t`.
     pub warnings: Vec<String>,
 }
@@ -272,7 +297,9 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     config.validate_server(&mut problems);
-    let table = crate::auth::Table::build(&config.domains, &mut problems, &mut warnings);
+    let saved = crate::state::Saved::read(&config.state_dir)?;
+    let domains = saved.effective(&config.domains, &mut warnings);
+    let table = crate::auth::Table::build(&domains, &mut problems, &mut warnings);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             file: file.to_owned(),
@@ -282,6 +309,7 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     Ok(Loaded {
         config,
         table,
+        saved,
         warnings,
     })
 }

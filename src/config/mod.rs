@@ -32,6 +32,29 @@ pub struct Config {
     pub access_log: Option<AccessLogConfig>,
     /// Event callbacks to the customer's backend; none when absent.
     pub notify: Option<NotifyConfig>,
+    /// The management API; none when absent.
+    pub admin: Option<AdminConfig>,
+    /// Where rules and forbids set through the management API are kept.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+/// The management API's listener and the key its calls are signed with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Required: `sign = md5(key + t)` on every call.
+    pub key: Option<SecretString>,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9180".into()
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/livegate".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -295,30 +318,37 @@ pub struct HealthCheck {
     pub interval_ms: u64,
 }
 
-/// One signing rule as written in YAML (and, later, sent to the management API).
-#[derive(Debug, Clone, Deserialize)]
+/// One signing rule as written in YAML and sent to the management API (which
+/// serialises it back, keys masked, and keeps it in the state file).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub scene: Scene,
     #[serde(default = "star")]
     pub app: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<Scheme>,
     #[serde(default)]
     pub keys: Vec<SecretString>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_duration: Option<i64>,
     #[serde(default)]
     pub skew: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub param_names: Option<ParamNames>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_format: Option<TimeFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypt_fields: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
 }
 
 /// A key as written in the configuration: `Debug` never shows it, so printing a
 /// configuration for diagnosis cannot leak keys.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(transparent)]
 pub struct SecretString(pub String);
 
@@ -328,10 +358,12 @@ impl fmt::Debug for SecretString {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParamNames {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
 

@@ -24,23 +24,24 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
 use crate::auth::remote::Remote;
-use crate::auth::Table;
 use crate::canon;
 use crate::config::LogFormat;
 use crate::hygiene;
 use crate::metrics::DomainMetrics;
 use crate::notify::Notifier;
 use crate::origin::Origin;
-use crate::redact::Redact;
 use crate::route::{host_key, Route, Scene};
 use crate::sign::Request;
-use crate::streams::{session_stream, StreamKey, Streams};
+use crate::state::live::Live;
+use crate::streams::{session_stream, StreamKey, Streams, Ticket};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 use request::{client_ip, host_header, upstream_target, IpText};
 
 /// What livegate runs per domain (same order as the configuration).
 pub struct Site {
+    /// The domain's configured name (for logs, metrics and events).
+    pub name: String,
     pub origin: Arc<Origin>,
     pub remote: Option<Remote>,
     pub metrics: DomainMetrics,
@@ -48,14 +49,12 @@ pub struct Site {
 
 /// The edge.
 pub struct Gate {
-    pub table: Arc<Table>,
+    /// Rules, forbids and redaction names: what the management API changes.
+    pub live: Arc<Live>,
     pub sites: Vec<Site>,
     pub streams: Arc<Streams>,
     pub notifier: Option<Arc<Notifier>>,
     pub access_log: Option<LogFormat>,
-    /// Hides auth values and signature-shaped path segments in every log line
-    /// that names a request: a refused URL can still carry a valid signature.
-    pub redact: Redact,
 }
 
 /// What one request carries from phase to phase.
@@ -79,6 +78,8 @@ pub struct Ctx {
     upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
     /// The stream session this connection counts in, once admitted.
     stream: Option<StreamKey>,
+    /// Tells an admitted connection when the management API cut its stream.
+    ticket: Option<Ticket>,
     /// Why the request was refused.
     reason: Option<Reason>,
 }
@@ -101,7 +102,8 @@ impl Gate {
         let req = &*req;
         let host = host_header(req).ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
         let host = host_key(host);
-        let (index, domain) = self.table.domain(&host).ok_or(Failure::new(
+        let snap = self.live.load();
+        let (index, domain) = snap.table.domain(&host).ok_or(Failure::new(
             Reason::UnknownDomain,
             "no domain serves this host",
         ))?;
@@ -128,13 +130,21 @@ impl Gate {
             ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
         }
         let route = Route::of_path(pass.path);
+        let stream = session_stream(route.stream, route.ext);
+        if let Some(f) = snap.forbidden(index, route.app, stream, now) {
+            let why = f
+                .reason
+                .as_deref()
+                .unwrap_or("forbidden through the management API");
+            return Err(Failure::with(Reason::ForbiddenStream, why.to_owned()));
+        }
         if self.sites[index].origin.keyed() {
             ctx.hash_key = format!("{}/{}", route.app, route.stream);
         }
         ctx.stream = Some(StreamKey {
             domain: index,
-            app: route.app.into(),
-            stream: session_stream(route.stream, route.ext).into(),
+            app: route.app.to_ascii_lowercase().into(),
+            stream: stream.into(),
             scene,
         });
         Ok(())
@@ -158,6 +168,7 @@ impl ProxyHttp for Gate {
             peer: None,
             upstream_headers: None,
             stream: None,
+            ticket: None,
             reason: None,
         }
     }
@@ -177,7 +188,7 @@ impl ProxyHttp for Gate {
         match verdict {
             Ok(()) => {
                 if let Some(key) = &ctx.stream {
-                    self.streams.open(key, ctx.client_ip.as_str());
+                    ctx.ticket = self.streams.open(key, ctx.client_ip.as_str());
                 }
                 Ok(false)
             }
@@ -282,6 +293,21 @@ impl ProxyHttp for Gate {
         Ok(())
     }
 
+    /// A publisher's stream is cut here when the management API forbids or drops it.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        match ctx.ticket.as_ref().is_some_and(Ticket::cut) {
+            true => Error::e_explain(ErrorType::Custom("stream cut"), "cut by the management API"),
+            false => Ok(()),
+        }
+    }
+
+    /// A viewer's stream is cut here when the management API forbids or drops it.
     fn response_body_filter(
         &self,
         _session: &mut Session,
@@ -291,13 +317,22 @@ impl ProxyHttp for Gate {
     ) -> Result<Option<Duration>> {
         if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
             self.sites[d].metrics.sent.inc_by(b.len() as u64);
+            if let Some(t) = &ctx.ticket {
+                if t.cut() {
+                    return Error::e_explain(
+                        ErrorType::Custom("stream cut"),
+                        "cut by the management API",
+                    );
+                }
+                t.sent(b.len());
+            }
         }
         Ok(None)
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         if let Some(key) = &ctx.stream {
-            self.streams.close(key);
+            self.streams.close(key, ctx.client_ip.as_str());
         }
         self.log_access(session, ctx);
     }

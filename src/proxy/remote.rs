@@ -27,7 +27,7 @@ impl Gate {
             return Ok(());
         }
         let asked = Asked {
-            domain: &self.table.domains()[d].name,
+            domain: &site.name,
             method: &req.method,
             path: req.uri.path(),
             query: req.uri.query().unwrap_or(""),
@@ -80,7 +80,7 @@ impl Gate {
             TimeoutAction::Allow => {
                 warn!(
                     "{reason}, timeout action allow: letting {} through ({detail})",
-                    self.redact.target(req.uri.path(), "")
+                    self.live.load().redact.target(req.uri.path(), "")
                 );
                 Ok(())
             }

@@ -26,7 +26,7 @@ impl Gate {
         match (ctx.domain, ctx.scene, verdict) {
             (Some(d), Some(scene), v) => self.sites[d].metrics.verdict(scene, v),
             (d, scene, Err(r)) => {
-                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.table.domains()[d].name.as_str());
+                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.sites[d].name.as_str());
                 metrics::unrouted(name, scene, r);
             }
             (_, _, Ok(())) => {}
@@ -47,7 +47,7 @@ impl Gate {
         info!(
             "denied {} {}: {} ({})",
             req.method,
-            self.redact.target(path, ""),
+            self.live.load().redact.target(path, ""),
             f.reason,
             f.detail
         );
@@ -59,7 +59,7 @@ impl Gate {
             let route = Route::of_path(path);
             let domain = ctx.domain.map_or_else(
                 || host_name(host_header(req).unwrap_or("")).to_owned(),
-                |d| self.table.domains()[d].name.clone(),
+                |d| self.sites[d].name.clone(),
             );
             n.emit(Event {
                 event_type: EventKind::AuthDenied,
@@ -116,18 +116,20 @@ impl Gate {
             origin: origin.as_deref(),
             reason: ctx.reason,
         };
-        info!(target: "access", "{}", access_log::line(format, &self.redact, &entry));
+        let redact = &self.live.load().redact;
+        info!(target: "access", "{}", access_log::line(format, redact, &entry));
     }
 
     /// What Pingora's error lines say of a request: its target with auth values
     /// and signature-shaped segments hidden (the default prints them).
     pub(super) fn summary(&self, session: &Session) -> String {
         let req = session.req_header();
+        let redact = &self.live.load().redact;
         format!(
             "{} {}, Host: {}",
             req.method,
-            self.redact.url(&raw_target(req)),
-            self.redact.text(host_header(req).unwrap_or("-"))
+            redact.url(&raw_target(req)),
+            redact.text(host_header(req).unwrap_or("-"))
         )
     }
 }

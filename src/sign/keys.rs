@@ -45,15 +45,17 @@ impl Key {
         self.0.as_bytes()
     }
 
-    /// `1*****1`: first and last character, enough for an operator to tell keys
-    /// apart, too little to guess one.
+    /// `fi*****11`: the first and last two characters (one each for keys shorter
+    /// than 8), as the providers' consoles show keys — enough for an operator to
+    /// tell keys apart, too little to guess one.
     pub fn masked(&self) -> String {
-        let b = self.0.as_bytes();
-        let first = b[0] as char;
-        if b.len() < 3 {
-            return format!("{first}*****");
-        }
-        format!("{first}*****{}", b[b.len() - 1] as char)
+        let k = &*self.0;
+        let shown = match k.len() {
+            0..=2 => return format!("{}*****", &k[..k.len().min(1)]),
+            3..=7 => 1,
+            _ => 2,
+        };
+        format!("{}*****{}", &k[..shown], &k[k.len() - shown..])
     }
 }
 
@@ -79,7 +81,8 @@ mod tests {
     fn never_prints_itself() {
         let k = Key::new("topsecret123").unwrap();
         assert!(!format!("{k:?}").contains("topsecret"));
-        assert_eq!(k.masked(), "t*****3");
+        assert_eq!(k.masked(), "to*****23");
+        assert_eq!(Key::new("live").unwrap().masked(), "l*****e");
         assert!(!KeyError::BadChar(3).to_string().contains("topsecret"));
     }
 }

@@ -6,7 +6,7 @@ use super::layout::{Layout, Piece};
 use super::time::TimeFormat;
 
 /// A URL-signing scheme of `signing.md`, by its configuration name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scheme {
     Tencent,

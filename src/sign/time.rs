@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate};
 
 /// How a rule spells its time field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TimeFormat {
     /// Unix seconds in hexadecimal, either case (Tencent `txTime`, type C).

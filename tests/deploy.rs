@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::api::{Api, ADMIN_KEY};
 use support::{free_port, origin_yaml, Origin};
 
 #[test]
@@ -102,6 +103,7 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let port = free_port();
+    let admin_port = free_port();
     let conf = dir.path().join("livegate.yaml");
     std::fs::write(
         &conf,
@@ -109,6 +111,8 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
             "server: {{ threads: 2, pid_file: {d}/livegate.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log, \
              grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 1 }}\n\
              listen: [\"127.0.0.1:{port}\"]\n\
+             admin: {{ listen: \"127.0.0.1:{admin_port}\", key: {ADMIN_KEY} }}\n\
+             state_dir: {d}/state\n\
              domains:\n  - {{ name: live.example.com, origin: {}, \
              auth: [ {{ scene: pull, scheme: tencent, keys: [upgradeKey1] }} ] }}\n",
             origin_yaml(&[o.addr], "")
@@ -194,6 +198,36 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
             })
         })
         .collect();
+    // And a stream of management API calls, each on a fresh connection.
+    let api = Api::new(admin_port);
+    let (admin_ok, admin_failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let admin_load = {
+        let (client, ok, failed, stop) = (
+            fresh.clone(),
+            admin_ok.clone(),
+            admin_failed.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let url = format!(
+                    "http://127.0.0.1:{}{}",
+                    api.port,
+                    api.signed("/v1/streams/forbidden")
+                );
+                match client.get(url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                    Ok(r) => panic!("management API status {} during the upgrade", r.status()),
+                    Err(e) => {
+                        eprintln!("management API call failed: {e}");
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+                // Well under the 100 reads/s limit.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
     let mut flv = fresh
         .get(sign("/live/keep.flv"))
         .header("host", "live.example.com")
@@ -256,6 +290,16 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
     for t in load {
         t.await.unwrap();
     }
+    admin_load.await.unwrap();
+    assert_eq!(
+        admin_failed.load(Ordering::SeqCst),
+        0,
+        "management API calls failed during the upgrade"
+    );
+    assert!(
+        admin_ok.load(Ordering::SeqCst) > 20,
+        "the management API calls did not run"
+    );
     let total = ok.load(Ordering::SeqCst);
     assert_eq!(
         failed.load(Ordering::SeqCst),

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod auth;
 pub mod receiver;
 pub mod recorder;
@@ -209,6 +210,7 @@ pub struct Livegate {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     child: Child,
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Livegate {
@@ -264,29 +266,75 @@ impl Livegate {
         let port = free_port();
         let d = dir.path().display();
         let config = dir.path().join("livegate.yaml");
+        // Never the machine's /var/lib/livegate: each instance its own state.
+        let state = match top.contains("state_dir:") {
+            true => String::new(),
+            false => format!("state_dir: {d}/state\n"),
+        };
         let text = format!(
             "server: {{ threads: 2, pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock{server_extra} }}\n\
-             listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}{top}domains:\n{domains_yaml}"
+             listen:\n  - \"127.0.0.1:{port}\"\n{extra_listen}{top}{state}domains:\n{domains_yaml}"
         );
         std::fs::write(&config, text).unwrap();
-        let log = std::fs::File::create(dir.path().join("livegate.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_livegate"))
-            .arg("-c")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start livegate");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Livegate::spawn(&config, dir.path(), &env);
         let mut lg = Livegate {
             port,
             dir,
             config,
             child,
+            env,
         };
         lg.wait_ready();
         lg
+    }
+
+    fn spawn(config: &std::path::Path, dir: &std::path::Path, env: &[(String, String)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("livegate.log"))
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .arg("-c")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start livegate")
+    }
+
+    /// Kills the process at once (SIGKILL, as a crash would) and starts it again
+    /// on the same configuration.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The old process's sockets may linger a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Livegate::spawn(&self.config, self.dir.path(), &self.env);
+        self.wait_ready();
+    }
+
+    /// Waits until something listens on `port` (another listener of this process).
+    pub fn wait_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nothing listens on {port}: {}",
+                self.log()
+            );
+            assert!(self.alive(), "livegate exited: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_ready(&mut self) {

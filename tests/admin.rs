@@ -1,0 +1,586 @@
+//! The management API end to end: the real binary, signed calls from a real
+//! client, a real origin, viewers and a publisher.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::api::{code, now, signature, Api, ADMIN_KEY};
+use support::{free_port, origin_yaml, Livegate, Origin};
+
+const HOST: &str = "play.example.com";
+
+fn domains(origin: &Origin) -> String {
+    format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [yamlPullKey1] }}\n      \
+         - {{ scene: push, scheme: tencent, keys: [yamlPushKey1] }}\n      \
+         - {{ scene: pull, app: free, enabled: false }}\n",
+        origin_yaml(&[origin.addr], "")
+    )
+}
+
+fn admin_top(port: u16, extra: &str) -> String {
+    format!("admin: {{ listen: \"127.0.0.1:{port}\", key: {ADMIN_KEY} }}\n{extra}")
+}
+
+async fn setup() -> (Origin, Livegate, Api) {
+    let o = Origin::start("o1").await;
+    let port = free_port();
+    let mut lg = Livegate::start_top(&domains(&o), &admin_top(port, ""));
+    lg.wait_port(port);
+    (o, lg, Api::new(port))
+}
+
+/// A URL signed by hand with the Tencent scheme and `key`.
+fn tencent(path: &str, key: &str) -> String {
+    use md5::{Digest, Md5};
+    let stream = path.rsplit('/').next().unwrap().split('.').next().unwrap();
+    let t = format!("{:X}", now() + 3600);
+    let sig = Md5::digest(format!("{key}{stream}{t}").as_bytes());
+    format!("{path}?txSecret={sig:x}&txTime={t}")
+}
+
+async fn status(lg: &Livegate, path: &str) -> u16 {
+    lg.get(HOST, path).await.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_is_signed() {
+    let (_o, _lg, api) = setup().await;
+    let path = "/v1/streams/forbidden";
+    let (s, v) = api.raw("GET", path, None).await;
+    assert_eq!((s, code(&v)), (403, "SignInvalid"));
+    let wrong = format!(
+        "{path}?t={}&sign=00000000000000000000000000000000",
+        now() + 60
+    );
+    let (s, v) = api.raw("GET", &wrong, None).await;
+    assert_eq!((s, code(&v)), (403, "SignInvalid"));
+    let other_key = format!("{path}?{}", signature("notTheKey1", now() + 60));
+    assert_eq!(api.raw("GET", &other_key, None).await.0, 403);
+    let expired = format!("{path}?{}", signature(ADMIN_KEY, now() - 10));
+    let (s, v) = api.raw("GET", &expired, None).await;
+    assert_eq!((s, code(&v)), (403, "TimeExpired"));
+    let far = format!("{path}?{}", signature(ADMIN_KEY, now() + 2 * 86_400));
+    let (s, v) = api.raw("GET", &far, None).await;
+    assert_eq!((s, code(&v)), (403, "TimeExpired"));
+    assert_eq!(api.call("GET", path, None).await.0, 200);
+    // Routing and methods answer only signed callers.
+    let (s, v) = api.call("GET", "/v1/nothing", None).await;
+    assert_eq!((s, code(&v)), (404, "ResourceNotFound"));
+    let (s, v) = api.call("DELETE", "/v1/streams/forbid", None).await;
+    assert_eq!((s, code(&v)), (405, "MethodNotAllowed"));
+    let (s, v) = api.call("GET", "/v1/state", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["backend"], "file");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_gives_the_clis_verdict_with_the_providers_wording() {
+    let (_o, lg, api) = setup().await;
+    let good = format!("http://{HOST}{}", tencent("/live/cam1.flv", "yamlPullKey1"));
+    let enc = |u: &str| form_urlencoded::byte_serialize(u.as_bytes()).collect::<String>();
+    let (s, v) = api
+        .call("GET", &format!("/v1/auth/check?url={}", enc(&good)), None)
+        .await;
+    assert_eq!((s, v.clone()), (200, json!({"status": "pass"})));
+    let bad = format!("http://{HOST}{}", tencent("/live/cam1.flv", "wrongKey1"));
+    let (_, v) = api
+        .call("GET", &format!("/v1/auth/check?url={}", enc(&bad)), None)
+        .await;
+    assert_eq!(v["status"], "fail");
+    assert_eq!(v["reason"], "BAD_SIGNATURE");
+    assert_eq!(v["description"], "INVALID MD5HASH");
+    // The CLI says the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["check", "-c", lg.config.to_str().unwrap(), "--url", &bad])
+        .output()
+        .unwrap();
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["reason"], v["reason"]);
+    // `domain` overrides the URL's host.
+    let elsewhere = good.replace(HOST, "other.example.org");
+    let q = format!("/v1/auth/check?url={}&domain={HOST}", enc(&elsewhere));
+    assert_eq!(api.call("GET", &q, None).await.1["status"], "pass");
+    let (s, v) = api.call("GET", "/v1/auth/check?url=%2Flive", None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"));
+    let (s, v) = api.call("GET", "/v1/auth/check", None).await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_put_then_deleted_is_in_force_on_the_next_request() {
+    let (o, lg, api) = setup().await;
+    let yaml_url = tencent("/live/cam1.m3u8", "yamlPullKey1");
+    let api_url = tencent("/live/cam1.m3u8", "apiPullKey1234");
+    assert_eq!(status(&lg, &yaml_url).await, 200);
+    assert_eq!(status(&lg, &api_url).await, 403);
+    let rule = json!({"domain": HOST, "scene": "pull", "app": "live", "scheme": "tencent",
+                      "keys": ["apiPullKey1234", "backupKey99"]});
+    let (s, v) = api.call("PUT", "/v1/auth/rules", Some(rule.clone())).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(status(&lg, &api_url).await, 200);
+    assert_eq!(
+        status(&lg, &yaml_url).await,
+        403,
+        "the API rule replaces the YAML's for app live"
+    );
+    assert_eq!(
+        status(&lg, &tencent("/other/cam1.m3u8", "yamlPullKey1")).await,
+        200
+    );
+
+    let (_, v) = api
+        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .await;
+    let rules = v["rules"].as_array().unwrap();
+    let live = rules.iter().find(|r| r["app"] == "live").unwrap();
+    assert_eq!(live["source"], "api");
+    assert_eq!(live["keys"], json!(["ap*****34", "ba*****99"]));
+    assert!(rules
+        .iter()
+        .any(|r| r["app"] == "*" && r["source"] == "yaml"));
+    assert!(!v.to_string().contains("apiPullKey1234") && !v.to_string().contains("yamlPullKey1"));
+
+    let q = format!("/v1/auth/rules?domain={HOST}&app=live&scene=pull");
+    assert_eq!(api.call("DELETE", &q, None).await.0, 200);
+    assert_eq!(status(&lg, &yaml_url).await, 200);
+    assert_eq!(status(&lg, &api_url).await, 403);
+    let (s, v) = api.call("DELETE", &q, None).await;
+    assert_eq!((s, code(&v)), (404, "ResourceNotFound"));
+    assert!(o.seen().len() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_rules_get_clear_errors_and_change_nothing() {
+    let (_o, lg, api) = setup().await;
+    let base = json!({"domain": HOST, "scene": "pull", "app": "live", "scheme": "tencent", "keys": ["k1"]});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    let long = "a".repeat(101);
+    for (body, expect_code, says) in [
+        (
+            with("keys", json!(["k1", "k2", "k3", long])),
+            "InvalidParam.Length",
+            "keys[3] should not be longer than 100",
+        ),
+        (with("keys", json!(["bad-key"])), "InvalidParam", "keys[0]"),
+        (with("keys", json!([])), "InvalidParam", "keys"),
+        (with("scheme", json!("md6")), "InvalidParam", "md6"),
+        (with("colour", json!("red")), "InvalidParam", "colour"),
+        (
+            with("valid_duration", json!(10)),
+            "InvalidParam",
+            "valid_duration",
+        ),
+        (with("app", json!("bad app")), "InvalidParam", "app"),
+        (
+            with("domain", json!("nowhere.example.org")),
+            "ResourceNotFound",
+            "nowhere",
+        ),
+    ] {
+        let (s, v) = api.call("PUT", "/v1/auth/rules", Some(body.clone())).await;
+        assert_eq!(code(&v), expect_code, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+        assert!(s == 400 || s == 404, "{s}");
+    }
+    let (s, v) = api
+        .raw(
+            "PUT",
+            &api.signed("/v1/auth/rules"),
+            Some(b"not json".to_vec()),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"));
+    let big = vec![b' '; 70 * 1024];
+    let (s, v) = api
+        .raw("PUT", &api.signed("/v1/auth/rules"), Some(big))
+        .await;
+    assert_eq!((s, code(&v)), (413, "PayloadTooLarge"));
+    // Nothing changed: the YAML rule still rules.
+    assert_eq!(
+        status(&lg, &tencent("/live/a.flv", "yamlPullKey1")).await,
+        200
+    );
+    // `enabled` absent keeps a replaced rule's state: app free stays public.
+    // (A second later: the writes above used up this second's 10.)
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let free = json!({"domain": HOST, "scene": "pull", "app": "free", "scheme": "tencent", "keys": ["freeKey1"]});
+    assert_eq!(api.call("PUT", "/v1/auth/rules", Some(free)).await.0, 200);
+    assert_eq!(status(&lg, "/free/a.m3u8").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_over_the_rate_are_refused() {
+    let (_o, _lg, api) = setup().await;
+    let api = std::sync::Arc::new(api);
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"domain": HOST, "app": "live", "stream": format!("s{i}")});
+            api.call("POST", "/v1/streams/forbid", Some(body)).await
+        }));
+    }
+    let mut limited = 0;
+    for t in tasks {
+        let (s, v) = t.await.unwrap();
+        if s == 429 {
+            assert_eq!(code(&v), "RequestLimitExceeded");
+            limited += 1;
+        } else {
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    assert!(
+        limited >= 1,
+        "30 writes at once were all accepted (limit 10/s)"
+    );
+    let mut limited = 0;
+    let mut tasks = Vec::new();
+    for _ in 0..150 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            api.call(
+                "GET",
+                "/v1/auth/check?url=http%3A%2F%2Fplay.example.com%2Flive%2Fa.flv",
+                None,
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        match t.await.unwrap() {
+            429 => limited += 1,
+            s => assert_eq!(s, 200),
+        }
+    }
+    assert!(
+        limited >= 1,
+        "150 checks at once were all accepted (limit 100/s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_and_forbids_survive_a_crash() {
+    let (_o, mut lg, api) = setup().await;
+    let rule = json!({"domain": HOST, "scene": "pull", "app": "live", "scheme": "tencent", "keys": ["apiPullKey1234"]});
+    assert_eq!(api.call("PUT", "/v1/auth/rules", Some(rule)).await.0, 200);
+    let forbid = json!({"domain": HOST, "app": "live", "stream": "banned", "reason": "test"});
+    assert_eq!(
+        api.call("POST", "/v1/streams/forbid", Some(forbid)).await.0,
+        200
+    );
+    lg.crash_and_restart();
+    lg.wait_port(api.port);
+    assert_eq!(
+        status(&lg, &tencent("/live/cam1.flv", "apiPullKey1234")).await,
+        200
+    );
+    assert_eq!(
+        status(&lg, &tencent("/live/banned.flv", "apiPullKey1234")).await,
+        403
+    );
+    let (_, v) = api.call("GET", "/v1/streams/forbidden", None).await;
+    assert_eq!(v["forbidden"][0]["stream"], "banned");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_in_a_burst_of_writes_loses_no_acknowledged_write() {
+    let (_o, mut lg, api) = setup().await;
+    let api = std::sync::Arc::new(api);
+    let writer = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..200 {
+                let body = json!({"domain": HOST, "scene": "pull", "app": format!("app{i}"),
+                                  "scheme": "tencent", "keys": [format!("key{i}")]});
+                let url = format!(
+                    "http://127.0.0.1:{}{}",
+                    api.port,
+                    api.signed("/v1/auth/rules")
+                );
+                match support::client().put(url).json(&body).send().await {
+                    Ok(r) if r.status() == 200 => acked.push(format!("app{i}")),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lg.crash_and_restart();
+    let acked = writer.await.unwrap();
+    assert!(
+        !acked.is_empty(),
+        "no write was acknowledged before the kill"
+    );
+    lg.wait_port(api.port);
+    let (s, v) = api
+        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let apps: Vec<&str> = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["source"] == "api")
+        .filter_map(|r| r["app"].as_str())
+        .collect();
+    for app in &acked {
+        assert!(
+            apps.contains(&app.as_str()),
+            "{app} was acknowledged and lost: {apps:?}"
+        );
+    }
+}
+
+/// Reads an open FLV response until it ends; how long that took.
+async fn until_cut(mut r: reqwest::Response, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match tokio::time::timeout(limit, r.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            _ => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// A publisher: a chunked POST that sends a chunk every 50 ms until the server
+/// stops it. Returns when it was stopped.
+fn publish(port: u16, path: &str, limit: Duration) -> std::thread::JoinHandle<Option<Duration>> {
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 65536];
+        let mut got = 0usize;
+        while started.elapsed() < limit {
+            if s.write_all(b"400\r\n")
+                .and_then(|_| s.write_all(&[7u8; 1024]))
+                .and_then(|_| s.write_all(b"\r\n"))
+                .is_err()
+            {
+                return Some(started.elapsed());
+            }
+            match s.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(n) => got += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return Some(started.elapsed()),
+            }
+        }
+        let _ = got;
+        None
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forbid_cuts_viewers_and_publishers_and_refuses_segments() {
+    let (_o, lg, api) = setup().await;
+    let viewer = lg
+        .get(HOST, &tencent("/live/cam9.flv", "yamlPullKey1"))
+        .await;
+    assert_eq!(viewer.status(), 200);
+    let push_url = {
+        let u = lg.sign(
+            &format!("http://{HOST}/live/cam9.flv"),
+            &["--scene", "push"],
+        );
+        u[u.find("/live").unwrap()..].to_owned()
+    };
+    let publisher = publish(lg.port, &push_url, Duration::from_secs(30));
+    // Both are in the online list before the forbid.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = api
+            .call(
+                "GET",
+                &format!("/v1/streams/online?domain={HOST}&stream=cam9"),
+                None,
+            )
+            .await;
+        if v["streams"].as_array().is_some_and(|s| s.len() == 2) {
+            let push = v["streams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["scene"] == "push")
+                .unwrap()
+                .clone();
+            assert_eq!(push["client_ips"], json!(["127.0.0.1"]));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "viewer and publisher not online: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let forbid = json!({"domain": HOST, "app": "live", "stream": "cam9", "reason": "rights"});
+    let asked = Instant::now();
+    let (s, v) = api.call("POST", "/v1/streams/forbid", Some(forbid)).await;
+    assert_eq!(s, 200, "{v}");
+    let cut = until_cut(viewer, Duration::from_secs(10))
+        .await
+        .expect("the viewer was not cut");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "viewer cut after {cut:?}"
+    );
+    let stopped = publisher
+        .join()
+        .unwrap()
+        .expect("the publisher was not cut");
+    assert!(stopped < Duration::from_secs(30));
+    // New requests for the stream, HLS segments included, are refused.
+    for p in ["/live/cam9.flv", "/live/cam9.m3u8", "/live/cam9-12.ts"] {
+        assert_eq!(status(&lg, &tencent(p, "yamlPullKey1")).await, 403, "{p}");
+    }
+    assert!(
+        lg.log().contains("FORBIDDEN_STREAM (rights)"),
+        "{}",
+        lg.log()
+    );
+    assert_eq!(
+        status(&lg, &tencent("/live/cam8.flv", "yamlPullKey1")).await,
+        200
+    );
+    // Resume lifts it.
+    let resume = json!({"domain": HOST, "app": "live", "stream": "cam9"});
+    assert_eq!(
+        api.call("POST", "/v1/streams/resume", Some(resume.clone()))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status(&lg, &tencent("/live/cam9.m3u8", "yamlPullKey1")).await,
+        200
+    );
+    let (s, v) = api.call("POST", "/v1/streams/resume", Some(resume)).await;
+    assert_eq!((s, code(&v)), (404, "ResourceNotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbid_with_until_ends_by_itself() {
+    let (_o, lg, api) = setup().await;
+    let until = now() + 2;
+    let forbid = json!({"domain": HOST, "app": "live", "stream": "short", "until": until});
+    assert_eq!(
+        api.call("POST", "/v1/streams/forbid", Some(forbid)).await.0,
+        200
+    );
+    assert_eq!(
+        status(&lg, &tencent("/live/short.m3u8", "yamlPullKey1")).await,
+        403
+    );
+    while now() <= until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status(&lg, &tencent("/live/short.m3u8", "yamlPullKey1")).await,
+        200
+    );
+    let (_, v) = api.call("GET", "/v1/streams/forbidden", None).await;
+    assert_eq!(v["forbidden"], json!([]));
+    let past = json!({"domain": HOST, "app": "live", "stream": "x", "until": now() - 5});
+    let (s, v) = api.call("POST", "/v1/streams/forbid", Some(past)).await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_cuts_now_without_forbidding_and_online_counts_viewers() {
+    let (_o, lg, api) = setup().await;
+    let url = tencent("/live/cam7.flv", "yamlPullKey1");
+    let mut a = lg.get(HOST, &url).await;
+    let b = lg.get(HOST, &url).await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let _ = a.chunk().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let (s, v) = api
+            .call(
+                "GET",
+                &format!("/v1/streams/online?domain={HOST}&app=live"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        if v["streams"][0]["connections"] == 2 && v["streams"][0]["bytes"].as_u64() > Some(0) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(v["streams"][0]["stream"], "cam7");
+    assert_eq!(v["streams"][0]["scene"], "pull");
+    assert!(v["streams"][0]["since"].as_i64().unwrap() <= now());
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/v1/streams/online?domain={HOST}&page_size=1001"),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"));
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/v1/streams/online?domain={HOST}&stream=nope"),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (404, "StreamNotOnline"));
+
+    let drop_body = json!({"domain": HOST, "app": "live", "stream": "cam7"});
+    let (s, v) = api
+        .call("POST", "/v1/streams/drop", Some(drop_body.clone()))
+        .await;
+    assert_eq!((s, v["cut"].as_u64()), (200, Some(2)), "{v}");
+    assert!(until_cut(a, Duration::from_secs(10)).await.is_some());
+    assert!(until_cut(b, Duration::from_secs(10)).await.is_some());
+    // Not forbidden: the viewer may come back at once.
+    assert_eq!(status(&lg, &url.replace(".flv", ".m3u8")).await, 200);
+    let gone = json!({"domain": HOST, "app": "live", "stream": "never"});
+    let (s, v) = api.call("POST", "/v1/streams/drop", Some(gone)).await;
+    assert_eq!((s, code(&v)), (404, "StreamNotOnline"));
+}
+
+#[test]
+fn a_config_with_admin_but_no_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(
+        &f,
+        "listen: [\"127.0.0.1:1\"]\nadmin: { listen: \"127.0.0.1:9180\" }\ndomains:\n  - { name: a.com, origin: { peers: [\"127.0.0.1:9\"] } }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["-t", "-c", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("admin.key"), "{err}");
+}

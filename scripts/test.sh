@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # cmake: Pingora's zlib-ng build; openssl, md5sum: the README's signing examples.
-# systemd-analyze: the unit check.
-ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd
+# systemd-analyze: the unit check. curl: the README's management API recipes.
+ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd curl:curl
 
 echo "== cargo fmt --check"
 cargo fmt --check

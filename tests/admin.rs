@@ -584,3 +584,70 @@ fn a_config_with_admin_but_no_key_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("admin.key"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_the_store_cannot_take_changes_nothing() {
+    let (_o, lg, api) = setup().await;
+    // The state directory becomes a file: nothing can be written under it.
+    let state = lg.dir.path().join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::write(&state, "not a directory").unwrap();
+    let rule = json!({"domain": HOST, "scene": "pull", "app": "live", "scheme": "tencent", "keys": ["apiPullKey1234"]});
+    let (s, v) = api.call("PUT", "/v1/auth/rules", Some(rule)).await;
+    assert_eq!((s, code(&v)), (503, "StoreUnavailable"));
+    assert_eq!(
+        status(&lg, &tencent("/live/a.flv", "apiPullKey1234")).await,
+        403
+    );
+    assert_eq!(
+        status(&lg, &tencent("/live/a.flv", "yamlPullKey1")).await,
+        200
+    );
+    let forbid = json!({"domain": HOST, "app": "live", "stream": "a"});
+    let (s, _) = api.call("POST", "/v1/streams/forbid", Some(forbid)).await;
+    assert_eq!(s, 503);
+    assert_eq!(
+        status(&lg, &tencent("/live/a.flv", "yamlPullKey1")).await,
+        200
+    );
+}
+
+/// `livegate -t` on a config whose state directory holds `state`.
+fn test_with_state(state: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/state.json"), state).unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(
+        &f,
+        format!("listen: [\"127.0.0.1:1\"]\nstate_dir: {d}/state\ndomains:\n  - {{ name: a.com, origin: {{ peers: [\"127.0.0.1:9\"] }}, auth: [ {{ scene: pull, enabled: false }} ] }}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["-t", "-c", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_rule_for_a_domain_gone_from_the_yaml_is_kept_and_warned_about() {
+    let state = r#"{"rules": [{"domain": "gone.example.com", "rule": {"scene": "pull", "app": "live", "scheme": "tencent", "keys": ["k1"]}}]}"#;
+    let (code, err) = test_with_state(state);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("gone.example.com"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_state_file_stops_start_up_naming_it() {
+    let (code, err) = test_with_state("{\"rules\": [");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("state.json"), "{err}");
+}

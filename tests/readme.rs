@@ -1,6 +1,8 @@
 //! The README's signing recipes, run with bash and checked by the real binary, so
 //! that what customers copy keeps producing URLs livegate accepts.
 
+mod support;
+
 use std::process::Command;
 
 const CONFIG: &str = r#"
@@ -94,4 +96,72 @@ fn every_signing_recipe_produces_a_url_livegate_accepts() {
             .unwrap();
         assert_eq!(check.status.code(), Some(1), "forged {url} passed");
     }
+}
+
+/// The ```sh block of the README that contains `marker`.
+fn block(marker: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains(marker))
+        .unwrap_or_else(|| panic!("no README block with {marker:?}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_management_api_recipes_work_as_pasted() {
+    for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{tool} is needed for the README's API recipes: apt-get install -y {package}"
+        );
+    }
+    let o = support::Origin::start("o1").await;
+    let port = support::free_port();
+    let domains = format!(
+        "  - name: localhost\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [demoPullKey2026] }}\n",
+        support::origin_yaml(&[o.addr], "")
+    );
+    let mut lg = support::Livegate::start_top(
+        &domains,
+        &format!("admin: {{ listen: \"127.0.0.1:{port}\", key: adminKey2026 }}\n"),
+    );
+    lg.wait_port(port);
+    let script = format!(
+        "{}\napi=http://127.0.0.1:{port}\n{}",
+        block("sign=$(printf '%s' \"$key$t\""),
+        block("# Would this URL pass")
+    );
+    // Each call on its own line of output.
+    let script = script.replace("curl -s ", "echo; curl -s ");
+    let out = Command::new("bash")
+        .args(["-euc", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert_eq!(answers.len(), 10, "{stdout}");
+    assert_eq!(answers[0]["reason"], "EXPIRED", "{stdout}");
+    assert_eq!(answers[0]["description"], "time expired", "{stdout}");
+    let codes: Vec<&str> = answers.iter().filter_map(|a| a["code"].as_str()).collect();
+    // Only the drop of a stream nobody watches is refused.
+    assert_eq!(codes, ["StreamNotOnline"], "{stdout}");
+    assert!(stdout.contains("\"source\":\"yaml\""), "{stdout}");
 }

@@ -57,7 +57,8 @@ struct Live {
     last_ip: String,
     /// Unix seconds when the session started.
     since: i64,
-    /// Open connections per client address (publishers are listed by it).
+    /// Open connections per client address, for publishers (the management API
+    /// lists them; viewers are not tracked, so a playlist poll costs no allocation).
     clients: HashMap<String, u32>,
     shared: Arc<Shared>,
 }
@@ -150,7 +151,9 @@ impl Streams {
             l.idle_since = None;
             l.last_ip.clear();
             l.last_ip.push_str(client_ip);
-            *l.clients.entry(client_ip.to_owned()).or_default() += 1;
+            if key.scene == Scene::Push {
+                *l.clients.entry(client_ip.to_owned()).or_default() += 1;
+            }
             return Some(l.ticket());
         }
         let l = Live {
@@ -158,7 +161,10 @@ impl Streams {
             idle_since: None,
             last_ip: client_ip.to_owned(),
             since: unix_now(),
-            clients: HashMap::from([(client_ip.to_owned(), 1)]),
+            clients: match key.scene {
+                Scene::Push => HashMap::from([(client_ip.to_owned(), 1)]),
+                Scene::Pull => HashMap::new(),
+            },
             shared: Arc::default(),
         };
         let ticket = l.ticket();
@@ -290,13 +296,10 @@ impl Streams {
                 connections: l.connections,
                 bytes: l.shared.bytes.load(Ordering::Relaxed),
                 since: l.since,
-                client_ips: match k.scene {
-                    Scene::Push => {
-                        let mut ips: Vec<String> = l.clients.keys().cloned().collect();
-                        ips.sort();
-                        ips
-                    }
-                    Scene::Pull => Vec::new(),
+                client_ips: {
+                    let mut ips: Vec<String> = l.clients.keys().cloned().collect();
+                    ips.sort();
+                    ips
                 },
             })
             .collect();

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::access::Seen;
 use crate::auth::{Entry, Table};
 use std::borrow::Cow;
 
@@ -75,12 +76,13 @@ impl UrlParts<'_> {
 }
 
 /// The verdict for `url` in `scene` at `now`, as the proxy would give it without
-/// remote auth: rules and forbids of `state`. `Err` only when the URL is unusable.
+/// remote auth or per-client limits: the access lists for what `who` names, then
+/// the rules and forbids of `state`. `Err` only when the URL is unusable.
 pub fn check_url(
     state: &Snapshot,
     url: &str,
     scene: Scene,
-    remote_addr: &str,
+    who: &Seen<'_>,
     now: i64,
 ) -> Result<Result<(), Failure>, UrlError> {
     let url = split_url(url)?;
@@ -94,7 +96,13 @@ pub fn check_url(
     if let Err(why) = vet_path(url.path) {
         return Ok(Err(Failure::new(Reason::BadRequest, why)));
     }
-    let pass = match domain.verify(scene, &url.request(remote_addr), now) {
+    if let Some(a) = &domain.access {
+        if let Err(f) = a.checks(Route::of_path(url.path).app).check_given(who) {
+            return Ok(Err(f));
+        }
+    }
+    let remote_addr = who.client.map(|ip| ip.to_string()).unwrap_or_default();
+    let pass = match domain.verify(scene, &url.request(&remote_addr), now) {
         Ok(p) => p,
         Err(f) => return Ok(Err(f)),
     };

@@ -2,6 +2,7 @@
 //! request inline (signed URLs, then optionally a remote auth server) and streams
 //! approved traffic to origin servers. Built on Pingora.
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod auth;

@@ -53,7 +53,7 @@ struct Target {
     url: String,
     #[arg(long, default_value = "pull")]
     scene: Scene,
-    /// Client IP, for templates that sign `{remote_addr}`.
+    /// Client IP, for templates that sign `{remote_addr}` (and `check`'s IP list).
     #[arg(long, default_value = "")]
     remote_addr: String,
 }
@@ -77,6 +77,12 @@ struct CheckArgs {
     /// Check as if the time were this (Unix seconds).
     #[arg(long, allow_negative_numbers = true)]
     now: Option<i64>,
+    /// Check the domain's Referer list against this Referer.
+    #[arg(long)]
+    referer: Option<String>,
+    /// Check the domain's User-Agent list against this User-Agent.
+    #[arg(long)]
+    user_agent: Option<String>,
 }
 
 /// mimalloc: measured faster than glibc malloc on the request path (README,
@@ -176,13 +182,12 @@ fn check(a: CheckArgs) -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    match check_url(
-        &state,
-        &a.target.url,
-        a.target.scene,
-        &a.target.remote_addr,
-        now,
-    ) {
+    let who = livegate::access::Seen {
+        client: a.target.remote_addr.parse().ok(),
+        referer: a.referer.as_deref(),
+        user_agent: a.user_agent.as_deref(),
+    };
+    match check_url(&state, &a.target.url, a.target.scene, &who, now) {
         Ok(verdict) => {
             println!("{}", verdict_json(&verdict));
             if verdict.is_ok() {

@@ -121,6 +121,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             })?;
         sites.push(Site {
             name: name.clone(),
+            limiter: Default::default(),
             origin: Arc::new(origin),
             remote: d.remote_auth.as_ref().map(Remote::new),
             metrics: DomainMetrics::new(&d.name),

@@ -38,12 +38,22 @@ pub enum Reason {
     BadRequest,
     /// The stream is forbidden through the management API.
     ForbiddenStream,
+    /// The Referer's host is not allowed (access lists).
+    RefererDenied,
+    /// The client IP is not allowed (access lists).
+    IpDenied,
+    /// The User-Agent is not allowed (access lists).
+    UaDenied,
+    /// The client is over its requests per second (answered 429).
+    RateLimited,
+    /// The client has its most concurrent connections open already.
+    TooManyConnections,
 }
 
 impl Reason {
     /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
     /// metric handles can live in an array.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 18] = [
         Reason::MissingSignature,
         Reason::Malformed,
         Reason::BadTimestamp,
@@ -57,6 +67,11 @@ impl Reason {
         Reason::RemoteError,
         Reason::BadRequest,
         Reason::ForbiddenStream,
+        Reason::RefererDenied,
+        Reason::IpDenied,
+        Reason::UaDenied,
+        Reason::RateLimited,
+        Reason::TooManyConnections,
     ];
 
     /// The contract name, e.g. `BAD_SIGNATURE`.
@@ -75,6 +90,11 @@ impl Reason {
             Reason::RemoteError => "REMOTE_ERROR",
             Reason::BadRequest => "BAD_REQUEST",
             Reason::ForbiddenStream => "FORBIDDEN_STREAM",
+            Reason::RefererDenied => "REFERER_DENIED",
+            Reason::IpDenied => "IP_DENIED",
+            Reason::UaDenied => "UA_DENIED",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::TooManyConnections => "TOO_MANY_CONNECTIONS",
         }
     }
 
@@ -91,13 +111,14 @@ impl Reason {
     }
 
     /// The HTTP status a client gets: 404 for an unknown domain, 405 for a method
-    /// outside every scene, 400 for an unfit request, 403 for everything else (no
-    /// hint that helps forge).
+    /// outside every scene, 400 for an unfit request, 429 over a rate limit, 403
+    /// for everything else (no hint that helps forge).
     pub const fn status(self) -> u16 {
         match self {
             Reason::UnknownDomain => 404,
             Reason::BadMethod => 405,
             Reason::BadRequest => 400,
+            Reason::RateLimited => 429,
             _ => 403,
         }
     }

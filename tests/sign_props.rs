@@ -1,6 +1,7 @@
 //! Properties of every scheme: what is signed verifies; any one-character change
 //! to the signature, the time or a signed path component does not; no input panics.
 
+use livegate::access::Seen;
 use livegate::check::check_url;
 use livegate::config::Config;
 use livegate::route::Scene;
@@ -126,9 +127,9 @@ proptest! {
     #[test]
     fn arbitrary_bytes_as_url_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), now in any::<i64>()) {
         let url = String::from_utf8_lossy(&bytes);
-        let _ = check_url(table(), &url, Scene::Pull, "", now);
-        let _ = check_url(table(), &format!("http://a.com/live/{url}"), Scene::Push, "", now);
-        let _ = check_url(table(), &format!("http://a.com/{url}/x.flv?{url}"), Scene::Pull, "", now);
+        let _ = check_url(table(), &url, Scene::Pull, &Seen::default(), now);
+        let _ = check_url(table(), &format!("http://a.com/live/{url}"), Scene::Push, &Seen::default(), now);
+        let _ = check_url(table(), &format!("http://a.com/{url}/x.flv?{url}"), Scene::Pull, &Seen::default(), now);
     }
 }
 
@@ -160,7 +161,9 @@ fn table() -> &'static Snapshot {
 fn huge_query_and_odd_bytes_get_verdicts() {
     let t = table();
     let big = format!("http://a.com/live/a.flv?{}", "x=1&".repeat(2048));
-    assert!(check_url(t, &big, Scene::Pull, "", 0).unwrap().is_err());
+    assert!(check_url(t, &big, Scene::Pull, &Seen::default(), 0)
+        .unwrap()
+        .is_err());
     for url in [
         "http://a.com/live/a.flv?KEY1=%zz&KEY2=1",
         "http://a.com/live/a.flv?KEY1=%FF%FE&KEY2=1",
@@ -169,7 +172,7 @@ fn huge_query_and_odd_bytes_get_verdicts() {
         "http://a.com/00000000000000000000000000000000/ffffffffffffffffff/a.flv",
         "http://a.com/00000000000000000000000000000000/-1/a.flv",
     ] {
-        let v = check_url(t, url, Scene::Pull, "", 0).unwrap();
+        let v = check_url(t, url, Scene::Pull, &Seen::default(), 0).unwrap();
         assert!(v.is_err(), "{url}");
     }
 }

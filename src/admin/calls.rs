@@ -7,13 +7,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Answer, ApiError, Code};
+use crate::access::{Access, Seen};
 use crate::auth::rules;
 use crate::check::{check_url, split_url};
-use crate::config::{Problems, RuleConfig};
+use crate::config::{AccessConfig, Problems, RuleConfig};
 use crate::route::Scene;
 use crate::sign::Key;
 use crate::state::live::{Live, Refusal};
-use crate::state::{domain_key, same_slot, Forbid, SavedRule};
+use crate::state::{domain_key, same_slot, Forbid, SavedAccess, SavedRule};
 use crate::streams::Streams;
 
 /// Shortest and longest `valid_duration` the API accepts (the providers' console
@@ -60,6 +61,13 @@ struct StreamRef {
     domain: String,
     app: String,
     stream: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessBody {
+    domain: String,
+    access: AccessConfig,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +143,20 @@ impl Ctx<'_> {
             }
         };
         let snap = self.live.load();
-        let verdict = check_url(&snap, &url, scene, "", self.now)
+        let client = param(self.query, "client_ip");
+        let referer = param(self.query, "referer");
+        let user_agent = param(self.query, "user_agent");
+        let who = Seen {
+            client: match &client {
+                None => None,
+                Some(ip) => Some(ip.parse().map_err(|_| {
+                    ApiError::invalid(format!("client_ip: {ip:?} is not an IP address"))
+                })?),
+            },
+            referer: referer.as_deref(),
+            user_agent: user_agent.as_deref(),
+        };
+        let verdict = check_url(&snap, &url, scene, &who, self.now)
             .map_err(|e| ApiError::invalid(format!("url: {e}")))?;
         Ok((
             200,
@@ -370,6 +391,72 @@ impl Ctx<'_> {
             json!({ "edge": edge_id(), "domain": domain, "total": total, "page": page,
                     "page_size": page_size, "streams": streams }),
         ))
+    }
+
+    /// `PUT /v1/access`: replace a domain's access control (`{domain, access}`).
+    pub async fn put_access(&self) -> Answer {
+        let body: AccessBody = self.body_json()?;
+        self.domain_index(&body.domain)?;
+        let mut problems = Problems::default();
+        Access::compile(&body.access, "access", &mut problems);
+        if let Some(p) = problems.0.first() {
+            return Err(ApiError::invalid(p.to_string()));
+        }
+        self.live
+            .change(|saved, _| {
+                let entry = SavedAccess {
+                    domain: body.domain.clone(),
+                    access: body.access,
+                };
+                match saved.access_at(&body.domain) {
+                    Some(i) => saved.access[i] = entry,
+                    None => saved.access.push(entry),
+                }
+                Ok(())
+            })
+            .await
+            .map_err(refused)?;
+        Ok((200, json!({ "domain": body.domain, "source": "api" })))
+    }
+
+    /// `GET /v1/access`: a domain's access control in force and where it came from.
+    pub async fn access(&self) -> Answer {
+        let domain = self.required("domain")?;
+        self.domain_index(&domain)?;
+        let saved = self.live.saved().await;
+        let key = domain_key(&domain);
+        let effective = saved.effective(self.live.yaml(), &mut Vec::new());
+        let access = effective
+            .iter()
+            .find(|d| domain_key(&d.name) == key)
+            .and_then(|d| d.access.clone());
+        let source = match (saved.access_at(&domain), &access) {
+            (Some(_), _) => "api",
+            (None, Some(_)) => "yaml",
+            (None, None) => "none",
+        };
+        Ok((
+            200,
+            json!({ "domain": domain, "access": access, "source": source }),
+        ))
+    }
+
+    /// `DELETE /v1/access`: remove the API's access control; the YAML's applies again.
+    pub async fn delete_access(&self) -> Answer {
+        let domain = self.required("domain")?;
+        self.live
+            .change(|saved, _| {
+                let i = saved.access_at(&domain).ok_or_else(|| {
+                    Refusal::NotFound(format!(
+                        "no access control set through the API for domain {domain:?}"
+                    ))
+                })?;
+                saved.access.remove(i);
+                Ok(())
+            })
+            .await
+            .map_err(refused)?;
+        Ok((200, json!({ "deleted": true })))
     }
 
     /// `GET /v1/state`: this edge, its state backend and what it applied.

@@ -46,6 +46,7 @@ enum Call {
     Forbidden,
     Online,
     State,
+    Access,
 }
 
 /// Which rate limit a call counts against.
@@ -97,6 +98,7 @@ impl Admin {
             ("/v1/streams/forbidden", Call::Forbidden),
             ("/v1/streams/online", Call::Online),
             ("/v1/state", Call::State),
+            ("/v1/access", Call::Access),
         ] {
             // The paths are literals: inserting them cannot conflict.
             let _ = router.insert(path, call);
@@ -179,6 +181,9 @@ impl Admin {
             (Call::Forbidden, Method::GET) => c.forbidden(),
             (Call::Online, Method::GET) => c.online(),
             (Call::State, Method::GET) => Ok(c.state()),
+            (Call::Access, Method::PUT) => c.put_access().await,
+            (Call::Access, Method::GET) => c.access().await,
+            (Call::Access, Method::DELETE) => c.delete_access().await,
             (_, m) => Err(ApiError::new(
                 Code::MethodNotAllowed,
                 format!("{m} is not allowed on {path}"),

@@ -6,6 +6,9 @@ pub mod remote;
 pub mod rules;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::access::Access;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
@@ -18,6 +21,8 @@ pub use rules::Entry;
 pub struct Domain {
     pub name: String,
     pub strip_auth_params: bool,
+    /// Access lists and limits, checked before the signature.
+    pub access: Option<Arc<Access>>,
     /// Per scene (pull, push): app → entry, and the `*` entry.
     apps: [HashMap<Box<str>, Entry>; 2],
     default: [Option<Entry>; 2],
@@ -235,6 +240,10 @@ fn build_domain(
     let mut d = Domain {
         name,
         strip_auth_params: dc.strip_auth_params,
+        access: dc
+            .access
+            .as_ref()
+            .map(|a| Arc::new(Access::compile(a, &format!("{at}.access"), problems))),
         apps: Default::default(),
         default: Default::default(),
         prefix_rules: false,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 pub use load::{load, ConfigError, Loaded, Problem, Problems};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::route::Scene;
 use crate::sign::{Scheme, TimeFormat};
@@ -184,6 +184,67 @@ pub struct DomainConfig {
     #[serde(default)]
     pub auth: Vec<RuleConfig>,
     pub remote_auth: Option<RemoteAuthConfig>,
+    /// Referer, User-Agent and IP lists and per-client limits, checked before the
+    /// signature.
+    pub access: Option<AccessConfig>,
+}
+
+/// Access control for a domain (and, under `apps`, per app: an app's entry
+/// replaces the domain's lists and limits, as an exact app's rule wins over `*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referer: Option<RefererList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<AllowDeny>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<AllowDeny>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsConfig>,
+    /// CIDRs of balancers in front whose `X-Forwarded-For` names the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Per app: replaces the domain's lists and limits for that app.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub apps: std::collections::BTreeMap<String, AccessConfig>,
+}
+
+/// An allow list or a deny list (exactly one of the two).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowDeny {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+}
+
+/// Referer hosts allowed or denied, and what a request without a Referer gets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefererList {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// Players and apps often send no Referer: allowed by default.
+    #[serde(default = "yes")]
+    pub allow_empty: bool,
+}
+
+/// Per client IP.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Requests one second may reach (default: `requests_per_second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Concurrent admitted connections (long-lived streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
 }
 
 /// Asking the customer's own auth server after the signature passed.

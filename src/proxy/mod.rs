@@ -2,7 +2,7 @@
 //! phase asks a module and acts on the answer; nothing reaches an origin unless
 //! `request_filter` admitted it:
 //!
-//! canonical target → route → sign → remote → origin.
+//! canonical target → route → access → sign → forbid → remote → origin.
 
 mod remote;
 mod report;
@@ -23,6 +23,7 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
+use crate::access::{self, limits::Limiter};
 use crate::auth::remote::Remote;
 use crate::canon;
 use crate::config::LogFormat;
@@ -42,6 +43,8 @@ use request::{client_ip, host_header, upstream_target, IpText};
 pub struct Site {
     /// The domain's configured name (for logs, metrics and events).
     pub name: String,
+    /// Per-client request and connection counts (access limits).
+    pub limiter: Limiter,
     pub origin: Arc<Origin>,
     pub remote: Option<Remote>,
     pub metrics: DomainMetrics,
@@ -80,6 +83,8 @@ pub struct Ctx {
     stream: Option<StreamKey>,
     /// Tells an admitted connection when the management API cut its stream.
     ticket: Option<Ticket>,
+    /// The client whose connection slot (access limits) this request holds.
+    slot: Option<IpAddr>,
     /// Why the request was refused.
     reason: Option<Reason>,
 }
@@ -114,6 +119,15 @@ impl Gate {
         ))?;
         ctx.scene = Some(scene);
         let path = req.uri.path();
+        let limiter = &self.sites[index].limiter;
+        let app = Route::of_path(path).app;
+        ctx.slot = access::admit(
+            domain.access.as_deref(),
+            limiter,
+            ctx.client,
+            &req.headers,
+            app,
+        )?;
         let query = req.uri.query().unwrap_or("");
         let request = Request {
             host: &host,
@@ -169,6 +183,7 @@ impl ProxyHttp for Gate {
             upstream_headers: None,
             stream: None,
             ticket: None,
+            slot: None,
             reason: None,
         }
     }
@@ -333,6 +348,9 @@ impl ProxyHttp for Gate {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
         if let Some(key) = &ctx.stream {
             self.streams.close(key, ctx.client_ip.as_str());
+        }
+        if let (Some(d), Some(ip)) = (ctx.domain, ctx.slot) {
+            self.sites[d].limiter.release(ip);
         }
         self.log_access(session, ctx);
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::{DomainConfig, RuleConfig};
+use crate::config::{AccessConfig, DomainConfig, RuleConfig};
 use crate::route::Scene;
 
 /// The state file's name under `state_dir`.
@@ -45,6 +45,16 @@ pub struct Saved {
     pub rules: Vec<SavedRule>,
     #[serde(default)]
     pub forbids: Vec<Forbid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<SavedAccess>,
+}
+
+/// A domain's access control set through the API (replacing the YAML's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedAccess {
+    pub domain: String,
+    pub access: AccessConfig,
 }
 
 /// A rule set through the API, for one domain (by its configured name).
@@ -148,7 +158,25 @@ impl Saved {
             d.auth.retain(|r| !same_slot(r, &saved.rule));
             d.auth.push(saved.rule.clone());
         }
+        for saved in &self.access {
+            let key = domain_key(&saved.domain);
+            match out.iter_mut().find(|d| domain_key(&d.name) == key) {
+                Some(d) => d.access = Some(saved.access.clone()),
+                None => warnings.push(format!(
+                    "the state file holds access control for domain {:?}, which is not configured; it is kept",
+                    saved.domain
+                )),
+            }
+        }
         out
+    }
+
+    /// The index of the API-set access control of a domain, if any.
+    pub fn access_at(&self, domain: &str) -> Option<usize> {
+        let key = domain_key(domain);
+        self.access
+            .iter()
+            .position(|a| domain_key(&a.domain) == key)
     }
 
     /// The index of an API rule for (domain, app, scene), if any.

@@ -51,7 +51,7 @@ struct Target {
     /// Absolute URL; its host picks the domain.
     #[arg(long)]
     url: String,
-    #[arg(long, default_value = "pull")]
+    #[arg(long, default_value = "pull", value_name = "pull|push")]
     scene: Scene,
     /// Client IP, for templates that sign `{remote_addr}` (and `check`'s IP list).
     #[arg(long, default_value = "")]
@@ -65,8 +65,8 @@ struct SignArgs {
     /// The URL's real expiry, Unix seconds.
     #[arg(long, conflicts_with = "ttl", allow_negative_numbers = true)]
     expire: Option<i64>,
-    /// Seconds from now until expiry.
-    #[arg(long, default_value_t = 3600)]
+    /// Seconds from now until expiry (negative: an already expired URL).
+    #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     ttl: i64,
 }
 
@@ -135,11 +135,15 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
+            if let Err(e) = loaded.runnable(&conf) {
+                eprintln!("livegate: {e}");
+                return ExitCode::from(USAGE);
+            }
             match livegate::server::run(loaded, cli.daemon, cli.upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("livegate: {e}");
-                    ExitCode::from(USAGE)
+                    ExitCode::FAILURE
                 }
             }
         }
@@ -154,7 +158,7 @@ fn load(conf: &std::path::Path) -> Result<Loaded, ExitCode> {
 }
 
 fn test_config(conf: &std::path::Path) -> ExitCode {
-    match config::load(conf) {
+    match config::load(conf).and_then(|l| l.runnable(conf).map(|()| l)) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("livegate: warning: {w}");

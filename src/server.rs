@@ -25,6 +25,9 @@ use crate::sign::Key;
 use crate::state::live::Live;
 use crate::streams::{DomainInfo, Streams};
 
+/// How long open streams may drain on stop or upgrade, unless configured.
+pub const DEFAULT_GRACE_SECONDS: u64 = 30;
+
 /// Read buffer of plain-HTTP client connections (see `run`).
 const PLAIN_READ_BUFFER: usize = 4096;
 
@@ -33,6 +36,12 @@ const PLAIN_READ_BUFFER: usize = 4096;
 pub enum RunError {
     #[error("the configuration has no listen address; add e.g. listen: [\"0.0.0.0:8080\"]")]
     NoListen,
+    #[error("{what} {addr}: {source}; another process (another livegate?) holds it: stop it or choose another address")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("domain {domain}: origin peers: {source}")]
     Origin {
         domain: String,
@@ -72,7 +81,9 @@ pub fn server_conf(s: &ServerSection) -> ServerConf {
     c.error_log = s.error_log.clone().or(c.error_log);
     c.user = s.user.clone().or(c.user);
     c.group = s.group.clone().or(c.group);
-    c.grace_period_seconds = s.grace_period_seconds.or(c.grace_period_seconds);
+    // Pingora's default grace period is 300 s: longer than any service manager
+    // waits for a stop. livegate's is 30 s (the unit allows 60).
+    c.grace_period_seconds = s.grace_period_seconds.or(Some(DEFAULT_GRACE_SECONDS));
     c.graceful_shutdown_timeout_seconds = s
         .graceful_shutdown_timeout_seconds
         .or(c.graceful_shutdown_timeout_seconds);
@@ -89,11 +100,38 @@ fn opt(daemon: bool, upgrade: bool) -> Opt {
     }
 }
 
+/// Binds (and releases) every address the server will listen on, so that an
+/// address in use is reported before anything starts.
+fn check_free(config: &crate::config::Config) -> Result<(), RunError> {
+    let proxy = config.listen.iter().map(|l| ("listen", l.addr()));
+    let admin = config
+        .admin
+        .iter()
+        .map(|a| ("admin.listen", a.listen.as_str()));
+    let metrics = config
+        .metrics
+        .iter()
+        .map(|m| ("metrics.listen", m.listen.as_str()));
+    for (what, addr) in proxy.chain(admin).chain(metrics) {
+        std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind {
+            what,
+            addr: addr.to_owned(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// Runs the proxy until a signal stops it.
 pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> {
     let config = &loaded.config;
     if config.listen.is_empty() {
         return Err(RunError::NoListen);
+    }
+    // A taken port is one clear error now, not Pingora's retries and panic later.
+    // (An upgrade takes its sockets over from the running process instead.)
+    if !upgrade {
+        check_free(config)?;
     }
     let mut server =
         Server::new_with_opt_and_conf(opt(daemon, upgrade), server_conf(&config.server));

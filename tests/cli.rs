@@ -232,7 +232,7 @@ fn usage_and_config_errors_exit_2() {
 
 #[test]
 fn dash_t_accepts_good_and_explains_bad() {
-    let good = conf(CONFIG);
+    let good = conf(&format!("listen: [\"127.0.0.1:8080\"]\n{CONFIG}"));
     let out = livegate(&["-t", "-c", good.0.path().to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -272,10 +272,149 @@ fn dash_t_accepts_good_and_explains_bad() {
 #[test]
 fn dash_t_warns_about_templates_that_never_expire() {
     let c = conf(
-        "domains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
+        "listen: [\"127.0.0.1:8080\"]\ndomains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
          - { scene: pull, scheme: secure_link, keys: [k], template: \"{uri} {key}\" }\n",
     );
     let out = livegate(&["-t", "-c", c.0.path().to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("never expire"));
+}
+
+#[test]
+fn dash_t_refuses_what_start_up_would_and_names_a_tab() {
+    let out = livegate(&["-t", "-c", conf("").0.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listen: no listen address") && err.contains("domains: no domain"),
+        "{err}"
+    );
+
+    let tls = conf(&format!(
+        "listen:\n  - {{ addr: \"127.0.0.1:8443\", tls: {{ cert: /no/such/cert.pem, key: /no/such/key.pem }} }}\n{CONFIG}"
+    ));
+    let out = livegate(&["-t", "-c", tls.0.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listen[0].tls.cert") && err.contains("listen[0].tls.key"),
+        "{err}"
+    );
+
+    let tab = conf("listen: [\"127.0.0.1:8080\"]\ndomains:\n\t- name: a.com\n");
+    let out = livegate(&["-t", "-c", tab.0.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3 holds a tab"), "{err}");
+}
+
+#[test]
+fn a_negative_ttl_signs_an_expired_url() {
+    let c = conf(CONFIG);
+    for ttl in [["--ttl", "-60"].as_slice(), &["--ttl=-60"]] {
+        let url = sign(&c, "http://live.example.com/live/a.flv", ttl);
+        let (code, out) = check(&c, &url, &[]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("EXPIRED"), "{out}");
+    }
+    let help = livegate(&["sign", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--scene <pull|push>"));
+}
+
+/// A config that runs on `port` with everything else in `dir`.
+fn runnable(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let d = dir.display();
+    let f = dir.join("livegate.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "server: {{ pid_file: {d}/lg.pid, upgrade_sock: {d}/up.sock }}\nlisten: [\"127.0.0.1:{port}\"]\nstate_dir: {d}/state\n{CONFIG}"
+        ),
+    )
+    .unwrap();
+    f
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = runnable(dir.path(), port);
+    let started = std::time::Instant::now();
+    let out = livegate(&["-c", f.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("livegate:")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains(&format!("listen 127.0.0.1:{port}")) && errors[0].contains("in use"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("listening on"),
+        "{err}"
+    );
+}
+
+/// Starts livegate on a free port, waits until it serves, sends `signal` and
+/// returns how long it took to exit.
+fn stop_with(signal: &str) -> std::time::Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let f = runnable(dir.path(), port);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["-c", f.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "livegate did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return sent.elapsed();
+        }
+        if sent.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("livegate still running 60 s after {signal}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigint_exits_at_once_and_sigterm_within_the_default_grace_period() {
+    let int = std::thread::spawn(|| stop_with("-INT"));
+    let term = stop_with("-TERM");
+    assert!(int.join().unwrap() < std::time::Duration::from_secs(5));
+    // Default grace period 30 s (Pingora's own is 300 s), then up to 5 s of shutdown.
+    assert!(
+        term < std::time::Duration::from_secs(36),
+        "SIGTERM took {term:?}"
+    );
 }

@@ -315,9 +315,10 @@ pub fn admit(
     limiter: &limits::Limiter,
     peer: Option<IpAddr>,
     headers: &http::HeaderMap,
-    app: &str,
+    path: &str,
 ) -> Result<Option<IpAddr>, Failure> {
     let Some(a) = access else { return Ok(None) };
+    let app = crate::route::Route::of_path(path).app;
     let header = |n| {
         headers
             .get(n)

@@ -78,9 +78,16 @@ impl Config {
         })
     }
 
-    /// Parses YAML text; the error names the key path and line, as serde_yaml reports them.
+    /// Parses YAML text; the error names the key path and line, as serde_yaml
+    /// reports them, and says so when the culprit is a tab.
     pub fn parse(text: &str) -> Result<Config, String> {
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        serde_yaml::from_str(text).map_err(|e| match text.lines().position(|l| l.contains('\t')) {
+            Some(i) => format!(
+                "{e} (line {} holds a tab: YAML indents with spaces only)",
+                i + 1
+            ),
+            None => e.to_string(),
+        })
     }
 
     /// Checks what the schema cannot: addresses, ranges, files.
@@ -289,6 +296,34 @@ pub struct Loaded {
     pub saved: crate::state::Saved,
     /// Legal but probably unintended settings, for the log and `livegate -t`.
     pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// What only running needs (`sign` and `check` do without): a listener and a
+    /// domain. `livegate -t` checks this too, so the unit's pre-start check refuses
+    /// what start-up would.
+    pub fn runnable(&self, file: &Path) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        if self.config.listen.is_empty() {
+            problems.add(
+                "listen",
+                "no listen address; add e.g. listen: [\"0.0.0.0:8080\"]",
+            );
+        }
+        if self.config.domains.is_empty() {
+            problems.add(
+                "domains",
+                "no domain: nothing would be served; add one (name, origin, auth)",
+            );
+        }
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                problems: problems.0,
+            }),
+        }
+    }
 }
 
 /// Reads, parses and checks a configuration file.

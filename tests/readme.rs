@@ -1,42 +1,12 @@
-//! The README's signing recipes, run with bash and checked by the real binary, so
-//! that what customers copy keeps producing URLs livegate accepts.
+//! The README's recipes, run with bash against the shipped configuration and checked
+//! by the real binary, so that what customers copy keeps working as pasted.
 
 mod support;
 
 use std::process::Command;
 
-const CONFIG: &str = r#"
-domains:
-  - name: tencent.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: tencent, keys: [tencentKey1] } ]
-  - name: a.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: type_a, keys: [aliKey1], valid_duration: 1800 } ]
-  - name: b.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: type_b, keys: [aliKey1], valid_duration: 1800 } ]
-  - name: c.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: type_c, keys: [aliKey1], valid_duration: 1800 } ]
-  - name: d.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: type_d, keys: [aliKey1], valid_duration: 1800 } ]
-  - name: volc.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: volc_md5, keys: [volcKey1] } ]
-  - name: volcx.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth:
-      - scene: pull
-        scheme: volc_md5_custom
-        keys: [volcKey1]
-        encrypt_fields: [Domain, AppName, StreamName, key, volcTime]
-        param_names: { sign: sign, time: expire }
-  - name: nginx.example.com
-    origin: { peers: ["127.0.0.1:9"] }
-    auth: [ { scene: pull, scheme: secure_link, keys: [nginxKey1] } ]
-"#;
+/// The shipped configuration: the recipes must work against it as pasted.
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/livegate.yaml");
 
 /// The ```sh blocks of the README that print a URL.
 fn recipes() -> Vec<String> {
@@ -63,9 +33,7 @@ fn every_signing_recipe_produces_a_url_livegate_accepts() {
             "{tool} is needed for the README recipes: apt-get install -y {tool}"
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("conf.yaml");
-    std::fs::write(&conf, CONFIG).unwrap();
+    let conf = std::path::Path::new(CONFIG);
     let recipes = recipes();
     assert_eq!(recipes.len(), 8, "one recipe per scheme");
     for r in recipes {

@@ -1,34 +1,77 @@
 #!/usr/bin/env bash
-# Starts livegate on conf/livegate.yaml in front of a synthetic live origin, and
-# prints a signed URL with the curl lines that fetch it. Ctrl-C stops both.
+# Starts livegate on the shipped example config (conf/livegate.yaml) in front of a
+# live demo origin (a decodable H.264/AAC test pattern over HTTP-FLV and HLS), and
+# prints a signed URL with the lines that play and fetch it. Ctrl-C stops both.
+#
+#   PORT=8080 ORIGIN_PORT=8081 METRICS_PORT=9181 bash scripts/demo.sh
+#   LIVEGATE_BIN=target/debug/livegate bash scripts/demo.sh   # skip the build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential curl:curl
 
-cargo build --release --quiet
-bin=target/release/livegate
-conf=conf/livegate.yaml
-$bin -t -c "$conf"
+PORT=${PORT:-8080}
+ORIGIN_PORT=${ORIGIN_PORT:-8081}
+METRICS_PORT=${METRICS_PORT:-9181}
 
-$bin demo-origin --listen 127.0.0.1:8081 2>/tmp/livegate-demo-origin.log &
-origin=$!
-trap 'kill $origin 2>/dev/null' EXIT
+if [ -z "${LIVEGATE_BIN:-}" ]; then
+  ensure_packages cmake:cmake cc:build-essential curl:curl
+  echo "== building livegate (release): the first build takes several minutes"
+  cargo build --release
+  LIVEGATE_BIN=target/release/livegate
+fi
+bin=$(realpath "$LIVEGATE_BIN")
 
-flv=$($bin sign -c "$conf" --url http://localhost:8080/live/cam1.flv --ttl 3600)
-m3u8=$($bin sign -c "$conf" --url http://localhost:8080/live/cam1.m3u8 --ttl 3600)
+# This run's own config, logs and sockets: two demos on other ports never collide.
+run=$(mktemp -d "${TMPDIR:-/tmp}/livegate-demo.XXXXXX")
+conf=$run/livegate.yaml
+sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$PORT/" \
+    -e "s/127\.0\.0\.1:8081/127.0.0.1:$ORIGIN_PORT/" \
+    -e "s/127\.0\.0\.1:9181/127.0.0.1:$METRICS_PORT/" \
+    -e "s#/tmp/livegate.pid#$run/livegate.pid#" \
+    -e "s#/tmp/livegate_upgrade.sock#$run/upgrade.sock#" \
+    conf/livegate.yaml > "$conf"
+"$bin" -t -c "$conf"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  # SIGINT: both exit at once (SIGTERM would drain open streams first).
+  kill -INT "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  echo "stopped; logs are in $run"
+}
+trap stop INT TERM EXIT
+
+"$bin" demo-origin --listen "127.0.0.1:$ORIGIN_PORT" 2>"$run/origin.log" &
+pids+=($!)
+"$bin" -c "$conf" 2>"$run/livegate.log" &
+pids+=($!)
+
+for _ in $(seq 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$ORIGIN_PORT") 2>/dev/null; then
+    break
+  fi
+  for p in "${pids[@]}"; do
+    kill -0 "$p" 2>/dev/null || { echo "a process exited; see $run/livegate.log and $run/origin.log" >&2; exit 1; }
+  done
+  sleep 0.1
+done
+
+flv=$("$bin" sign -c "$conf" --url "http://localhost:$PORT/live/cam1.flv" --ttl 3600)
 cat <<TXT
 
-livegate on http://127.0.0.1:8080 (config $conf), demo origin on 127.0.0.1:8081.
+livegate on http://127.0.0.1:$PORT (config $conf), demo origin on 127.0.0.1:$ORIGIN_PORT,
+metrics on http://127.0.0.1:$METRICS_PORT/metrics, logs in $run.
 
 Signed, valid for an hour:
   $flv
 
 Try, in another terminal:
-  curl -s '$flv' | head -c 1000000 | wc -c     # endless FLV: 1000000 bytes, then stop
-  curl -s '$m3u8'                                # live playlist (same Tencent signature)
-  curl -s -o /dev/null -w '%{http_code}\n' http://localhost:8080/live/cam1.flv   # unsigned: 403
+  ffplay '$flv'                                              # watch it (or open it in VLC)
+  curl -s '$flv' | head -c 1000000 | wc -c                   # endless FLV: 1000000 bytes, then stop
+  curl -s -o /dev/null -w '%{http_code}\n' http://localhost:$PORT/live/cam1.flv   # unsigned: 403
   $bin check -c $conf --url '$flv'
 
+Ctrl-C stops both.
 TXT
-$bin -c "$conf"
+wait "${pids[@]}"

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # cmake: Pingora's zlib-ng build; openssl, md5sum: the README's signing examples.
 # systemd-analyze: the unit check. curl: the README's management API recipes.
-ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd curl:curl
+# ffmpeg, ffprobe: decoding the demo origin's media.
+ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg
 
 echo "== cargo fmt --check"
 cargo fmt --check

@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod flv;
 pub mod hygiene;
 pub mod metrics;
 pub mod notify;
@@ -22,6 +23,7 @@ pub mod server;
 pub mod sign;
 pub mod state;
 pub mod streams;
+pub mod ts;
 pub mod verdict;
 
 /// Unix seconds now. Only the binary's edges read the clock; everything that

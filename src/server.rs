@@ -258,10 +258,17 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
 
 /// Runs the synthetic demo origin on `addr` until a signal stops it.
 pub fn run_demo_origin(addr: &str) -> ! {
+    // Per address, so two demos never share a file.
+    let tag: String = addr
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     let conf = ServerConf {
         threads: 1,
-        pid_file: "/tmp/livegate-demo-origin.pid".into(),
-        upgrade_sock: "/tmp/livegate-demo-origin.sock".into(),
+        pid_file: format!("/tmp/livegate-demo-origin-{tag}.pid"),
+        upgrade_sock: format!("/tmp/livegate-demo-origin-{tag}.sock"),
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt(false, false), conf);

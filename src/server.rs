@@ -249,9 +249,12 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
+    // Every address was bound once above (or is handed over by the running
+    // process on an upgrade); Pingora binds them again as it starts.
     log::info!(
-        "livegate listening on {:?}",
-        config.listen.iter().map(|l| l.addr()).collect::<Vec<_>>()
+        "livegate starting on {:?}{}",
+        config.listen.iter().map(|l| l.addr()).collect::<Vec<_>>(),
+        if upgrade { ", taking the sockets over from the running process" } else { ": every address is free" }
     );
     server.run_forever()
 }

@@ -65,8 +65,9 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
 }
 
 impl UrlParts<'_> {
-    fn request<'s>(&'s self, remote_addr: &'s str) -> Request<'s> {
+    fn request<'s>(&'s self, remote_addr: &'s str, nested: bool) -> Request<'s> {
         Request {
+            nested,
             host: &self.host,
             path: self.path,
             query: self.query,
@@ -102,11 +103,11 @@ pub fn check_url(
         }
     }
     let remote_addr = who.client.map(|ip| ip.to_string()).unwrap_or_default();
-    let pass = match domain.verify(scene, &url.request(&remote_addr), now) {
+    let pass = match domain.verify(scene, &url.request(&remote_addr, domain.nested), now) {
         Ok(p) => p,
         Err(f) => return Ok(Err(f)),
     };
-    let route = Route::of_path(pass.path);
+    let route = Route::of(pass.path, domain.nested);
     let stream = session_stream(route.stream, route.ext);
     if let Some(f) = state.forbidden(index, route.app, stream, now) {
         let why = f
@@ -140,7 +141,7 @@ pub fn sign_url(
     let Entry::Rule(rule) = entry else {
         return Ok(url.to_owned());
     };
-    let signed = rule.sign(&parts.request(remote_addr), expire)?;
+    let signed = rule.sign(&parts.request(remote_addr, domain.nested), expire)?;
     Ok(format!("{}{signed}", parts.origin))
 }
 

@@ -83,6 +83,26 @@ impl<'a> Route<'a> {
     }
 }
 
+impl<'a> Route<'a> {
+    /// As [`Route::of_path`], or with `nested` (`stream_path: nested`) the stream
+    /// is the second segment, the directory the stream's files live in:
+    /// `/live/cam1/index.m3u8` and `/live/cam1/3.ts` → `live`, `cam1` (nginx-rtmp's
+    /// `hls_nested on`, SRS's `[app]/[stream]/`). Paths too short for a directory
+    /// read as flat.
+    pub fn of(path: &'a str, nested: bool) -> Route<'a> {
+        let flat = Route::of_path(path);
+        if !nested {
+            return flat;
+        }
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let mut segments = trimmed.split('/');
+        match (segments.next(), segments.next(), segments.next()) {
+            (Some(_), Some(stream), Some(_)) if !stream.is_empty() => Route { stream, ..flat },
+            _ => flat,
+        }
+    }
+}
+
 /// The Host header reduced to what domains match on: no port, no trailing dot.
 /// Case is folded by the caller only when needed (see [`host_eq`]).
 pub fn host_name(host: &str) -> &str {
@@ -134,6 +154,17 @@ mod tests {
         assert_eq!((r.app, r.stream, r.ext), ("", "", ""));
         let r = Route::of_path("");
         assert_eq!((r.app, r.stream, r.ext), ("", "", ""));
+    }
+
+    #[test]
+    fn nested_streams_are_their_directory() {
+        let r = Route::of("/live/cam1/index.m3u8", true);
+        assert_eq!((r.app, r.stream, r.ext), ("live", "cam1", "m3u8"));
+        let r = Route::of("/live/cam1/hi/3.ts", true);
+        assert_eq!((r.app, r.stream, r.ext), ("live", "cam1", "ts"));
+        let r = Route::of("/live/cam1.flv", true);
+        assert_eq!((r.app, r.stream), ("live", "cam1"));
+        assert_eq!(Route::of("/live/cam1/index.m3u8", false).stream, "index");
     }
 
     #[test]

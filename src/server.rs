@@ -53,6 +53,11 @@ pub enum RunError {
     State(String),
     #[error("admin: {0}")]
     Admin(String),
+    #[error("the HLS token secret under {dir}: {source}; state_dir must be writable")]
+    Hls {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Pingora's settings from the `server:` section. livegate's defaults are the
@@ -211,7 +216,12 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         service.add_tcp(&a.listen);
         server.add_service(service);
     }
+    let hls_secret = crate::hls::load_secret(&config.state_dir).map_err(|e| RunError::Hls {
+        dir: config.state_dir.clone(),
+        source: e,
+    })?;
     let gate = Gate {
+        hls_secret,
         access_log: config.access_log.as_ref().map(|a| a.format),
         live,
         sites,
@@ -254,7 +264,11 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
     log::info!(
         "livegate starting on {:?}{}",
         config.listen.iter().map(|l| l.addr()).collect::<Vec<_>>(),
-        if upgrade { ", taking the sockets over from the running process" } else { ": every address is free" }
+        if upgrade {
+            ", taking the sockets over from the running process"
+        } else {
+            ": every address is free"
+        }
     );
     server.run_forever()
 }

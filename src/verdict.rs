@@ -48,12 +48,14 @@ pub enum Reason {
     RateLimited,
     /// The client has its most concurrent connections open already.
     TooManyConnections,
+    /// An HLS segment token that is malformed, forged, or for another stream.
+    BadToken,
 }
 
 impl Reason {
     /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
     /// metric handles can live in an array.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::MissingSignature,
         Reason::Malformed,
         Reason::BadTimestamp,
@@ -72,6 +74,7 @@ impl Reason {
         Reason::UaDenied,
         Reason::RateLimited,
         Reason::TooManyConnections,
+        Reason::BadToken,
     ];
 
     /// The contract name, e.g. `BAD_SIGNATURE`.
@@ -95,6 +98,7 @@ impl Reason {
             Reason::UaDenied => "UA_DENIED",
             Reason::RateLimited => "RATE_LIMITED",
             Reason::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            Reason::BadToken => "BAD_TOKEN",
         }
     }
 

@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::access::Access;
+use crate::config::StreamPath;
+use crate::cors::Cors;
+use crate::hls::Hls;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
@@ -23,6 +26,12 @@ pub struct Domain {
     pub strip_auth_params: bool,
     /// Access lists and limits, checked before the signature.
     pub access: Option<Arc<Access>>,
+    /// `stream_path: nested`: the stream is the directory.
+    pub nested: bool,
+    /// Segment authorisation (tokens in playlists), when on.
+    pub hls: Option<Hls>,
+    /// Browser players on other origins.
+    pub cors: Option<Arc<Cors>>,
     /// Per scene (pull, push): app → entry, and the `*` entry.
     apps: [HashMap<Box<str>, Entry>; 2],
     default: [Option<Entry>; 2],
@@ -79,6 +88,7 @@ impl Domain {
                 path: req.path,
                 key_index: 0,
                 auth: Default::default(),
+                expires: None,
             }),
             Entry::Rule(r) => r.verify(req, now),
         }
@@ -212,8 +222,13 @@ impl Table {
                 })
                 .flatten()
         });
+        let tokens = self
+            .domains
+            .iter()
+            .filter_map(|d| d.hls.as_ref().map(|h| &*h.token_param));
         defaults
             .chain(configured)
+            .chain(tokens)
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect()
@@ -244,6 +259,9 @@ fn build_domain(
             .access
             .as_ref()
             .map(|a| Arc::new(Access::compile(a, &format!("{at}.access"), problems))),
+        nested: dc.stream_path == StreamPath::Nested,
+        hls: None,
+        cors: dc.cors.as_ref().map(|c| Arc::new(Cors::new(c))),
         apps: Default::default(),
         default: Default::default(),
         prefix_rules: false,
@@ -270,6 +288,29 @@ fn build_domain(
                 format!("a second rule for scene {} and app {:?}", rc.scene, rc.app),
             );
         }
+    }
+    let pull = slot(Scene::Pull);
+    let signs = d.apps[pull]
+        .values()
+        .chain(d.default[pull].iter())
+        .any(|e| matches!(e, Entry::Rule(_)));
+    d.hls = Hls::new(dc.hls.as_ref(), signs);
+    if let Some(h) = &dc.hls {
+        if !rules::valid_param_name(&h.token_param) {
+            problems.add(
+                format!("{at}.hls.token_param"),
+                "must be 1-64 of A-Z a-z 0-9 _ . -",
+            );
+        }
+        if !(1..=86_400 * 30).contains(&h.token_ttl) {
+            problems.add(format!("{at}.hls.token_ttl"), "must be 1..=2592000 seconds");
+        }
+    }
+    if dc.cors.as_ref().is_some_and(|c| c.allow_origins.is_empty()) {
+        problems.add(
+            format!("{at}.cors.allow_origins"),
+            "list the origins allowed (or \"*\")",
+        );
     }
     d
 }

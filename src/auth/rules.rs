@@ -26,7 +26,8 @@ pub fn valid_app(app: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
 }
 
-fn valid_param_name(n: &str) -> bool {
+/// Whether a query parameter name is 1–64 of `[A-Za-z0-9_.-]`.
+pub fn valid_param_name(n: &str) -> bool {
     (1..=64).contains(&n.len())
         && n.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))

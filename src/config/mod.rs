@@ -187,6 +187,56 @@ pub struct DomainConfig {
     /// Referer, User-Agent and IP lists and per-client limits, checked before the
     /// signature.
     pub access: Option<AccessConfig>,
+    /// `flat` (default): the stream is the file name (`/live/cam1.m3u8`);
+    /// `nested`: the directory (`/live/cam1/index.m3u8`).
+    #[serde(default)]
+    pub stream_path: StreamPath,
+    /// Segment authorisation: tokens on the URIs inside passing playlists.
+    pub hls: Option<HlsConfig>,
+    /// Browser players on other origins.
+    pub cors: Option<CorsConfig>,
+}
+
+/// Where a path names its stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamPath {
+    #[default]
+    Flat,
+    Nested,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Default: on when the domain has a pull rule that signs.
+    pub rewrite: Option<bool>,
+    #[serde(default = "default_token_param")]
+    pub token_param: String,
+    /// Token lifetime for playlists whose URL has no expiry (seconds).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: u64,
+}
+
+fn default_token_param() -> String {
+    "lgt".into()
+}
+
+fn default_token_ttl() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed to read responses (`https://player.example.com`), or `"*"`.
+    pub allow_origins: Vec<String>,
+    #[serde(default = "default_cors_max_age")]
+    pub max_age: u64,
+}
+
+fn default_cors_max_age() -> u64 {
+    600
 }
 
 /// Access control for a domain (and, under `apps`, per app: an app's entry

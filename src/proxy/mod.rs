@@ -4,6 +4,7 @@
 //!
 //! canonical target → route → access → sign → forbid → remote → origin.
 
+mod hls;
 mod remote;
 mod report;
 mod request;
@@ -27,6 +28,8 @@ use crate::access::{self, limits::Limiter};
 use crate::auth::remote::Remote;
 use crate::canon;
 use crate::config::LogFormat;
+use crate::cors::Cors;
+use crate::hls::{Rewrite, Secret};
 use crate::hygiene;
 use crate::metrics::DomainMetrics;
 use crate::notify::Notifier;
@@ -58,6 +61,8 @@ pub struct Gate {
     pub streams: Arc<Streams>,
     pub notifier: Option<Arc<Notifier>>,
     pub access_log: Option<LogFormat>,
+    /// Signs and checks HLS segment tokens.
+    pub hls_secret: Secret,
 }
 
 /// What one request carries from phase to phase.
@@ -85,6 +90,13 @@ pub struct Ctx {
     ticket: Option<Ticket>,
     /// The client whose connection slot (access limits) this request holds.
     slot: Option<IpAddr>,
+    /// A pull on a domain with segment authorisation: when the tokens written
+    /// into its response (if a playlist) expire.
+    playlist: Option<i64>,
+    /// The playlist being rewritten.
+    rewrite: Option<Rewrite>,
+    /// The domain's CORS policy and the allowed `Origin` of this request.
+    cors: Option<(Arc<Cors>, HeaderValue)>,
     /// Why the request was refused.
     reason: Option<Reason>,
 }
@@ -120,13 +132,16 @@ impl Gate {
         ctx.scene = Some(scene);
         let path = req.uri.path();
         let limiter = &self.sites[index].limiter;
-        let app = Route::of_path(path).app;
+        ctx.cors = domain
+            .cors
+            .as_ref()
+            .and_then(|c| Some((c.clone(), c.allow(req)?)));
         ctx.slot = access::admit(
             domain.access.as_deref(),
             limiter,
             ctx.client,
             &req.headers,
-            app,
+            path,
         )?;
         let query = req.uri.query().unwrap_or("");
         let request = Request {
@@ -134,16 +149,18 @@ impl Gate {
             path,
             query,
             remote_addr: ctx.client_ip.as_str(),
+            nested: domain.nested,
         };
-        let pass = domain.verify(scene, &request, now)?;
+        let pass = self.sign_or_token(domain, scene, &request, now)?;
+        ctx.playlist = pass.playlist;
         let kept = match domain.strip_auth_params {
-            true => pass.auth.strip(query),
+            true => pass.strip.strip(query),
             false => query.into(),
         };
         if pass.path.len() != path.len() || kept.len() != query.len() {
             ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
         }
-        let route = Route::of_path(pass.path);
+        let route = Route::of(pass.path, domain.nested);
         let stream = session_stream(route.stream, route.ext);
         if let Some(f) = snap.forbidden(index, route.app, stream, now) {
             let why = f
@@ -184,6 +201,9 @@ impl ProxyHttp for Gate {
             stream: None,
             ticket: None,
             slot: None,
+            playlist: None,
+            rewrite: None,
+            cors: None,
             reason: None,
         }
     }
@@ -193,6 +213,9 @@ impl ProxyHttp for Gate {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if self.preflight(session).await? {
+            return Ok(true);
+        }
         ctx.client = client_ip(session);
         ctx.client_ip = IpText::new(ctx.client);
         let verdict = match self.admit(session.req_header_mut(), ctx, unix_now()) {
@@ -262,11 +285,12 @@ impl ProxyHttp for Gate {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         let Some(d) = ctx.domain else { return Ok(()) };
+        self.hls_upstream(session.req_header(), upstream, ctx);
         if let Some(uri) = ctx.upstream_uri.take() {
             upstream.set_uri(uri);
         }
@@ -298,14 +322,24 @@ impl ProxyHttp for Gate {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(d) = ctx.domain {
             self.sites[d].metrics.upstream_status(resp.status.as_u16());
         }
+        self.hls_response(session, resp, ctx);
         Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.cors_headers(resp, ctx)
     }
 
     /// A publisher's stream is cut here when the management API forbids or drops it.
@@ -322,14 +356,16 @@ impl ProxyHttp for Gate {
         }
     }
 
-    /// A viewer's stream is cut here when the management API forbids or drops it.
+    /// A viewer's stream is cut here when the management API forbids or drops it;
+    /// a playlist is held here until it is whole and rewritten.
     fn response_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
+        self.hls_body(body, end_of_stream, ctx);
         if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
             self.sites[d].metrics.sent.inc_by(b.len() as u64);
             if let Some(t) = &ctx.ticket {

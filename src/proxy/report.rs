@@ -5,6 +5,7 @@
 use http::HeaderValue;
 use log::info;
 use pingora_core::Result;
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::request::{host_header, raw_target};
@@ -74,7 +75,12 @@ impl Gate {
         }
         ctx.stream = None;
         ctx.reason = Some(f.reason);
-        session.respond_error(f.reason.status()).await?;
+        // A plain answer, with CORS headers so a browser player can see it.
+        let mut resp = ResponseHeader::build(f.reason.status(), Some(4))?;
+        resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        resp.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
+        self.cors_headers(&mut resp, ctx)?;
+        session.write_response_header(Box::new(resp), true).await?;
         Ok(true)
     }
 

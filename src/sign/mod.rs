@@ -35,6 +35,8 @@ pub struct Request<'a> {
     pub query: &'a str,
     /// The client IP, without port.
     pub remote_addr: &'a str,
+    /// `stream_path: nested`: the stream is the directory (`/live/cam1/index.m3u8`).
+    pub nested: bool,
 }
 
 /// A passing verdict.
@@ -48,6 +50,8 @@ pub struct Pass<'a> {
     /// Where the rule's parameters sat in the query, so the proxy strips them
     /// without parsing the query again.
     pub auth: query::Spans<2>,
+    /// When the URL expires (with skew), for rules whose URLs do.
+    pub expires: Option<i64>,
 }
 
 /// Why a rule could not be built.
@@ -170,12 +174,13 @@ impl Rule {
         let p = self.presented(req.path, sig_q.as_deref(), time_q.as_deref())?;
         // Shape first (MALFORMED, BAD_TIMESTAMP), then expiry, then the hash.
         let sig = self.decode_sig(p.sig)?;
-        if self.expires() {
-            self.check_time(p.time, now)?;
-        }
+        let expires = match self.expires() {
+            true => Some(self.check_time(p.time, now)?),
+            false => None,
+        };
         // Only some layouts hash the app or stream: skip the path scan for the rest.
         let route = match self.layout.uses_route() {
-            true => Route::of_path(p.path),
+            true => Route::of(p.path, req.nested),
             false => Route::default(),
         };
         let fields = Fields {
@@ -197,6 +202,7 @@ impl Rule {
                     path: p.path,
                     key_index,
                     auth: found.spans,
+                    expires,
                 });
             }
         }
@@ -292,7 +298,8 @@ impl Rule {
         }
     }
 
-    fn check_time(&self, time: &str, now: i64) -> Result<(), Failure> {
+    /// The URL's expiry (with skew), or why it has none or has passed.
+    fn check_time(&self, time: &str, now: i64) -> Result<i64, Failure> {
         let bad = || {
             Failure::with(
                 Reason::BadTimestamp,
@@ -307,7 +314,7 @@ impl Rule {
                 format!("expired at {expiry}, now {now}, skew {}s", self.skew),
             ));
         }
-        Ok(())
+        Ok(expiry.saturating_add(self.skew))
     }
 
     fn decode_sig(&self, s: &str) -> Result<[u8; 16], Failure> {
@@ -374,7 +381,7 @@ impl Rule {
         } else {
             String::new()
         };
-        let route = Route::of_path(req.path);
+        let route = Route::of(req.path, req.nested);
         let fields = Fields {
             time: &time,
             uri: req.path,

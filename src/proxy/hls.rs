@@ -1,0 +1,164 @@
+//! The HLS and browser steps of the request path: a segment token instead of a
+//! signature, tokens written into passing playlists, CORS. The proxy calls these in
+//! one line each; [`crate::hls`] and [`crate::cors`] do the work.
+
+use bytes::Bytes;
+use pingora_core::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+
+use super::request::host_header;
+use super::{Ctx, Gate};
+use crate::auth::Domain;
+use crate::hls::{self, Rewrite, Scope};
+use crate::route::{host_key, Route, Scene};
+use crate::sign::query::{self, Spans};
+use crate::sign::Request;
+use crate::verdict::Failure;
+
+/// What admitted a request.
+pub(super) struct Admitted<'a> {
+    /// The path the origin receives (a type B/C prefix removed).
+    pub path: &'a str,
+    /// The auth parameters to strip from the query.
+    pub strip: Spans<2>,
+    /// For a pull on a domain with segment authorisation: when tokens written into
+    /// the response (if it is a playlist) expire.
+    pub playlist: Option<i64>,
+}
+
+impl Gate {
+    /// The scheme's signature, or — for a pull on a domain with segment
+    /// authorisation that presents one — a segment token, which then stands in for
+    /// the signature (forbids and remote auth still apply).
+    pub(super) fn sign_or_token<'a>(
+        &self,
+        domain: &Domain,
+        scene: Scene,
+        req: &Request<'a>,
+        now: i64,
+    ) -> Result<Admitted<'a>, Failure> {
+        let Some(h) = domain.hls.as_ref().filter(|_| scene == Scene::Pull) else {
+            let pass = domain.verify(scene, req, now)?;
+            return Ok(Admitted {
+                path: pass.path,
+                strip: pass.auth,
+                playlist: None,
+            });
+        };
+        let found = query::find(req.query, [&*h.token_param, ""])?;
+        match &found.values[0] {
+            Some(token) => {
+                let expiry = self
+                    .hls_secret
+                    .verify(token, &domain.name, scene, req.path, now)?;
+                Ok(Admitted {
+                    path: req.path,
+                    strip: found.spans,
+                    playlist: Some(expiry),
+                })
+            }
+            None => {
+                let pass = domain.verify(scene, req, now)?;
+                Ok(Admitted {
+                    path: pass.path,
+                    strip: pass.auth,
+                    playlist: Some(pass.expires.unwrap_or(now + h.ttl)),
+                })
+            }
+        }
+    }
+
+    /// A possible playlist is asked for in identity encoding, so it can be rewritten.
+    pub(super) fn hls_upstream(
+        &self,
+        client: &RequestHeader,
+        upstream: &mut RequestHeader,
+        ctx: &Ctx,
+    ) {
+        if ctx.playlist.is_some()
+            && Route::of_path(client.uri.path())
+                .ext
+                .eq_ignore_ascii_case("m3u8")
+        {
+            upstream.remove_header(&http::header::ACCEPT_ENCODING);
+        }
+    }
+
+    /// When the origin's answer is a playlist for a request that may have one
+    /// rewritten: sets up the rewrite (the length changes, a gzip body is decoded).
+    pub(super) fn hls_response(&self, session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) {
+        let (Some(expiry), Some(d)) = (ctx.playlist, ctx.domain) else {
+            return;
+        };
+        let req = session.req_header();
+        let header = |n| {
+            resp.headers
+                .get(n)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+        };
+        let typed = header(http::header::CONTENT_TYPE);
+        if !resp.status.is_success() || !hls::is_playlist(Route::of_path(req.uri.path()).ext, typed)
+        {
+            return;
+        }
+        let gzip = match header(http::header::CONTENT_ENCODING) {
+            None | Some("identity") => false,
+            Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+            Some(other) => {
+                log::warn!("a playlist in {other} encoding is passed on without segment tokens");
+                return;
+            }
+        };
+        let snap = self.live.load();
+        let Some(domain) = snap.table.domains().get(d) else {
+            return;
+        };
+        let Some(h) = &domain.hls else { return };
+        let query = req.uri.query().unwrap_or("");
+        let presented = query::find(query, [&*h.token_param, ""])
+            .ok()
+            .and_then(|f| f.values[0].as_ref().map(|t| t.to_string()));
+        let token = presented.unwrap_or_else(|| {
+            let scope = Scope::of(req.uri.path(), domain.nested);
+            self.hls_secret
+                .mint(&domain.name, Scene::Pull, &scope, expiry)
+        });
+        let host = host_key(host_header(req).unwrap_or(""));
+        ctx.rewrite = Some(Rewrite::new(token, &h.token_param, &host, gzip));
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+        resp.remove_header(&http::header::CONTENT_ENCODING);
+    }
+
+    /// A body chunk of a playlist being rewritten: held until the playlist is whole.
+    pub(super) fn hls_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) {
+        if let Some(r) = ctx.rewrite.as_mut() {
+            *body = r.push(body.take(), end);
+        }
+    }
+
+    /// Answers a CORS preflight itself (it carries no signature and never reaches
+    /// the origin); `true` when it did.
+    pub(super) async fn preflight(&self, session: &mut Session) -> Result<bool> {
+        let req = session.req_header();
+        if !crate::cors::is_preflight(req) {
+            return Ok(false);
+        }
+        let snap = self.live.load();
+        let host = host_key(host_header(req).unwrap_or(""));
+        let Some(cors) = snap.table.domain(&host).and_then(|(_, d)| d.cors.clone()) else {
+            return Ok(false);
+        };
+        let resp = cors.preflight(req)?;
+        session.write_response_header(Box::new(resp), true).await?;
+        Ok(true)
+    }
+
+    /// Adds the CORS headers a response (admitted or refused) needs.
+    pub(super) fn cors_headers(&self, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+        match &ctx.cors {
+            Some((cors, origin)) => cors.apply(resp, origin),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Signed HLS against a real live origin: nginx with the RTMP module, fed by ffmpeg
+//! publishing a test source, writing HLS that nginx serves (flat and nested), and a
+//! multi-variant stream written by ffmpeg's HLS muxer — played through livegate by
+//! ffmpeg, and by hls.js in Chromium on a page from another origin.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{free_port, origin_yaml, Livegate};
+
+fn need(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{tool} is needed: apt-get install -y {package}"
+    );
+}
+
+const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx with the RTMP module on free loopback ports, in its own directory.
+struct Nginx {
+    dir: tempfile::TempDir,
+    http: u16,
+    rtmp: u16,
+    _proc: Proc,
+}
+
+impl Nginx {
+    fn start(nested: bool) -> Nginx {
+        need("nginx", "nginx");
+        assert!(
+            Path::new(RTMP_MODULE).exists(),
+            "the RTMP module is needed: apt-get install -y libnginx-mod-rtmp"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (http, rtmp) = (free_port(), free_port());
+        let d = dir.path().display();
+        let nested = if nested { "on" } else { "off" };
+        std::fs::create_dir_all(dir.path().join("www/mv")).unwrap();
+        let conf = format!(
+            "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {d}/error.log info;\npid {d}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; hls on; \
+             hls_path {d}/www/live; hls_fragment 1s; hls_playlist_length 8s; hls_nested {nested}; }} }} }}\n\
+             http {{ access_log off; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; \
+             fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+             types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}\n\
+             server {{ listen 127.0.0.1:{http}; root {d}/www; add_header Cache-Control no-cache; }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            dir,
+            http,
+            rtmp,
+            _proc: proc,
+        }
+    }
+
+    fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+}
+
+const SOURCE: [&str; 8] = [
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=320x180:rate=25",
+    "-f",
+    "lavfi",
+    "-i",
+];
+
+/// ffmpeg publishing a test pattern and tone to `rtmp://…/live/<stream>`.
+fn publish(nginx: &Nginx, stream: &str) -> Proc {
+    need("ffmpeg", "ffmpeg");
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(SOURCE)
+        .args(["sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+            "-bf",
+            "0",
+        ])
+        .args(["-c:a", "aac", "-b:a", "48k", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{}/live/{stream}", nginx.rtmp))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Waits until a playlist under nginx's root lists at least `segments` segments.
+fn wait_playlist(file: &Path, segments: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = std::fs::read_to_string(file)
+            .map_or(0, |p| p.lines().filter(|l| l.ends_with(".ts")).count());
+        if listed >= segments {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never listed {segments} segments",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Seconds of video ffmpeg decodes from `url` (frames / 25), and its streams.
+fn play(url: &str, seconds: u32) -> (f64, String) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+        ])
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ffmpeg on {url}: {errors}");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .unwrap();
+    (
+        frames as f64 / 25.0,
+        String::from_utf8_lossy(&probe.stdout).into_owned(),
+    )
+}
+
+fn domain(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "  - name: \"{name}\"\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [rtmpKey2026] }}\n{extra}",
+        origin_yaml(&[format!("127.0.0.1:{port}")], "")
+    )
+}
+
+async fn status(url: &str, host: &str) -> u16 {
+    support::client()
+        .get(url)
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_rtmp_hls_plays_signed_through_livegate_flat_and_nested() {
+    for nested in [false, true] {
+        let nginx = Nginx::start(nested);
+        let _publisher = publish(&nginx, "cam1");
+        let (playlist, path) = match nested {
+            false => (nginx.www().join("live/cam1.m3u8"), "/live/cam1.m3u8"),
+            true => (
+                nginx.www().join("live/cam1/index.m3u8"),
+                "/live/cam1/index.m3u8",
+            ),
+        };
+        wait_playlist(&playlist, 3);
+        let layout = if nested {
+            "    stream_path: nested\n"
+        } else {
+            ""
+        };
+        let lg = Livegate::start(&domain("127.0.0.1", nginx.http, layout));
+        let base = format!("http://127.0.0.1:{}", lg.port);
+        let signed = lg.sign(&format!("{base}{path}"), &[]);
+        let (seconds, codecs) = play(&signed, 6);
+        assert!(seconds >= 5.0, "only {seconds} s decoded (nested {nested})");
+        assert!(
+            codecs.contains("h264") && codecs.contains("aac"),
+            "{codecs}"
+        );
+        // Unsigned, expired and tampered requests are refused.
+        assert_eq!(status(&format!("{base}{path}"), "127.0.0.1").await, 403);
+        let expired = lg.sign(&format!("{base}{path}"), &["--ttl", "-10"]);
+        assert_eq!(status(&expired, "127.0.0.1").await, 403);
+        let text = support::client()
+            .get(&signed)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let seg = text.lines().find(|l| l.contains(".ts")).unwrap();
+        let token = seg.split("lgt=").nth(1).unwrap();
+        let dir = &path[..path.rfind('/').unwrap() + 1];
+        assert_eq!(status(&format!("{base}{dir}{seg}"), "127.0.0.1").await, 200);
+        let tampered = format!("{}x", &token[..token.len() - 1]);
+        let bare = seg.split('?').next().unwrap();
+        assert_eq!(
+            status(&format!("{base}{dir}{bare}?lgt={tampered}"), "127.0.0.1").await,
+            403
+        );
+        // A token from this stream's directory opens no other stream's segments.
+        let other = if nested {
+            format!("/live/cam2/{bare}")
+        } else {
+            format!("/live/cam2-{}", bare.rsplit('-').next().unwrap())
+        };
+        assert_eq!(
+            status(&format!("{base}{other}?lgt={token}"), "127.0.0.1").await,
+            403
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_variant_stream_plays_through_livegate() {
+    let nginx = Nginx::start(false);
+    let www = nginx.www();
+    let out = www.join("mv/cam9");
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(SOURCE)
+        .args(["sine=frequency=440:sample_rate=44100"])
+        .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "0",
+        ])
+        .args([
+            "-s:v:0", "320x180", "-b:v:0", "300k", "-s:v:1", "160x90", "-b:v:1", "100k",
+        ])
+        .args([
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "8",
+        ])
+        .args([
+            "-hls_flags",
+            "delete_segments",
+            "-master_pl_name",
+            "master.m3u8",
+        ])
+        .args(["-var_stream_map", "v:0,a:0 v:1,a:1"])
+        .arg("-hls_segment_filename")
+        .arg(out.join("stream_%v/seg%d.ts"))
+        .arg(out.join("stream_%v/index.m3u8"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _writer = Proc(child);
+    wait_playlist(&out.join("stream_1/index.m3u8"), 3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out.join("master.m3u8").exists() {
+        assert!(Instant::now() < deadline, "no master playlist");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lg = Livegate::start(&domain(
+        "127.0.0.1",
+        nginx.http,
+        "    stream_path: nested\n",
+    ));
+    let signed = lg.sign(
+        &format!("http://127.0.0.1:{}/mv/cam9/master.m3u8", lg.port),
+        &[],
+    );
+    let master = support::client()
+        .get(&signed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(master.matches("index.m3u8?lgt=").count(), 2, "{master}");
+    let (seconds, codecs) = play(&signed, 6);
+    assert!(seconds >= 5.0, "only {seconds} s decoded");
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "{codecs}"
+    );
+}

@@ -47,5 +47,51 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify);
+/// What segment authorisation adds: a token check per segment request, and one
+/// playlist rewrite per playlist request (a 6-segment live playlist).
+fn hls(c: &mut Criterion) {
+    use livegate::hls::{playlist, Scope, Secret};
+    use livegate::route::Scene;
+    let mut group = c.benchmark_group("hls");
+    let secret = Secret::new([9; 32]);
+    let token = secret.mint(
+        "play.example.com",
+        Scene::Pull,
+        &Scope::of("/live/cam1.m3u8", false),
+        2_000_000_000,
+    );
+    group.bench_function("token verify", |b| {
+        b.iter(|| {
+            secret.verify(
+                black_box(&token),
+                "play.example.com",
+                Scene::Pull,
+                "/live/cam1-12.ts",
+                1_900_000_000,
+            )
+        })
+    });
+    group.bench_function("token mint", |b| {
+        b.iter(|| {
+            secret.mint(
+                "play.example.com",
+                Scene::Pull,
+                &Scope::of(black_box("/live/cam1.m3u8"), false),
+                2_000_000_000,
+            )
+        })
+    });
+    let mut list = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:100\n",
+    );
+    for n in 100..106 {
+        list.push_str(&format!("#EXTINF:2.000,\ncam1-{n}.ts\n"));
+    }
+    group.bench_function("playlist rewrite (6 segments)", |b| {
+        b.iter(|| playlist::rewrite(black_box(&list), "play.example.com", "lgt", &token))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, hls);
 criterion_main!(benches);

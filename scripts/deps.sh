@@ -1,10 +1,14 @@
 # Sourced by the set-up scripts: installs the Debian packages named in "$@" that
 # are missing (as root through apt-get; otherwise says what to install and fails).
-# Each argument is "command:package".
+# Each argument is "command:package", or "/path/to/file:package".
 ensure_packages() {
-  local need=() pair
+  local need=() pair probe
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+    probe=${pair%%:*}
+    case $probe in
+      /*) [ -e "$probe" ] || need+=("${pair#*:}") ;;
+      *) command -v "$probe" >/dev/null || need+=("${pair#*:}") ;;
+    esac
   done
   [ ${#need[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

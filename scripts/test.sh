@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 # cmake: Pingora's zlib-ng build; openssl, md5sum: the README's signing examples.
 # systemd-analyze: the unit check. curl: the README's management API recipes.
-# ffmpeg, ffprobe: decoding the demo origin's media.
-ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg
+# ffmpeg, ffprobe: players and publishers; nginx with the RTMP module: a real live
+# origin; chromium, node and npm: hls.js in a browser (tests/browser).
+ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils \
+  systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg nginx:nginx \
+  /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp chromium:chromium \
+  node:nodejs npm:npm
+echo "== npm install (tests/browser: hls.js, playwright-core)"
+npm install --prefix tests/browser --no-audit --no-fund --no-package-lock --loglevel=error
 
 echo "== cargo fmt --check"
 cargo fmt --check

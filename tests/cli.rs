@@ -389,6 +389,8 @@ fn stop_with(signal: &str) -> std::time::Duration {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Listening comes a moment before Pingora's main loop takes signals.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let sent = std::time::Instant::now();
     assert!(Command::new("kill")
         .args([signal, &child.id().to_string()])

@@ -159,7 +159,11 @@ async fn a_signed_playlist_plays_and_its_tokens_open_only_its_stream() {
         403,
         "another directory"
     );
-    let forged = format!("{}A", &token[..token.len() - 1]);
+    // The last character differs in its low bits only (the mac's base64 does not
+    // use them): a token is refused unless spelt exactly as issued.
+    let last = token.chars().last().unwrap();
+    let sibling = if last == 'A' { 'B' } else { 'A' };
+    let forged = format!("{}{sibling}", &token[..token.len() - 1]);
     assert_eq!(
         status(&format!("{base}/live/cam1-{n}.ts?lgt={forged}")).await,
         403,
@@ -284,10 +288,7 @@ async fn gzip_and_chunked_playlists_are_rewritten_whole() {
         }
         assert!(r.headers().get("content-encoding").is_none());
         let text = r.text().await.unwrap();
-        assert!(
-            text.starts_with("#EXTM3U\n") && text.ends_with(".ts?lgt=") == false,
-            "{text}"
-        );
+        assert!(text.starts_with("#EXTM3U\n"), "{text}");
         assert_eq!(text.matches("?lgt=").count(), 2, "{text}");
         assert!(text.contains("\ncam1-2.ts?lgt="), "{text}");
     }
@@ -352,4 +353,43 @@ async fn cors_for_browser_players_and_preflights_answered_at_the_edge() {
         .await
         .unwrap();
     assert_eq!(pre.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_auth_is_asked_once_per_stream_and_tokens_survive_a_restart() {
+    let origin = demo_origin();
+    let auth = support::auth::AuthServer::start().await;
+    let remote = format!(
+        "    remote_auth: {{ url: \"http://{}/check\", cache: {{ allow_ttl_ms: 60000 }} }}\n",
+        auth.addr
+    );
+    let mut lg = Livegate::start(&domain(
+        "127.0.0.1",
+        format!("127.0.0.1:{}", origin.port),
+        &remote,
+    ));
+    let base = format!("http://127.0.0.1:{}", lg.port);
+    let signed = lg.sign(&format!("{base}/live/cam1.m3u8"), &[]);
+    let text = support::client()
+        .get(&signed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let segments: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(".ts?lgt="))
+        .map(str::to_owned)
+        .collect();
+    assert!(segments.len() >= 2, "{text}");
+    for seg in &segments {
+        assert_eq!(status(&format!("{base}/live/{seg}")).await, 200);
+    }
+    // The playlist was asked about once, and the stream's segments once in all.
+    assert_eq!(auth.calls().len(), 2, "{:?}", auth.calls());
+    // The token secret lives under state_dir: tokens stay good across a restart.
+    lg.crash_and_restart();
+    assert_eq!(status(&format!("{base}/live/{}", segments[0])).await, 200);
 }

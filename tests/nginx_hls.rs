@@ -342,3 +342,122 @@ async fn a_multi_variant_stream_plays_through_livegate() {
         "{codecs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_in_chromium_plays_a_signed_stream_from_another_origin() {
+    need("node", "nodejs");
+    need("chromium", "chromium");
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let hls_js = browser.join("node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hls_js.exists() && browser.join("node_modules/playwright-core").exists(),
+        "hls.js and playwright-core are needed: npm install --prefix tests/browser (scripts/test.sh runs it)"
+    );
+    let nginx = Nginx::start(false);
+    let _publisher = publish(&nginx, "cam1");
+    wait_playlist(&nginx.www().join("live/cam1.m3u8"), 3);
+    // The page comes from another origin than the stream: CORS decides.
+    let page = std::fs::read(browser.join("player.html")).unwrap();
+    let script = std::fs::read(&hls_js).unwrap();
+    let site =
+        support::server::Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
+            let (ctype, body) = match req.uri().path() {
+                "/hls.min.js" => ("text/javascript", script.clone()),
+                _ => ("text/html", page.clone()),
+            };
+            let resp = hyper::Response::builder()
+                .header("content-type", ctype)
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            std::future::ready(resp)
+        })
+        .await;
+    let origin = format!("http://127.0.0.1:{}", site.addr.port());
+    let cors = format!("    cors: {{ allow_origins: [\"{origin}\"] }}\n");
+    let lg = Livegate::start(&domain("127.0.0.1", nginx.http, &cors));
+    let signed = lg.sign(&format!("http://127.0.0.1:{}/live/cam1.m3u8", lg.port), &[]);
+    let src: String = form_urlencoded::byte_serialize(signed.as_bytes()).collect();
+    let out = Command::new("node")
+        .arg(browser.join("play.mjs"))
+        .arg(format!("{origin}/?src={src}"))
+        .arg("5")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let state: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no state from the browser: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        state["fatal"].is_null(),
+        "hls.js failed: {state} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        state["t"].as_f64().unwrap_or(0.0) >= 5.0,
+        "played only {state}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_flv_from_an_ffmpeg_origin_plays_signed_through_livegate() {
+    need("ffmpeg", "ffmpeg");
+    let port = free_port();
+    let child = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(SOURCE)
+        .args(["sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+        ])
+        .args(["-c:a", "aac", "-f", "flv", "-listen", "1"])
+        .arg(format!("http://127.0.0.1:{port}/live/cam1.flv"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _origin = Proc(child);
+    // ffmpeg serves one connection: wait for its socket without connecting to it.
+    let listening = || {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let local = format!(":{port:04X}");
+        table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[3] == "0A"
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listening() {
+        assert!(
+            Instant::now() < deadline,
+            "the ffmpeg origin did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lg = Livegate::start(&domain("127.0.0.1", port, ""));
+    let signed = lg.sign(&format!("http://127.0.0.1:{}/live/cam1.flv", lg.port), &[]);
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", &signed, "-t", "6"])
+        .args(["-map", "0:v", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lg.log()
+    );
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    assert!(frames >= 125, "only {frames} frames");
+}

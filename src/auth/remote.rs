@@ -30,6 +30,10 @@ pub struct Asked<'a> {
     pub host: &'a str,
     pub client_ip: &'a str,
     pub https: bool,
+    /// For a request admitted by an HLS segment token: the stream the token opens.
+    /// The cache keys such requests by it instead of by path and query, so remote
+    /// auth is asked once per stream session, not once per segment.
+    pub session: Option<&'a str>,
 }
 
 /// The auth server's answer, as cached.
@@ -301,7 +305,11 @@ impl Remote {
     /// can hold, so two requests never make one key.
     fn key(&self, a: &Asked<'_>, method: &Method) -> Arc<str> {
         let mut key = String::with_capacity(128);
-        for field in [a.domain, method.as_str(), a.host, a.path, a.query] {
+        let (path, query) = match a.session {
+            Some(stream) => ("\u{1}token", stream),
+            None => (a.path, a.query),
+        };
+        for field in [a.domain, method.as_str(), a.host, path, query] {
             key.push_str(field);
             key.push('\n');
         }

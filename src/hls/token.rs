@@ -61,6 +61,11 @@ impl Scope {
         }
     }
 
+    /// The scope as one line, for keys (remote-auth cache).
+    pub fn key(&self) -> String {
+        format!("{}{}", self.dir, self.stream.as_deref().unwrap_or(""))
+    }
+
     fn encoded(&self) -> String {
         let raw = format!("{}\n{}", self.dir, self.stream.as_deref().unwrap_or(""));
         URL_SAFE_NO_PAD.encode(raw)
@@ -111,7 +116,8 @@ impl Secret {
         format!("{expiry:x}.{encoded}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
-    /// Checks a token presented with a request for `path` at `now`; its expiry.
+    /// Checks a token presented with a request for `path` at `now`; its expiry and
+    /// the scope it opens.
     pub fn verify(
         &self,
         token: &str,
@@ -119,7 +125,7 @@ impl Secret {
         scene: Scene,
         path: &str,
         now: i64,
-    ) -> Result<i64, Failure> {
+    ) -> Result<(i64, Scope), Failure> {
         let bad = |why: &'static str| Failure::new(Reason::BadToken, why);
         let mut parts = token.split('.');
         let (Some(t), Some(scope), Some(mac), None) =
@@ -132,7 +138,7 @@ impl Secret {
         let presented = URL_SAFE_NO_PAD
             .decode(mac)
             .ok()
-            .filter(|m| m.len() == 16)
+            .filter(|m| m.len() == 16 && URL_SAFE_NO_PAD.encode(m) == mac)
             .ok_or_else(|| bad("the token's mac is not 16 bytes of base64url"))?;
         let expected = self.mac(domain, scene, scope, expiry);
         if !bool::from(expected.ct_eq(&presented[..])) {
@@ -150,7 +156,7 @@ impl Secret {
                 format!("the token expired at {expiry}, now {now}"),
             ));
         }
-        Ok(expiry)
+        Ok((expiry, scope))
     }
 }
 
@@ -165,6 +171,7 @@ mod tests {
     fn check(token: &str, path: &str, now: i64) -> Result<i64, Reason> {
         secret()
             .verify(token, "d", Scene::Pull, path, now)
+            .map(|v| v.0)
             .map_err(|f| f.reason)
     }
 
@@ -229,6 +236,16 @@ mod tests {
             parts[2]
         );
         assert_eq!(check(&wider, "/live/x/1.ts", 0), Err(Reason::BadToken));
+        // The same mac spelt differently (its last character's unused bits).
+        let last = parts[2].chars().last().unwrap();
+        let sibling = if last == 'A' { 'B' } else { 'A' };
+        let respelt = format!(
+            "{}.{}.{}{sibling}",
+            parts[0],
+            parts[1],
+            &parts[2][..parts[2].len() - 1]
+        );
+        assert_eq!(check(&respelt, "/live/cam1-1.ts", 0), Err(Reason::BadToken));
         for junk in ["", "a", "a.b.c", "zz.zz.zz", "3e8..", "3e8.x.y.z"] {
             assert_eq!(
                 check(junk, "/live/cam1-1.ts", 0),

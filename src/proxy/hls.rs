@@ -25,6 +25,8 @@ pub(super) struct Admitted<'a> {
     /// For a pull on a domain with segment authorisation: when tokens written into
     /// the response (if it is a playlist) expire.
     pub playlist: Option<i64>,
+    /// Admitted by a segment token: the stream it opens (remote auth's session key).
+    pub session: Option<String>,
 }
 
 impl Gate {
@@ -44,18 +46,21 @@ impl Gate {
                 path: pass.path,
                 strip: pass.auth,
                 playlist: None,
+                session: None,
             });
         };
+        // (An empty name never matches: one parameter, in the spans' shape.)
         let found = query::find(req.query, [&*h.token_param, ""])?;
         match &found.values[0] {
             Some(token) => {
-                let expiry = self
-                    .hls_secret
-                    .verify(token, &domain.name, scene, req.path, now)?;
+                let (expiry, scope) =
+                    self.hls_secret
+                        .verify(token, &domain.name, scene, req.path, now)?;
                 Ok(Admitted {
                     path: req.path,
                     strip: found.spans,
                     playlist: Some(expiry),
+                    session: Some(scope.key()),
                 })
             }
             None => {
@@ -64,6 +69,7 @@ impl Gate {
                     path: pass.path,
                     strip: pass.auth,
                     playlist: Some(pass.expires.unwrap_or(now + h.ttl)),
+                    session: None,
                 })
             }
         }

@@ -95,6 +95,8 @@ pub struct Ctx {
     playlist: Option<i64>,
     /// The playlist being rewritten.
     rewrite: Option<Rewrite>,
+    /// Admitted by a segment token: the stream it opens.
+    session: Option<String>,
     /// The domain's CORS policy and the allowed `Origin` of this request.
     cors: Option<(Arc<Cors>, HeaderValue)>,
     /// Why the request was refused.
@@ -153,6 +155,7 @@ impl Gate {
         };
         let pass = self.sign_or_token(domain, scene, &request, now)?;
         ctx.playlist = pass.playlist;
+        ctx.session = pass.session;
         let kept = match domain.strip_auth_params {
             true => pass.strip.strip(query),
             false => query.into(),
@@ -203,6 +206,7 @@ impl ProxyHttp for Gate {
             slot: None,
             playlist: None,
             rewrite: None,
+            session: None,
             cors: None,
             reason: None,
         }

@@ -35,6 +35,7 @@ impl Gate {
             host: host_header(req).unwrap_or(""),
             client_ip: ctx.client_ip.as_str(),
             https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+            session: ctx.session.as_deref(),
         };
         let started = Instant::now();
         let outcome = remote.check(&asked).await;

@@ -389,7 +389,7 @@ fn stop_with(signal: &str) -> std::time::Duration {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // Listening comes a moment before Pingora's main loop takes signals.
+    // A moment past listening, as an operator would be.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let sent = std::time::Instant::now();
     assert!(Command::new("kill")

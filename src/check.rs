@@ -109,14 +109,7 @@ pub fn check_url(
     };
     let route = Route::of(pass.path, domain.nested);
     let stream = session_stream(route.stream, route.ext);
-    if let Some(f) = state.forbidden(index, route.app, stream, now) {
-        let why = f
-            .reason
-            .clone()
-            .unwrap_or_else(|| "forbidden through the management API".into());
-        return Ok(Err(Failure::with(Reason::ForbiddenStream, why)));
-    }
-    Ok(Ok(()))
+    Ok(state.check_forbid(index, route.app, stream, now))
 }
 
 /// `url` signed by the first key of its rule, to expire at `expire`. A scene whose

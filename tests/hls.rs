@@ -4,80 +4,15 @@
 
 mod support;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
+use support::media::{demo_origin, frames};
 use support::recorder::Recorder;
 use support::server::Server;
-use support::{free_port, origin_yaml, Livegate};
-
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "{tool} is needed: apt-get install -y ffmpeg"
-    );
-}
-
-/// `livegate demo-origin` on a free port, killed when dropped.
-struct DemoOrigin {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Drop for DemoOrigin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn demo_origin() -> DemoOrigin {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_livegate"))
-        .args(["demo-origin", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the demo origin did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    DemoOrigin { port, child }
-}
-
-/// Video frames ffmpeg decodes from `url` in `seconds`, with no complaint.
-fn frames(url: &str, seconds: u32) -> usize {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-        ])
-        .args(["-map", "0:v", "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "ffmpeg on {url}: {errors}"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count()
-}
+use support::{origin_yaml, Livegate};
 
 fn domain(name: &str, origin: impl std::fmt::Display, extra: &str) -> String {
     format!(
@@ -108,7 +43,6 @@ fn first_uri(playlist: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_playlist_plays_and_its_tokens_open_only_its_stream() {
-    need("ffmpeg");
     let origin = demo_origin();
     let o = format!("127.0.0.1:{}", origin.port);
     let lg = Livegate::start_top(
@@ -143,42 +77,35 @@ async fn a_signed_playlist_plays_and_its_tokens_open_only_its_stream() {
     let n: u64 = seg["cam1-".len()..seg.find(".ts").unwrap()]
         .parse()
         .unwrap();
-    assert_eq!(status(&format!("{base}/live/{seg}")).await, 200);
-    assert_eq!(
-        status(&format!("{base}/live/cam1-{n}.ts")).await,
-        403,
-        "no token"
-    );
-    assert_eq!(
-        status(&format!("{base}/live/cam2-{n}.ts?lgt={token}")).await,
-        403,
-        "another stream"
-    );
-    assert_eq!(
-        status(&format!("{base}/other/cam1-{n}.ts?lgt={token}")).await,
-        403,
-        "another directory"
-    );
     // The last character differs in its low bits only (the mac's base64 does not
     // use them): a token is refused unless spelt exactly as issued.
     let last = token.chars().last().unwrap();
     let sibling = if last == 'A' { 'B' } else { 'A' };
     let forged = format!("{}{sibling}", &token[..token.len() - 1]);
-    assert_eq!(
-        status(&format!("{base}/live/cam1-{n}.ts?lgt={forged}")).await,
-        403,
-        "forged"
-    );
-    assert_eq!(
-        status(&format!("{base}/live/cam1-{n}.ts?lgt=junk")).await,
-        403,
-        "junk"
-    );
-    // The token also opens the stream's playlist (as variants are fetched).
-    assert_eq!(
-        status(&format!("{base}/live/cam1.m3u8?lgt={token}")).await,
-        200
-    );
+    for (path, expected, what) in [
+        (format!("/live/{seg}"), 200, "its own segment"),
+        (format!("/live/cam1-{n}.ts"), 403, "no token"),
+        (
+            format!("/live/cam2-{n}.ts?lgt={token}"),
+            403,
+            "another stream",
+        ),
+        (
+            format!("/other/cam1-{n}.ts?lgt={token}"),
+            403,
+            "another directory",
+        ),
+        (format!("/live/cam1-{n}.ts?lgt={forged}"), 403, "forged"),
+        (format!("/live/cam1-{n}.ts?lgt=junk"), 403, "junk"),
+        // The token also opens the stream's playlist (as variants are fetched).
+        (
+            format!("/live/cam1.m3u8?lgt={token}"),
+            200,
+            "the stream's playlist",
+        ),
+    ] {
+        assert_eq!(status(&format!("{base}{path}")).await, expected, "{what}");
+    }
     let log = lg.log();
     assert!(log.contains("BAD_TOKEN"), "{log}");
     let mac = token.rsplit('.').next().unwrap();
@@ -222,14 +149,7 @@ async fn a_token_expires_with_its_playlists_url() {
     ));
     let base = format!("http://127.0.0.1:{}", lg.port);
     let signed = lg.sign(&format!("{base}/live/cam1.m3u8"), &["--ttl", "2"]);
-    let text = support::client()
-        .get(&signed)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::text(&signed).await;
     let seg = first_uri(&text);
     assert_eq!(status(&format!("{base}/live/{seg}")).await, 200);
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -370,14 +290,7 @@ async fn remote_auth_is_asked_once_per_stream_and_tokens_survive_a_restart() {
     ));
     let base = format!("http://127.0.0.1:{}", lg.port);
     let signed = lg.sign(&format!("{base}/live/cam1.m3u8"), &[]);
-    let text = support::client()
-        .get(&signed)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::text(&signed).await;
     let segments: Vec<String> = text
         .lines()
         .filter(|l| l.contains(".ts?lgt="))

@@ -6,33 +6,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::media::{codecs, frames, need, Proc};
 use support::{free_port, origin_yaml, Livegate};
 
-fn need(tool: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .unwrap();
-    assert!(
-        found.status.success(),
-        "{tool} is needed: apt-get install -y {package}"
-    );
-}
-
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// nginx with the RTMP module on free loopback ports, in its own directory.
 struct Nginx {
@@ -151,41 +131,7 @@ fn wait_playlist(file: &Path, segments: usize) {
 
 /// Seconds of video ffmpeg decodes from `url` (frames / 25), and its streams.
 fn play(url: &str, seconds: u32) -> (f64, String) {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-        ])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "ffmpeg on {url}: {errors}");
-    let frames = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count();
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
-        .output()
-        .unwrap();
-    (
-        frames as f64 / 25.0,
-        String::from_utf8_lossy(&probe.stdout).into_owned(),
-    )
+    (frames(url, seconds) as f64 / 25.0, codecs(url))
 }
 
 fn domain(name: &str, port: u16, extra: &str) -> String {
@@ -238,14 +184,7 @@ async fn nginx_rtmp_hls_plays_signed_through_livegate_flat_and_nested() {
         assert_eq!(status(&format!("{base}{path}"), "127.0.0.1").await, 403);
         let expired = lg.sign(&format!("{base}{path}"), &["--ttl", "-10"]);
         assert_eq!(status(&expired, "127.0.0.1").await, 403);
-        let text = support::client()
-            .get(&signed)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = support::text(&signed).await;
         let seg = text.lines().find(|l| l.contains(".ts")).unwrap();
         let token = seg.split("lgt=").nth(1).unwrap();
         let dir = &path[..path.rfind('/').unwrap() + 1];
@@ -326,14 +265,7 @@ async fn a_multi_variant_stream_plays_through_livegate() {
         &format!("http://127.0.0.1:{}/mv/cam9/master.m3u8", lg.port),
         &[],
     );
-    let master = support::client()
-        .get(&signed)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let master = support::text(&signed).await;
     assert_eq!(master.matches("index.m3u8?lgt=").count(), 2, "{master}");
     let (seconds, codecs) = play(&signed, 6);
     assert!(seconds >= 5.0, "only {seconds} s decoded");

@@ -23,15 +23,12 @@ fn recipes() -> Vec<String> {
 
 #[test]
 fn every_signing_recipe_produces_a_url_livegate_accepts() {
-    for tool in ["openssl", "awk", "date"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{tool} is needed for the README recipes: apt-get install -y {tool}"
-        );
+    for (tool, package) in [
+        ("openssl", "openssl"),
+        ("awk", "gawk"),
+        ("date", "coreutils"),
+    ] {
+        support::media::need(tool, package);
     }
     let conf = std::path::Path::new(CONFIG);
     let recipes = recipes();
@@ -82,14 +79,7 @@ fn block(marker: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_management_api_recipes_work_as_pasted() {
     for (tool, package) in [("curl", "curl"), ("openssl", "openssl")] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{tool} is needed for the README's API recipes: apt-get install -y {package}"
-        );
+        support::media::need(tool, package);
     }
     let o = support::Origin::start("o1").await;
     let port = support::free_port();

@@ -165,13 +165,7 @@ impl Gate {
         }
         let route = Route::of(pass.path, domain.nested);
         let stream = session_stream(route.stream, route.ext);
-        if let Some(f) = snap.forbidden(index, route.app, stream, now) {
-            let why = f
-                .reason
-                .as_deref()
-                .unwrap_or("forbidden through the management API");
-            return Err(Failure::with(Reason::ForbiddenStream, why.to_owned()));
-        }
+        snap.check_forbid(index, route.app, stream, now)?;
         if self.sites[index].origin.keyed() {
             ctx.hash_key = format!("{}/{}", route.app, route.stream);
         }

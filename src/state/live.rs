@@ -14,6 +14,7 @@ use super::{domain_key, Forbid, Saved, StateError};
 use crate::auth::Table;
 use crate::config::{DomainConfig, Problems};
 use crate::redact::Redact;
+use crate::verdict::{Failure, Reason};
 
 /// One consistent view of everything the API can change.
 pub struct Snapshot {
@@ -32,6 +33,26 @@ impl Snapshot {
         }
         let key = (domain, app.to_ascii_lowercase(), stream.to_owned());
         self.forbids.get(&key).filter(|f| f.holds(now))
+    }
+
+    /// `FORBIDDEN_STREAM` for a stream forbidden at `now` (the proxy and `check` say
+    /// the same).
+    pub fn check_forbid(
+        &self,
+        domain: usize,
+        app: &str,
+        stream: &str,
+        now: i64,
+    ) -> Result<(), Failure> {
+        match self.forbidden(domain, app, stream, now) {
+            None => Ok(()),
+            Some(f) => Err(Failure::with(
+                Reason::ForbiddenStream,
+                f.reason
+                    .clone()
+                    .unwrap_or_else(|| "forbidden through the management API".into()),
+            )),
+        }
     }
 
     /// Forbids in force at `now`, for listing.

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod media;
 pub mod receiver;
 pub mod recorder;
 pub mod server;
@@ -462,6 +463,18 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
+        .unwrap()
+}
+
+/// The body of a GET of `url` (any status).
+pub async fn text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap()
 }
 

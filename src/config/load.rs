@@ -130,6 +130,14 @@ impl Config {
         if let Some(n) = &self.notify {
             n.validate(problems);
         }
+        if self.state.backend == super::StateBackend::Etcd {
+            problems.add(
+                "state.backend",
+                "etcd (a fleet sharing state) is not available in this version; use backend: file",
+            );
+        } else if !self.state.endpoints.is_empty() || self.state.prefix.is_some() {
+            problems.add("state", "endpoints and prefix belong to backend: etcd");
+        }
         if let Some(a) = &self.admin {
             if a.listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.add(

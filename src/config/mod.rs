@@ -37,6 +37,29 @@ pub struct Config {
     /// Where rules and forbids set through the management API are kept.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Which store holds them: `{backend: file}` (the default, under `state_dir`).
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// The state store. Only `file` exists today; a fleet's `etcd` backend is planned
+/// (design.md), and naming it is a clear error rather than an unknown key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default)]
+    pub backend: StateBackend,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    #[default]
+    File,
+    Etcd,
 }
 
 /// The management API's listener and the key its calls are signed with.

@@ -291,7 +291,7 @@ async fn a_stalled_origin_is_detected_by_the_read_timeout() {
         ", read_timeout_ms: 500",
         TENCENT,
     ));
-    let path = lg.signed_path(HOST, "/stall/cam.m3u8");
+    let path = lg.signed_path(HOST, "/stall/cam.ts");
     let started = Instant::now();
     let mut r = get(&lg, HOST, &path).await;
     assert_eq!(r.status(), 200);

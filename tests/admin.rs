@@ -651,3 +651,49 @@ fn an_unreadable_state_file_stops_start_up_naming_it() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("state.json"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbid_that_ends_a_session_emits_its_stream_end() {
+    use support::receiver::{Mode, Receiver};
+    let o = Origin::start("o1").await;
+    let receiver = Receiver::start(Mode::Ok).await;
+    let port = free_port();
+    let mut lg = Livegate::start_top(
+        &domains(&o),
+        &admin_top(
+            port,
+            &format!(
+                "notify: {{ url: \"http://{}\", key: notifyKey2026, linger_ms: 300 }}\n",
+                receiver.addr
+            ),
+        ),
+    );
+    lg.wait_port(port);
+    let api = Api::new(port);
+    let viewer = lg
+        .get(HOST, &tencent("/live/ended.flv", "yamlPullKey1"))
+        .await;
+    assert_eq!(viewer.status(), 200);
+    let forbid = json!({"domain": HOST, "app": "live", "stream": "ended"});
+    assert_eq!(
+        api.call("POST", "/v1/streams/forbid", Some(forbid)).await.0,
+        200
+    );
+    assert!(until_cut(viewer, Duration::from_secs(10)).await.is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ended = receiver
+            .events()
+            .iter()
+            .any(|b| b["event_type"] == "stream_end" && b["stream"] == "ended");
+        if ended {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no stream_end: {:?}",
+            receiver.events()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -132,27 +132,24 @@ impl Rewrite {
     /// The whole body, rewritten when it is a playlist, else as it came.
     fn finish(&mut self) -> Bytes {
         let raw = std::mem::take(&mut self.body);
-        let text = match self.gzip {
-            false => String::from_utf8(raw.clone()).ok(),
-            true => {
-                let mut s = String::new();
-                flate2::read::GzDecoder::new(&raw[..])
-                    .read_to_string(&mut s)
-                    .ok()
-                    .map(|_| s)
+        let rewrite = |text: &str| playlist::rewrite(text, &self.host, &self.param, &self.token);
+        if self.gzip {
+            // The encoding header is gone: what goes out is the decoded body,
+            // rewritten when it is a playlist.
+            let mut text = String::new();
+            if flate2::read::GzDecoder::new(&raw[..])
+                .read_to_string(&mut text)
+                .is_err()
+            {
+                log::warn!("a gzip playlist that does not decode is passed on as it came");
+                return Bytes::from(raw);
             }
-        };
-        match text.and_then(|t| playlist::rewrite(&t, &self.host, &self.param, &self.token)) {
+            return Bytes::from(rewrite(&text).unwrap_or(text));
+        }
+        match std::str::from_utf8(&raw).ok().and_then(rewrite) {
             Some(p) => Bytes::from(p),
-            // Not a playlist after all (or not decodable): unchanged. (A gzip body
-            // that does not decode is sent as it came; its encoding header is gone,
-            // so say so.)
-            None => {
-                if self.gzip {
-                    log::warn!("a gzip playlist that does not decode is passed on as it came");
-                }
-                Bytes::from(raw)
-            }
+            // Not a playlist after all: unchanged.
+            None => Bytes::from(raw),
         }
     }
 }

@@ -7,18 +7,25 @@
 //! other hosts are left alone; a URI's own query is kept and the token added to it.
 //! A body that is not a playlist (no `#EXTM3U` first) is not one: `None`.
 
-/// Appends `name=token` to a URI's query (before any fragment).
-fn with_token(uri: &str, name: &str, token: &str) -> String {
+/// Writes a URI with `name=token` added to its query (before any fragment).
+fn push_with_token(out: &mut String, uri: &str, name: &str, token: &str) {
     let (base, fragment) = match uri.find('#') {
         Some(i) => (&uri[..i], &uri[i..]),
         None => (uri, ""),
     };
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}{name}={token}{fragment}")
+    out.push_str(base);
+    out.push(if base.contains('?') { '&' } else { '?' });
+    out.push_str(name);
+    out.push('=');
+    out.push_str(token);
+    out.push_str(fragment);
 }
 
 /// Whether a URI is served by this edge: relative, or absolute on `host`.
 fn ours(uri: &str, host: &str) -> bool {
+    if uri.is_empty() {
+        return false;
+    }
     let rest = if let Some(r) = uri.strip_prefix("//") {
         r
     } else if let Some((scheme, r)) = uri.split_once("://") {
@@ -41,17 +48,11 @@ fn ours(uri: &str, host: &str) -> bool {
     crate::route::host_name(authority).eq_ignore_ascii_case(crate::route::host_name(host))
 }
 
-fn rewrite_uri(uri: &str, host: &str, name: &str, token: &str) -> Option<String> {
-    (!uri.is_empty() && ours(uri, host)).then(|| with_token(uri, name, token))
-}
-
-/// Rewrites the `URI="…"` attribute of a tag line, if it has one.
-fn rewrite_tag(line: &str, host: &str, name: &str, token: &str) -> Option<String> {
+/// The byte range of a tag line's `URI="…"` value, if it has one.
+fn uri_attribute(line: &str) -> Option<(usize, usize)> {
     let at = line.find("URI=\"")? + 5;
     let len = line[at..].find('"')?;
-    let uri = &line[at..at + len];
-    let new = rewrite_uri(uri, host, name, token)?;
-    Some(format!("{}{new}{}", &line[..at], &line[at + len..]))
+    Some((at, at + len))
 }
 
 /// The playlist with the token `name=token` on each of its URIs served by `host`,
@@ -61,22 +62,25 @@ pub fn rewrite(body: &str, host: &str, name: &str, token: &str) -> Option<String
     if !text.starts_with("#EXTM3U") {
         return None;
     }
-    let mut out = String::with_capacity(text.len() + 64 * text.len() / 40);
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
     for line in text.split_inclusive('\n') {
-        let (content, end) = match line.strip_suffix("\r\n") {
-            Some(c) => (c, "\r\n"),
-            None => match line.strip_suffix('\n') {
-                Some(c) => (c, "\n"),
-                None => (line, ""),
-            },
-        };
+        let content = line.trim_end_matches(['\r', '\n']);
+        let end = &line[content.len()..];
         let trimmed = content.trim();
-        let new = if trimmed.starts_with('#') {
-            rewrite_tag(content, host, name, token)
+        if trimmed.starts_with('#') {
+            match uri_attribute(content).filter(|&(a, b)| ours(&content[a..b], host)) {
+                Some((a, b)) => {
+                    out.push_str(&content[..a]);
+                    push_with_token(&mut out, &content[a..b], name, token);
+                    out.push_str(&content[b..]);
+                }
+                None => out.push_str(content),
+            }
+        } else if ours(trimmed, host) {
+            push_with_token(&mut out, trimmed, name, token);
         } else {
-            rewrite_uri(trimmed, host, name, token)
-        };
-        out.push_str(new.as_deref().unwrap_or(content));
+            out.push_str(content);
+        }
         out.push_str(end);
     }
     Some(out)

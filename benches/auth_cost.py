@@ -16,10 +16,10 @@ N1, N2 = int(os.environ.get("N1", 500)), int(os.environ.get("N2", 2500))
 PATH = "/live/bench.m3u8"
 
 
-def instructions(d, name, origin, auth, url, n):
+def instructions(d, name, origin, auth, url, n, extra=""):
     """Total instructions of one livegate process that served `n` requests."""
     p = port()
-    run_conf = livegate_conf(d, f"{name}-{p}", p, HOST, origin, KEY, auth)
+    run_conf = livegate_conf(d, f"{name}-{p}", p, HOST, origin, KEY, auth, domain_extra=extra)
     out = f"{d}/{name}-{n}.callgrind"
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                              LIVEGATE, "-c", run_conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -56,15 +56,20 @@ def main():
         # The same signed URL to both: with the rule disabled its parameters pass
         # through untouched, so the difference is our auth alone, not the cost of
         # parsing a longer request line.
-        for name, auth, url in (("off", False, signed), ("on", True, signed)):
-            a, b = (instructions(d, name, origin, auth, url, n) for n in (N1, N2))
+        # "on": the signature alone (segment tokens off, as before they existed);
+        # "tokens": the same with segment tokens minted and written into the playlist.
+        no_tokens = "    hls: { rewrite: false }\n"
+        for name, auth, extra in (("off", False, ""), ("on", True, no_tokens), ("tokens", True, "")):
+            a, b = (instructions(d, name, origin, auth, signed, n, extra) for n in (N1, N2))
             per[name] = (b - a) / (N2 - N1)
         print(f"| livegate, instructions per request ({N2 - N1} requests) | auth off | auth on | off / on | target |")
         print("| --- | --- | --- | --- | --- |")
         print(f"| 1 playlist request, `secure_link` rule vs `enabled: false` | {per['off']:,.0f} | {per['on']:,.0f} "
               f"| {per['off'] / per['on']:.3f} | ≥ 0.97 |")
-        print(f"\nauth costs {per['on'] - per['off']:,.0f} instructions per request; "
-              f"callgrind files in {d} (callgrind_annotate to break them down)")
+        print(f"| the same, segment tokens written into the playlist | {per['off']:,.0f} | {per['tokens']:,.0f} "
+              f"| {per['off'] / per['tokens']:.3f} | |")
+        print(f"\nauth costs {per['on'] - per['off']:,.0f} instructions per request, segment tokens "
+              f"{per['tokens'] - per['on']:,.0f} more per playlist; callgrind files in {d}")
     finally:
         demo.kill()
 

@@ -22,9 +22,10 @@ def wait_port(p, what, proc=None, seconds=20):
     sys.exit(f"{what} did not listen on {p}")
 
 
-def livegate_conf(d, name, p, host, origin, key, auth, server_extra=""):
+def livegate_conf(d, name, p, host, origin, key, auth, server_extra="", domain_extra=""):
     """Writes `{d}/{name}.yaml`: livegate on port `p` in front of `origin`, one
-    worker thread, `host` guarded by `secure_link` with `key` (or not, `auth` off)."""
+    worker thread, `host` guarded by `secure_link` with `key` (or not, `auth` off);
+    `domain_extra` adds keys to the domain (e.g. `hls: {rewrite: false}`)."""
     rule = f"{{ scene: pull, scheme: secure_link, keys: [{key}] }}" if auth else "{ scene: pull, enabled: false }"
     path = f"{d}/{name}.yaml"
     with open(path, "w") as f:
@@ -34,5 +35,5 @@ domains:
   - name: {host}
     origin: {{ peers: ["127.0.0.1:{origin}"] }}
     auth: [ {rule} ]
-""")
+{domain_extra}""")
     return path

@@ -11,17 +11,21 @@ use http::HeaderName;
 use pingora_http::RequestHeader;
 
 /// Headers that ask frameworks to treat a request as another method.
-const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+const METHOD_OVERRIDES: [HeaderName; 3] = [
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 /// Removes the method-override headers and every header whose name equals one of
 /// `reserved` once `_` is read as `-` and case is ignored.
 pub fn scrub(req: &mut RequestHeader, reserved: &[HeaderName]) {
-    for name in METHOD_OVERRIDES {
-        req.remove_header(name);
+    for name in &METHOD_OVERRIDES {
+        // A lookup is cheap; a removal (Pingora also keeps the names' case) is not,
+        // and almost no request carries these.
+        if req.headers.contains_key(name) {
+            req.remove_header(name);
+        }
     }
     if reserved.is_empty() {
         return;

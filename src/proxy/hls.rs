@@ -87,7 +87,9 @@ impl Gate {
                 .ext
                 .eq_ignore_ascii_case("m3u8")
         {
-            upstream.remove_header(&http::header::ACCEPT_ENCODING);
+            if upstream.headers.contains_key(http::header::ACCEPT_ENCODING) {
+                upstream.remove_header(&http::header::ACCEPT_ENCODING);
+            }
         }
     }
 

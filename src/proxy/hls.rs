@@ -82,14 +82,12 @@ impl Gate {
         upstream: &mut RequestHeader,
         ctx: &Ctx,
     ) {
-        if ctx.playlist.is_some()
+        let playlist = ctx.playlist.is_some()
             && Route::of_path(client.uri.path())
                 .ext
-                .eq_ignore_ascii_case("m3u8")
-        {
-            if upstream.headers.contains_key(http::header::ACCEPT_ENCODING) {
-                upstream.remove_header(&http::header::ACCEPT_ENCODING);
-            }
+                .eq_ignore_ascii_case("m3u8");
+        if playlist && upstream.headers.contains_key(http::header::ACCEPT_ENCODING) {
+            upstream.remove_header(&http::header::ACCEPT_ENCODING);
         }
     }
 

@@ -27,6 +27,7 @@ pub mod state;
 pub mod streams;
 pub mod ts;
 pub mod verdict;
+pub mod watchdog;
 
 /// Unix seconds now. Only the binary's edges read the clock; everything that
 /// decides takes the time as a parameter.

@@ -24,6 +24,7 @@ use crate::proxy::{Gate, Site};
 use crate::sign::Key;
 use crate::state::live::Live;
 use crate::streams::{DomainInfo, Streams};
+use crate::watchdog::SigintWatchdog;
 
 /// How long open streams may drain on stop or upgrade, unless configured.
 pub const DEFAULT_GRACE_SECONDS: u64 = 30;
@@ -201,6 +202,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             active: active_streams(&d.name),
         })
         .collect();
+    server.add_service(background_service("SIGINT watchdog", SigintWatchdog));
     let sweeper = background_service(
         "stream sessions",
         Streams::new(Duration::from_millis(linger), infos, notifier.clone()),
@@ -290,6 +292,7 @@ pub fn run_demo_origin(addr: &str) -> ! {
     };
     let mut server = Server::new_with_opt_and_conf(opt(false, false), conf);
     server.bootstrap();
+    server.add_service(background_service("SIGINT watchdog", SigintWatchdog));
     let mut service = Service::new("demo origin".into(), DemoOrigin);
     service.add_tcp(addr);
     server.add_service(service);

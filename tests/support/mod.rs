@@ -356,6 +356,14 @@ impl Livegate {
         std::fs::read_to_string(self.dir.path().join("livegate.log")).unwrap_or_default()
     }
 
+    /// Sends a signal (`-INT`, `-TERM`…) to the process.
+    pub fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

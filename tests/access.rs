@@ -176,13 +176,7 @@ async fn over_the_rate_is_429_and_it_recovers() {
 /// Opens an FLV stream from `source` and reads its status line; the socket stays
 /// open (and streaming) until dropped.
 fn open_stream(source: &str, port: u16, path: &str) -> (u16, TcpStream) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: SocketAddr = format!("{source}:0").parse().unwrap();
-    socket.bind(&from.into()).unwrap();
-    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    socket.connect(&to.into()).unwrap();
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut s = support::connect_from(source, port);
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
         .unwrap();
     let mut head = [0u8; 12];

@@ -433,16 +433,22 @@ pub fn raw(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-/// One raw HTTP/1.1 request from the loopback address `source` (e.g. 127.0.0.2),
-/// so that tests can be two clients; returns the status.
-pub fn raw_from(source: &str, port: u16, request: &[u8]) -> u16 {
+/// A connection to livegate on loopback from the address `source` (e.g.
+/// 127.0.0.2), so that tests can be several clients.
+pub fn connect_from(source: &str, port: u16) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let from: SocketAddr = format!("{source}:0").parse().unwrap();
     socket.bind(&from.into()).unwrap();
     let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     socket.connect(&to.into()).unwrap();
-    let mut s: TcpStream = socket.into();
+    let s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+/// One raw HTTP/1.1 request from the loopback address `source`; returns the status.
+pub fn raw_from(source: &str, port: u16, request: &[u8]) -> u16 {
+    let mut s = connect_from(source, port);
     s.write_all(request).unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);

@@ -17,7 +17,9 @@ use hyper::{Request, Response};
 use support::auth::AuthServer;
 use support::recorder::Recorder;
 use support::server::Server;
-use support::{free_port, origin_yaml, raw, raw_from, sample, scrape, Livegate, Method};
+use support::{
+    free_port, origin_yaml, raw, raw_from, sample, scrape, wait_closed, Livegate, Method,
+};
 
 const HOST: &str = "play.example.com";
 
@@ -332,28 +334,6 @@ async fn the_host_is_hashed_as_nginx_host_lowercase() {
         }
     }
     assert_eq!(rec.seen().len(), 8);
-}
-
-/// Reads from `s` until the peer closes or fails the connection; `None` if it is
-/// still open at `limit`.
-fn wait_closed(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    while started.elapsed() < limit {
-        match s.read(&mut buf) {
-            Ok(0) => return Some(started.elapsed()),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return Some(started.elapsed()),
-        }
-    }
-    None
 }
 
 #[tokio::test(flavor = "multi_thread")]

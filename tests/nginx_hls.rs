@@ -73,24 +73,15 @@ impl Nginx {
     }
 }
 
-const SOURCE: [&str; 8] = [
-    "-re",
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc2=size=320x180:rate=25",
-    "-f",
-    "lavfi",
-    "-i",
-];
-
-/// ffmpeg publishing a test pattern and tone to `rtmp://…/live/<stream>`.
-fn publish(nginx: &Nginx, stream: &str) -> Proc {
+/// ffmpeg encoding a live test pattern and 440 Hz tone in real time (H.264 with a
+/// keyframe a second, AAC), streams chosen by `maps`; the caller adds the output.
+fn live_source(maps: &[&str]) -> Command {
     need("ffmpeg", "ffmpeg");
-    let child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error"])
-        .args(SOURCE)
-        .args(["sine=frequency=440:sample_rate=44100"])
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-v", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(maps)
         .args([
             "-c:v",
             "libx264",
@@ -98,14 +89,17 @@ fn publish(nginx: &Nginx, stream: &str) -> Proc {
             "veryfast",
             "-tune",
             "zerolatency",
-            "-g",
-            "25",
-            "-bf",
-            "0",
         ])
-        .args(["-c:a", "aac", "-b:a", "48k", "-f", "flv"])
+        .args(["-g", "25", "-bf", "0", "-c:a", "aac", "-b:a", "48k"])
+        .stderr(Stdio::null());
+    c
+}
+
+/// ffmpeg publishing a test pattern and tone to `rtmp://…/live/<stream>`.
+fn publish(nginx: &Nginx, stream: &str) -> Proc {
+    let child = live_source(&[])
+        .args(["-f", "flv"])
         .arg(format!("rtmp://127.0.0.1:{}/live/{stream}", nginx.rtmp))
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     Proc(child)
@@ -213,29 +207,11 @@ async fn a_multi_variant_stream_plays_through_livegate() {
     let nginx = Nginx::start(false);
     let www = nginx.www();
     let out = www.join("mv/cam9");
-    let child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error"])
-        .args(SOURCE)
-        .args(["sine=frequency=440:sample_rate=44100"])
-        .args(["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "0",
-        ])
+    let child = live_source(&["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
         .args([
             "-s:v:0", "320x180", "-b:v:0", "300k", "-s:v:1", "160x90", "-b:v:1", "100k",
         ])
-        .args([
-            "-c:a",
-            "aac",
-            "-b:a",
-            "48k",
-            "-f",
-            "hls",
-            "-hls_time",
-            "1",
-            "-hls_list_size",
-            "8",
-        ])
+        .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "8"])
         .args([
             "-hls_flags",
             "delete_segments",
@@ -246,7 +222,6 @@ async fn a_multi_variant_stream_plays_through_livegate() {
         .arg("-hls_segment_filename")
         .arg(out.join("stream_%v/seg%d.ts"))
         .arg(out.join("stream_%v/index.m3u8"))
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let _writer = Proc(child);
@@ -335,25 +310,10 @@ async fn hls_js_in_chromium_plays_a_signed_stream_from_another_origin() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_flv_from_an_ffmpeg_origin_plays_signed_through_livegate() {
-    need("ffmpeg", "ffmpeg");
     let port = free_port();
-    let child = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error"])
-        .args(SOURCE)
-        .args(["sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "25",
-        ])
-        .args(["-c:a", "aac", "-f", "flv", "-listen", "1"])
+    let child = live_source(&[])
+        .args(["-f", "flv", "-listen", "1"])
         .arg(format!("http://127.0.0.1:{port}/live/cam1.flv"))
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let _origin = Proc(child);

@@ -446,6 +446,34 @@ pub fn connect_from(source: &str, port: u16) -> TcpStream {
     s
 }
 
+/// One read of `s` (waiting at most its read timeout): whether the peer closed or
+/// failed the connection. Data or a quiet wait mean it is still open.
+pub fn closed_now(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 65536];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Reads from `s` until the peer closes or fails the connection: how long that
+/// took, or `None` if it is still open at `limit`.
+pub fn wait_closed(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    while started.elapsed() < limit {
+        if closed_now(s) {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
 /// One raw HTTP/1.1 request from the loopback address `source`; returns the status.
 pub fn raw_from(source: &str, port: u16, request: &[u8]) -> u16 {
     let mut s = connect_from(source, port);

@@ -14,7 +14,7 @@ ORIGIN_PORT=${ORIGIN_PORT:-8081}
 METRICS_PORT=${METRICS_PORT:-9181}
 
 if [ -z "${LIVEGATE_BIN:-}" ]; then
-  ensure_packages cmake:cmake cc:build-essential curl:curl
+  ensure_packages cmake:cmake cc:build-essential curl:curl protoc:protobuf-compiler
   echo "== building livegate (release): the first build takes several minutes"
   cargo build --release
   LIVEGATE_BIN=target/release/livegate

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
 use pingora_prometheus::prometheus::{
-    self, register_histogram, register_int_counter, register_int_counter_vec,
+    self, register_histogram, register_int_counter, register_int_counter_vec, register_int_gauge,
     register_int_gauge_vec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 
@@ -39,6 +39,8 @@ pub struct Metrics {
     pub notify_dropped: IntCounter,
     pub notify_failed: IntCounter,
     pub connections_refused: IntCounter,
+    state_revision: IntGauge,
+    state_watch: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -102,8 +104,28 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Client connections closed at accept because server.max_connections were open"
         )
         .expect(bug),
+        state_revision: register_int_gauge!(
+            "livegate_state_revision",
+            "The state's revision on this edge: the etcd revision applied (fleet), or changes since start (file)"
+        )
+        .expect(bug),
+        state_watch: register_int_gauge!(
+            "livegate_state_watch_up",
+            "1 while this edge's etcd watch is live (fleet)"
+        )
+        .expect(bug),
     }
 });
+
+/// Sets `livegate_state_revision`.
+pub fn state_revision(revision: i64) {
+    METRICS.state_revision.set(revision);
+}
+
+/// Sets `livegate_state_watch_up`.
+pub fn state_watch(live: bool) {
+    METRICS.state_watch.set(live as i64);
+}
 
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {

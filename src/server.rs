@@ -14,15 +14,18 @@ use pingora_core::services::background::background_service;
 
 use crate::admin::Admin;
 use crate::auth::remote::Remote;
+use crate::config::StateBackend;
 use crate::config::{default_linger, Loaded, ServerSection};
 use crate::conn::Guard;
 use crate::demo::DemoOrigin;
+use crate::hls::Secret;
 use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
 use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::proxy::{Gate, Site};
 use crate::sign::Key;
-use crate::state::live::Live;
+use crate::state::fleet::{self, host_name, Fleet, FleetWatch};
+use crate::state::live::{Live, Store};
 use crate::streams::{DomainInfo, Streams};
 use crate::watchdog::SigintWatchdog;
 
@@ -50,7 +53,7 @@ pub enum RunError {
     },
     #[error("listen {addr}: TLS certificate or key: {message}")]
     Tls { addr: String, message: String },
-    #[error("rules and forbids of the state file: {0}")]
+    #[error("the state (rules, forbids, access set through the management API): {0}")]
     State(String),
     #[error("admin: {0}")]
     Admin(String),
@@ -143,13 +146,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         Server::new_with_opt_and_conf(opt(daemon, upgrade), server_conf(&config.server));
     server.bootstrap();
 
-    let live = Live::new(
-        config.domains.clone(),
-        config.state_dir.clone(),
-        loaded.saved.clone(),
-    )
-    .map(Arc::new)
-    .map_err(RunError::State)?;
+    let (live, hls_secret, fleet) = open_state(&loaded)?;
     let names: Vec<String> = loaded
         .table
         .domains()
@@ -218,10 +215,14 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         service.add_tcp(&a.listen);
         server.add_service(service);
     }
-    let hls_secret = crate::hls::load_secret(&config.state_dir).map_err(|e| RunError::Hls {
-        dir: config.state_dir.clone(),
-        source: e,
-    })?;
+    if let Some(fleet) = fleet {
+        let watch = FleetWatch {
+            fleet,
+            live: live.clone(),
+            streams: streams.clone(),
+        };
+        server.add_service(background_service("etcd watch", watch));
+    }
     let gate = Gate {
         hls_secret,
         access_log: config.access_log.as_ref().map(|a| a.format),
@@ -273,6 +274,41 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         }
     );
     server.run_forever()
+}
+
+/// The live state, the HLS token secret and, in fleet mode, the fleet: from
+/// `state_dir` (file), or from etcd — or its local snapshot while etcd is
+/// unreachable.
+type Opened = (Arc<Live>, Secret, Option<Arc<Fleet>>);
+
+fn open_state(loaded: &Loaded) -> Result<Opened, RunError> {
+    let config = &loaded.config;
+    let edge = config.state.edge.clone().unwrap_or_else(host_name);
+    let yaml = config.domains.clone();
+    let dir = config.state_dir.clone();
+    match config.state.backend {
+        StateBackend::File => {
+            let secret = crate::hls::load_secret(&dir).map_err(|e| RunError::Hls {
+                dir: dir.clone(),
+                source: e,
+            })?;
+            let live = Live::new(yaml, dir, loaded.saved.clone(), Store::File, edge)
+                .map_err(RunError::State)?;
+            Ok((Arc::new(live), secret, None))
+        }
+        StateBackend::Etcd => {
+            let state_error = |e: crate::state::StateError| RunError::State(e.to_string());
+            let boot = fleet::boot(&config.state, &dir, &yaml).map_err(state_error)?;
+            let fleet = Arc::new(Fleet::new(&config.state, &dir, boot.secret, boot.revision));
+            fleet
+                .save_snapshot(&boot.state, boot.revision)
+                .map_err(state_error)?;
+            crate::metrics::state_revision(boot.revision);
+            let store = Store::Etcd(fleet.clone());
+            let live = Live::new(yaml, dir, boot.state, store, edge).map_err(RunError::State)?;
+            Ok((Arc::new(live), Secret::new(boot.secret), Some(fleet)))
+        }
+    }
 }
 
 /// Runs the synthetic demo origin on `addr` until a signal stops it.

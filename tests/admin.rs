@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::api::{code, now, signature, Api, ADMIN_KEY};
-use support::{free_port, origin_yaml, Livegate, Origin};
+use support::{free_port, origin_yaml, tencent, until_cut, Livegate, Origin};
 
 const HOST: &str = "play.example.com";
 
@@ -33,15 +33,6 @@ async fn setup() -> (Origin, Livegate, Api) {
     let mut lg = Livegate::start_top(&domains(&o), &admin_top(port, ""));
     lg.wait_port(port);
     (o, lg, Api::new(port))
-}
-
-/// A URL signed by hand with the Tencent scheme and `key`.
-fn tencent(path: &str, key: &str) -> String {
-    use md5::{Digest, Md5};
-    let stream = path.rsplit('/').next().unwrap().split('.').next().unwrap();
-    let t = format!("{:X}", now() + 3600);
-    let sig = Md5::digest(format!("{key}{stream}{t}").as_bytes());
-    format!("{path}?txSecret={sig:x}&txTime={t}")
 }
 
 async fn status(lg: &Livegate, path: &str) -> u16 {
@@ -353,18 +344,6 @@ async fn kill_9_in_a_burst_of_writes_loses_no_acknowledged_write() {
             "{app} was acknowledged and lost: {apps:?}"
         );
     }
-}
-
-/// Reads an open FLV response until it ends; how long that took.
-async fn until_cut(mut r: reqwest::Response, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        match tokio::time::timeout(limit, r.chunk()).await {
-            Ok(Ok(Some(_))) => continue,
-            _ => return Some(started.elapsed()),
-        }
-    }
-    None
 }
 
 /// A publisher: a chunked POST that sends a chunk every 50 ms until the server

@@ -13,7 +13,7 @@ use crate::check::{check_url, split_url};
 use crate::config::{AccessConfig, Problems, RuleConfig};
 use crate::route::Scene;
 use crate::sign::Key;
-use crate::state::live::{Live, Refusal};
+use crate::state::live::{Live, Refusal, Store};
 use crate::state::{domain_key, same_slot, Forbid, SavedAccess, SavedRule};
 use crate::streams::Streams;
 
@@ -211,7 +211,7 @@ impl Ctx<'_> {
                 }
                 let saved_rule = SavedRule {
                     domain: domain.clone(),
-                    rule,
+                    rule: rule.clone(),
                 };
                 match saved.rule_at(&domain, &saved_rule.rule.app, saved_rule.rule.scene) {
                     Some(i) => saved.rules[i] = saved_rule,
@@ -292,8 +292,8 @@ impl Ctx<'_> {
                 let now = self.now;
                 saved.forbids.retain(|x| x.holds(now));
                 match saved.forbid_at(&f.domain, &f.app, &f.stream) {
-                    Some(i) => saved.forbids[i] = f,
-                    None => saved.forbids.push(f),
+                    Some(i) => saved.forbids[i] = f.clone(),
+                    None => saved.forbids.push(f.clone()),
                 }
                 Ok(())
             })
@@ -388,7 +388,7 @@ impl Ctx<'_> {
             .collect();
         Ok((
             200,
-            json!({ "edge": edge_id(), "domain": domain, "total": total, "page": page,
+            json!({ "edge": self.live.edge(), "domain": domain, "total": total, "page": page,
                     "page_size": page_size, "streams": streams }),
         ))
     }
@@ -406,7 +406,7 @@ impl Ctx<'_> {
             .change(|saved, _| {
                 let entry = SavedAccess {
                     domain: body.domain.clone(),
-                    access: body.access,
+                    access: body.access.clone(),
                 };
                 match saved.access_at(&body.domain) {
                     Some(i) => saved.access[i] = entry,
@@ -459,13 +459,19 @@ impl Ctx<'_> {
         Ok((200, json!({ "deleted": true })))
     }
 
-    /// `GET /v1/state`: this edge, its state backend and what it applied.
+    /// `GET /v1/state`: this edge, its state backend and what it applied — in a
+    /// fleet, the etcd revision and whether the watch is live, so an operator can
+    /// see that every edge agrees.
     pub fn state(&self) -> (u16, Value) {
-        (
-            200,
-            json!({ "edge": edge_id(), "backend": "file", "state_dir": self.live.dir(),
-                    "revision": self.live.revision(), "watch": false }),
-        )
+        let revision = self.live.revision();
+        let answer = match self.live.store() {
+            Store::File => json!({ "edge": self.live.edge(), "backend": "file",
+                "state_dir": self.live.dir(), "revision": revision, "watch": false }),
+            Store::Etcd(f) => json!({ "edge": self.live.edge(), "backend": "etcd",
+                "endpoints": f.endpoints(), "prefix": f.prefix,
+                "revision": revision, "watch": f.watching() }),
+        };
+        (200, answer)
     }
 }
 
@@ -496,13 +502,4 @@ fn validate(rule: &RuleConfig) -> Result<(), ApiError> {
         ));
     }
     Err(ApiError::invalid(format!("{at}: {}", p.message)))
-}
-
-/// This edge's name in answers: the host name.
-fn edge_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "livegate".into())
 }

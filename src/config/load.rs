@@ -130,14 +130,7 @@ impl Config {
         if let Some(n) = &self.notify {
             n.validate(problems);
         }
-        if self.state.backend == super::StateBackend::Etcd {
-            problems.add(
-                "state.backend",
-                "etcd (a fleet sharing state) is not available in this version; use backend: file",
-            );
-        } else if !self.state.endpoints.is_empty() || self.state.prefix.is_some() {
-            problems.add("state", "endpoints and prefix belong to backend: etcd");
-        }
+        self.state.validate(problems);
         if let Some(a) = &self.admin {
             if a.listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.add(
@@ -193,6 +186,66 @@ impl NotifyConfig {
         }
         if self.linger_ms > 600_000 {
             problems.add("notify.linger_ms", "must be 0..=600000");
+        }
+    }
+}
+
+impl super::StateConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if self.backend == super::StateBackend::File {
+            if !self.endpoints.is_empty()
+                || self.prefix.is_some()
+                || self.username.is_some()
+                || self.password.is_some()
+                || self.tls.is_some()
+            {
+                problems.add(
+                    "state",
+                    "endpoints, prefix, username, password and tls belong to backend: etcd",
+                );
+            }
+            return;
+        }
+        if self.endpoints.is_empty() {
+            problems.add(
+                "state.endpoints",
+                "backend: etcd needs etcd's client URLs, e.g. [\"http://10.0.0.9:2379\"]",
+            );
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let scheme_ok = e.starts_with("http://") || e.starts_with("https://");
+            if !scheme_ok || e.parse::<http::Uri>().is_err() {
+                problems.add(
+                    format!("state.endpoints[{i}]"),
+                    format!("{e:?} is not a URL like http://10.0.0.9:2379"),
+                );
+            } else if e.starts_with("https://") && self.tls.is_none() {
+                problems.add(
+                    format!("state.endpoints[{i}]"),
+                    "an https endpoint needs state.tls.ca (the CA that signed etcd's certificate)",
+                );
+            }
+        }
+        if let Some(p) = &self.prefix {
+            if !p.starts_with('/') || p.len() < 2 || p.contains("//") || p.ends_with('/') {
+                problems.add(
+                    "state.prefix",
+                    format!("{p:?} must be a key path like /livegate (a leading /, no trailing /)"),
+                );
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            problems.add("state", "username and password go together");
+        }
+        if let Some(t) = &self.tls {
+            if t.cert.is_some() != t.key.is_some() {
+                problems.add("state.tls", "cert and key go together");
+            }
+        }
+        if let Some(e) = &self.edge {
+            if e.is_empty() || e.len() > 64 || e.chars().any(|c| c.is_control()) {
+                problems.add("state.edge", "must be 1 to 64 printable characters");
+            }
         }
     }
 }
@@ -340,7 +393,7 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     config.validate_server(&mut problems);
-    let saved = crate::state::Saved::read(&config.state_dir)?;
+    let saved = crate::state::read_local(&config.state_dir, config.state.backend)?;
     let domains = saved.effective(&config.domains, &mut warnings);
     let table = crate::auth::Table::build(&domains, &mut problems, &mut warnings);
     if !problems.is_empty() {

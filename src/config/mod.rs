@@ -42,16 +42,36 @@ pub struct Config {
     pub state: StateConfig,
 }
 
-/// The state store. Only `file` exists today; a fleet's `etcd` backend is planned
-/// (design.md), and naming it is a clear error rather than an unknown key.
+/// The state store: `{backend: file}` (the default, under `state_dir`) or
+/// `{backend: etcd, endpoints, prefix, …}` for a fleet of edges sharing rules,
+/// forbids and the HLS token secret.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     #[serde(default)]
     pub backend: StateBackend,
+    /// etcd's client URLs (`http://10.0.0.9:2379`, `https://…` with `tls`).
     #[serde(default)]
     pub endpoints: Vec<String>,
+    /// Where this fleet's keys live in etcd (default `/livegate`).
     pub prefix: Option<String>,
+    /// etcd user and password, when etcd has authentication on.
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// TLS to etcd: the CA that signed etcd's certificate, and this edge's client
+    /// certificate and key when etcd asks for one.
+    pub tls: Option<EtcdTls>,
+    /// This edge's name in `GET /v1/state` and online lists (default: the host name).
+    pub edge: Option<String>,
+}
+
+/// TLS settings for the connection to etcd.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -72,8 +72,7 @@ pub fn load_secret(dir: &Path) -> std::io::Result<Secret> {
         Err(_) => {}
     }
     std::fs::create_dir_all(dir)?;
-    let mut key = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    let key = random_secret()?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".hls.key.")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -88,6 +87,13 @@ pub fn load_secret(dir: &Path) -> std::io::Result<Secret> {
         // Another process made it first: use theirs.
         Err(_) => read(&file),
     }
+}
+
+/// 32 random bytes for a new token secret.
+pub fn random_secret() -> std::io::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
 }
 
 /// One playlist response being rewritten: its body is held until it is whole.

@@ -10,6 +10,8 @@
 //! - [`live::Live`] is what the request path reads: the rule table and the forbids,
 //!   swapped whole (`arc-swap`) so a burst of API writes never blocks a viewer.
 
+pub mod fleet;
+pub mod keys;
 pub mod live;
 
 use std::fs::File;
@@ -30,6 +32,8 @@ pub const FILE: &str = "state.json";
 pub enum StateError {
     #[error("state file {file}: {message}; fix or move it away (it holds the rules and forbids set through the management API)")]
     Unreadable { file: PathBuf, message: String },
+    #[error("{0}")]
+    Etcd(String),
     #[error("cannot write the state under {dir}: {source}")]
     Write {
         dir: PathBuf,
@@ -86,6 +90,38 @@ impl Forbid {
     }
 }
 
+/// The state as this machine last knew it, without asking a store (for
+/// `livegate check`, `sign` and `-t`): the state file, or in fleet mode the
+/// snapshot of the last sync with etcd (empty before the first).
+pub fn read_local(dir: &Path, backend: crate::config::StateBackend) -> Result<Saved, StateError> {
+    match backend {
+        crate::config::StateBackend::File => Saved::read(dir),
+        crate::config::StateBackend::Etcd => Ok(fleet::read_snapshot(&dir.join(fleet::SNAPSHOT))?
+            .map_or_else(Saved::default, |s| s.state)),
+    }
+}
+
+/// Writes `dir/name` durably and privately (mode 0600: state holds keys):
+/// temporary file, fsync, rename, fsync of the directory. A crash at any moment
+/// leaves the old file or the new one, never a torn one.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    let fail = |source| StateError::Write {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(dir.join(name)).map_err(|e| fail(e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+    Ok(())
+}
+
 /// A domain name as configured, compared the way Hosts are: lowercase, without a
 /// trailing dot.
 pub fn domain_key(name: &str) -> String {
@@ -121,21 +157,11 @@ impl Saved {
     /// Writes `dir/state.json` durably: temporary file, fsync, rename, fsync of the
     /// directory. Only then is a change acknowledged.
     pub fn write(&self, dir: &Path) -> Result<(), StateError> {
-        let fail = |source| StateError::Write {
+        let text = serde_json::to_vec_pretty(self).map_err(|e| StateError::Write {
             dir: dir.to_owned(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        let text = serde_json::to_vec_pretty(self).map_err(|e| fail(e.into()))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".state.")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        tmp.write_all(&text).map_err(fail)?;
-        tmp.as_file().sync_all().map_err(fail)?;
-        tmp.persist(dir.join(FILE)).map_err(|e| fail(e.error))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        Ok(())
+            source: e.into(),
+        })?;
+        write_atomic(dir, FILE, &text)
     }
 
     /// The YAML's domains with the API's rules laid over them. `warnings` receives

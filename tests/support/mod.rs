@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod etcd;
 pub mod media;
 pub mod receiver;
 pub mod recorder;
@@ -546,3 +547,25 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         all.then(|| value.parse().ok()).flatten()
     })
 }
+
+/// A URL signed by hand with the Tencent scheme and `key`.
+pub fn tencent(path: &str, key: &str) -> String {
+    use md5::{Digest, Md5};
+    let stream = path.rsplit('/').next().unwrap().split('.').next().unwrap();
+    let t = format!("{:X}", api::now() + 3600);
+    let sig = Md5::digest(format!("{key}{stream}{t}").as_bytes());
+    format!("{path}?txSecret={sig:x}&txTime={t}")
+}
+
+/// Reads an open FLV response until it ends; how long that took.
+pub async fn until_cut(mut r: reqwest::Response, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match tokio::time::timeout(limit, r.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            _ => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+

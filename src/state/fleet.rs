@@ -1,0 +1,516 @@
+//! Fleet mode: the state lives in etcd, shared by every edge of the fleet.
+//!
+//! - A management API write becomes one etcd transaction that compares every key
+//!   it touches on the revision this edge last saw of it, so two edges writing the
+//!   same rule at once never mix their bodies: one wins, the other re-reads and
+//!   applies its edit again ([`Fleet::commit`]).
+//! - Every edge watches the prefix ([`watch`]): a full read at a revision, then a
+//!   watch from that revision + 1, so no change is missed; a watch cut or compacted
+//!   away starts over with a full read. Meanwhile the edge serves the last state it
+//!   saw.
+//! - After each applied change the state is written to a local snapshot under
+//!   `state_dir`, which a start with etcd unreachable serves from.
+//!
+//! etcd calls run on the runtime of the watch (a Pingora background service); the
+//! management API hands them over ([`Fleet::commit`]) and waits, with a timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
+    TxnOp,
+};
+use serde::{Deserialize, Serialize};
+
+use super::keys::Layout;
+pub use super::keys::Op;
+use super::live::{lay_over, Change, Live};
+use super::{Saved, StateError};
+use crate::config::{DomainConfig, StateConfig};
+use crate::streams::Streams;
+
+/// How long one etcd call may take before it counts as etcd being unreachable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// The local snapshot's name under `state_dir`.
+pub const SNAPSHOT: &str = "etcd-snapshot.json";
+
+/// A commit's outcome.
+#[derive(Debug)]
+pub enum Commit {
+    /// Written, at this etcd revision.
+    Done(i64),
+    /// Another writer changed one of the keys first: nothing was written.
+    Conflict,
+}
+
+/// Everything under the prefix at one revision.
+pub struct Read {
+    pub revision: i64,
+    /// (key, value, modification revision).
+    pub kvs: Vec<(String, Vec<u8>, i64)>,
+}
+
+/// What a start-up found: the state at a revision, and the token secret.
+pub struct Boot {
+    pub state: Saved,
+    pub revision: i64,
+    pub secret: [u8; 32],
+}
+
+/// The local snapshot of the last synced state (mode 0600: it holds keys).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub prefix: String,
+    pub revision: i64,
+    pub secret: String,
+    pub state: Saved,
+}
+
+/// The connection to etcd and what this edge applied from it.
+pub struct Fleet {
+    config: StateConfig,
+    pub layout: Layout,
+    pub prefix: String,
+    dir: PathBuf,
+    /// The client and the runtime it lives on, once connected.
+    conn: ArcSwapOption<(Client, tokio::runtime::Handle)>,
+    applied: AtomicI64,
+    watching: AtomicBool,
+    secret: [u8; 32],
+}
+
+/// An etcd failure, for logs and `StoreUnavailable`.
+fn fail(what: &str, e: impl std::fmt::Display) -> String {
+    format!("etcd {what}: {e}")
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| fail(what, e)),
+        Err(_) => Err(fail(what, format!("no answer in {CALL_TIMEOUT:?}"))),
+    }
+}
+
+impl Fleet {
+    /// The fleet of a configuration, with the secret and revision it started from.
+    pub fn new(config: &StateConfig, dir: &Path, secret: [u8; 32], revision: i64) -> Fleet {
+        let prefix = config.prefix.clone().unwrap_or_else(|| "/livegate".into());
+        Fleet {
+            layout: Layout::new(&prefix),
+            prefix,
+            config: config.clone(),
+            dir: dir.to_owned(),
+            conn: ArcSwapOption::empty(),
+            applied: AtomicI64::new(revision),
+            watching: AtomicBool::new(false),
+            secret,
+        }
+    }
+
+    /// The etcd revision this edge's state is at.
+    pub fn applied(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Records that the state is at `revision`.
+    pub fn set_applied(&self, revision: i64) {
+        self.applied.fetch_max(revision, Ordering::AcqRel);
+        crate::metrics::state_revision(self.applied());
+    }
+
+    /// Whether the watch is live (changes arrive as they are made).
+    pub fn watching(&self) -> bool {
+        self.watching.load(Ordering::Acquire)
+    }
+
+    fn set_watching(&self, on: bool) {
+        self.watching.store(on, Ordering::Release);
+        crate::metrics::state_watch(on);
+    }
+
+    /// The configured endpoints (for answers and logs; they hold no secret).
+    pub fn endpoints(&self) -> &[String] {
+        &self.config.endpoints
+    }
+
+    /// A client for the configured endpoints.
+    async fn connect(&self) -> Result<Client, String> {
+        connect(&self.config).await
+    }
+
+    /// Writes `ops` in one transaction, on the condition that none of their keys
+    /// changed since this edge saw them. Runs on the watch's runtime.
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StateError> {
+        let unavailable = |m: String| StateError::Etcd(m);
+        let conn = self
+            .conn
+            .load_full()
+            .ok_or_else(|| unavailable("etcd is not connected".into()))?;
+        let (client, rt) = (conn.0.clone(), conn.1.clone());
+        let task = rt.spawn(async move {
+            let mut kv = client.kv_client();
+            let when: Vec<Compare> = ops
+                .iter()
+                .map(|o| Compare::mod_revision(o.key.clone(), CompareOp::Equal, o.seen))
+                .collect();
+            let then: Vec<TxnOp> = ops
+                .into_iter()
+                .map(|o| match o.value {
+                    Some(v) => TxnOp::put(o.key, v, None),
+                    None => TxnOp::delete(o.key, None),
+                })
+                .collect();
+            let r = timed("write", kv.txn(Txn::new().when(when).and_then(then))).await?;
+            let revision = r.header().map_or(0, |h| h.revision());
+            Ok::<_, String>(match r.succeeded() {
+                true => Commit::Done(revision),
+                false => Commit::Conflict,
+            })
+        });
+        task.await
+            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(unavailable)
+    }
+
+    /// Everything under the prefix now. Runs on the watch's runtime.
+    pub async fn reread(&self) -> Result<Read, StateError> {
+        let conn = self
+            .conn
+            .load_full()
+            .ok_or_else(|| StateError::Etcd("etcd is not connected".into()))?;
+        let (mut client, rt) = (conn.0.clone(), conn.1.clone());
+        let root = self.layout.root().to_owned();
+        rt.spawn(async move { read_all(&mut client, &root).await })
+            .await
+            .map_err(|e| StateError::Etcd(e.to_string()))?
+            .map_err(StateError::Etcd)
+    }
+
+    /// Writes the local snapshot of `state` at `revision`, durably.
+    pub fn save_snapshot(&self, state: &Saved, revision: i64) -> Result<(), StateError> {
+        let snap = Snapshot {
+            prefix: self.prefix.clone(),
+            revision,
+            secret: hex::encode(self.secret),
+            state: state.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&snap).map_err(|e| StateError::Write {
+            dir: self.dir.clone(),
+            source: e.into(),
+        })?;
+        super::write_atomic(&self.dir, SNAPSHOT, &bytes)
+    }
+}
+
+/// This machine's host name, the default edge name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "livegate".into())
+}
+
+async fn connect(config: &StateConfig) -> Result<Client, String> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(CALL_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+        .with_keep_alive_while_idle(true)
+        .with_require_leader(true);
+    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+        options = options.with_user(user.clone(), password.0.clone());
+    }
+    if let Some(t) = &config.tls {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| format!("state.tls: cannot read {}: {e}", p.display()))
+        };
+        let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
+        if let (Some(cert), Some(key)) = (&t.cert, &t.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        options = options.with_tls(tls);
+    }
+    timed("connect", Client::connect(&config.endpoints, Some(options))).await
+}
+
+async fn read_all(client: &mut Client, root: &str) -> Result<Read, String> {
+    let r = timed(
+        "read",
+        client.get(root, Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
+    let revision = r.header().map_or(0, |h| h.revision());
+    let kvs = r
+        .kvs()
+        .iter()
+        .filter_map(|kv| {
+            let key = String::from_utf8(kv.key().to_vec()).ok()?;
+            Some((key, kv.value().to_vec(), kv.mod_revision()))
+        })
+        .collect();
+    Ok(Read { revision, kvs })
+}
+
+/// The fleet's HLS token secret: the one in etcd, or a new random one put there
+/// if there is none yet (only if still none, so every edge ends with the same).
+async fn fleet_secret(client: &mut Client, key: &str) -> Result<[u8; 32], String> {
+    let fresh = crate::hls::random_secret().map_err(|e| fail("secret", e))?;
+    let txn = Txn::new()
+        .when([Compare::version(key, CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(key, hex::encode(fresh), None)])
+        .or_else([TxnOp::get(key, None)]);
+    let r = timed("secret", client.txn(txn)).await?;
+    if r.succeeded() {
+        return Ok(fresh);
+    }
+    let value = r
+        .op_responses()
+        .into_iter()
+        .find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(g) => g.kvs().first().map(|kv| kv.value().to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| fail("secret", "the secret vanished while read"))?;
+    parse_secret(&value).ok_or_else(|| {
+        fail(
+            "secret",
+            format!("{key} is not 64 hex digits; delete it to make a new one"),
+        )
+    })
+}
+
+fn parse_secret(value: &[u8]) -> Option<[u8; 32]> {
+    hex::decode(value.trim_ascii()).ok()?.try_into().ok()
+}
+
+/// Start-up: the state and secret from etcd, or — etcd unreachable — from the
+/// local snapshot. With neither, a clear error.
+pub fn boot(config: &StateConfig, dir: &Path, yaml: &[DomainConfig]) -> Result<Boot, StateError> {
+    let prefix = config.prefix.clone().unwrap_or_else(|| "/livegate".into());
+    let layout = Layout::new(&prefix);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StateError::Etcd(e.to_string()))?;
+    let from_etcd = rt.block_on(async {
+        let mut client = connect(config).await?;
+        let secret = fleet_secret(&mut client, &layout.secret()).await?;
+        let read = read_all(&mut client, layout.root()).await?;
+        Ok::<_, String>((secret, read))
+    });
+    match from_etcd {
+        Ok((secret, read)) => {
+            let changes: Vec<Change> = read
+                .kvs
+                .into_iter()
+                .map(|(k, v, r)| (k, Some(v), r))
+                .collect();
+            let state = lay_over(yaml, &layout, &Saved::default(), &changes)
+                .map(|(s, _)| s)
+                .ok_or_else(|| {
+                    StateError::Etcd(format!(
+                        "the state under {prefix} in etcd does not validate against this configuration (see the log)"
+                    ))
+                })?;
+            log::info!(
+                "state from etcd at revision {} ({} keys under {prefix})",
+                read.revision,
+                changes.len()
+            );
+            Ok(Boot {
+                state,
+                revision: read.revision,
+                secret,
+            })
+        }
+        Err(e) => {
+            let file = dir.join(SNAPSHOT);
+            let snap = read_snapshot(&file)?.ok_or_else(|| {
+                StateError::Etcd(format!(
+                    "{e}; and there is no snapshot of an earlier sync at {} to start from: start etcd (or fix state.endpoints) first",
+                    file.display()
+                ))
+            })?;
+            if snap.prefix != prefix {
+                return Err(StateError::Etcd(format!(
+                    "{e}; the snapshot at {} is of prefix {:?}, not {prefix:?}",
+                    file.display(),
+                    snap.prefix
+                )));
+            }
+            let secret =
+                parse_secret(snap.secret.as_bytes()).ok_or_else(|| StateError::Unreadable {
+                    file: file.clone(),
+                    message: "its secret is not 64 hex digits".into(),
+                })?;
+            log::warn!(
+                "{e}: serving the snapshot of etcd revision {} from {} until etcd answers",
+                snap.revision,
+                file.display()
+            );
+            Ok(Boot {
+                state: snap.state,
+                revision: snap.revision,
+                secret,
+            })
+        }
+    }
+}
+
+/// Reads the local snapshot; `None` when there is none.
+pub fn read_snapshot(file: &Path) -> Result<Option<Snapshot>, StateError> {
+    let text = match std::fs::read(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StateError::Unreadable {
+                file: file.to_owned(),
+                message: e.to_string(),
+            })
+        }
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| StateError::Unreadable {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// The watch: connects, reads everything, watches from the next revision, and
+/// starts over (with backoff when etcd failed) whenever the watch ends. Runs until
+/// `shutdown`.
+pub async fn watch(
+    fleet: Arc<Fleet>,
+    live: Arc<Live>,
+    streams: Arc<Streams>,
+    mut shutdown: pingora_core::server::ShutdownWatch,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let ended = tokio::select! {
+            _ = shutdown.changed() => return,
+            e = sync_and_watch(&fleet, &live, &streams) => e,
+        };
+        fleet.set_watching(false);
+        match ended {
+            // Compacted past our revision: read everything again, at once.
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                log::warn!(
+                    "{e}; serving the state of etcd revision {} and retrying in {backoff:?}",
+                    fleet.applied()
+                );
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One round: a full read, then the watch until it ends. `Ok` when it ended
+/// because its revision was compacted (re-read at once), `Err` on a failure.
+async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result<(), String> {
+    let mut client = match fleet.conn.load_full() {
+        Some(c) => c.0.clone(),
+        None => {
+            let c = fleet.connect().await?;
+            fleet.conn.store(Some(Arc::new((
+                c.clone(),
+                tokio::runtime::Handle::current(),
+            ))));
+            c
+        }
+    };
+    let read = read_all(&mut client, fleet.layout.root()).await?;
+    let from = read.revision + 1;
+    cut(live, streams, live.resync(read).await);
+    let options = etcd_client::WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(from);
+    let mut stream = timed("watch", client.watch(fleet.layout.root(), Some(options))).await?;
+    loop {
+        let Some(resp) = stream.message().await.map_err(|e| fail("watch", e))? else {
+            return Err(fail("watch", "the stream ended"));
+        };
+        if resp.compact_revision() > 0 {
+            log::warn!(
+                "etcd compacted its history past revision {from} (to {}); reading the whole state again",
+                resp.compact_revision()
+            );
+            return Ok(());
+        }
+        if resp.canceled() {
+            return Err(fail("watch", format!("canceled: {}", resp.cancel_reason())));
+        }
+        if resp.created() {
+            fleet.set_watching(true);
+            log::info!("watching etcd from revision {from}");
+        }
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let changes = resp
+            .events()
+            .iter()
+            .filter_map(|ev| {
+                let kv = ev.kv()?;
+                let key = String::from_utf8(kv.key().to_vec()).ok()?;
+                let value = match ev.event_type() {
+                    etcd_client::EventType::Put => Some(kv.value().to_vec()),
+                    etcd_client::EventType::Delete => None,
+                };
+                Some((key, value, kv.mod_revision()))
+            })
+            .collect::<Vec<_>>();
+        if !changes.is_empty() {
+            cut(live, streams, live.apply_changes(changes, revision).await);
+        }
+    }
+}
+
+/// Cuts the open connections of streams another edge just forbade.
+fn cut(live: &Live, streams: &Streams, forbids: Vec<super::Forbid>) {
+    let snap = live.load();
+    for f in forbids {
+        if let Some(d) = snap.table.index_of(&super::domain_key(&f.domain)) {
+            let n = streams.cut(d, &f.app.to_ascii_lowercase(), &f.stream, None);
+            log::info!(
+                "stream {}/{} of {} forbidden through the fleet: {n} connections cut",
+                f.app,
+                f.stream,
+                f.domain
+            );
+        }
+    }
+}
+
+/// The watch as a Pingora background service (so it runs in Pingora's runtime,
+/// after daemonising, and stops with the server).
+pub struct FleetWatch {
+    pub fleet: Arc<Fleet>,
+    pub live: Arc<Live>,
+    pub streams: Arc<Streams>,
+}
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for FleetWatch {
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        watch(
+            self.fleet.clone(),
+            self.live.clone(),
+            self.streams.clone(),
+            shutdown,
+        )
+        .await
+    }
+}

@@ -302,11 +302,15 @@ fn dash_t_refuses_what_start_up_would_and_names_a_tab() {
     );
 
     let etcd = conf(&format!(
-        "listen: [\"127.0.0.1:8080\"]\nstate: {{ backend: etcd }}\n{CONFIG}"
+        "listen: [\"127.0.0.1:8080\"]\nstate: {{ backend: etcd, prefix: live/ }}\n{CONFIG}"
     ));
     let out = livegate(&["-t", "-c", etcd.0.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("state.backend: etcd"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("state.endpoints: backend: etcd needs") && err.contains("state.prefix"),
+        "{err}"
+    );
 
     let tab = conf("listen: [\"127.0.0.1:8080\"]\ndomains:\n\t- name: a.com\n");
     let out = livegate(&["-t", "-c", tab.0.path().to_str().unwrap()]);

@@ -56,7 +56,12 @@ macro_rules! until {
             if $cond {
                 break started.elapsed();
             }
-            assert!(started.elapsed() < $limit, "{}: not within {:?}", $what, $limit);
+            assert!(
+                started.elapsed() < $limit,
+                "{}: not within {:?}",
+                $what,
+                $limit
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }};
@@ -129,7 +134,9 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     );
 
     // A viewer on A; the online list is A's and says so; B has none.
-    let viewer = a.get(HOST, &tencent("/live/cam9.flv", "fleetKey2026")).await;
+    let viewer = a
+        .get(HOST, &tencent("/live/cam9.flv", "fleetKey2026"))
+        .await;
     assert_eq!(viewer.status(), 200);
     let online = format!("/v1/streams/online?domain={HOST}&stream=cam9");
     until!("the viewer is online on A", Duration::from_secs(10), {
@@ -142,9 +149,7 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     // A forbid through B cuts A's viewer within 1.5 s and refuses new ones on A.
     let asked = Instant::now();
     let forbid = json!({"domain": HOST, "app": "live", "stream": "cam9"});
-    let (s, v) = api_b
-        .call("POST", "/v1/streams/forbid", Some(forbid))
-        .await;
+    let (s, v) = api_b.call("POST", "/v1/streams/forbid", Some(forbid)).await;
     assert_eq!(s, 200, "{v}");
     until_cut(viewer, Duration::from_secs(10))
         .await
@@ -276,7 +281,10 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
         .call("PUT", "/v1/auth/rules", Some(rule(&["lostKey2026"], 3600)))
         .await;
     assert_eq!((s, code(&v)), (503, "StoreUnavailable"), "{v}");
-    assert_eq!(status(&a, &tencent("/live/x.txt", "lostKey2026")).await, 403);
+    assert_eq!(
+        status(&a, &tencent("/live/x.txt", "lostKey2026")).await,
+        403
+    );
 
     // B restarted while etcd is down starts from its snapshot.
     b.crash_and_restart();
@@ -294,10 +302,7 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
             domains(o.addr)
         ),
     );
-    assert!(
-        err.contains("no snapshot") && err.contains("etcd"),
-        "{err}"
-    );
+    assert!(err.contains("no snapshot") && err.contains("etcd"), "{err}");
 
     // etcd back: writes succeed again and reach both edges.
     etcd.resume().await;
@@ -335,9 +340,7 @@ async fn an_edge_cut_off_while_history_is_compacted_converges() {
         assert_eq!(s, 200, "{v}");
     }
     let forbid = json!({"domain": HOST, "app": "live", "stream": "banned"});
-    let (s, v) = api_a
-        .call("POST", "/v1/streams/forbid", Some(forbid))
-        .await;
+    let (s, v) = api_a.call("POST", "/v1/streams/forbid", Some(forbid)).await;
     assert_eq!(s, 200, "{v}");
     let compacted = etcd.compact().await;
     assert!(compacted > before + 2, "{compacted} {before}");

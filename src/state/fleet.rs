@@ -35,6 +35,8 @@ use crate::streams::Streams;
 
 /// How long one etcd call may take before it counts as etcd being unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a live watch asks etcd for its current revision.
+const PROGRESS: Duration = Duration::from_secs(2);
 /// The local snapshot's name under `state_dir`.
 pub const SNAPSHOT: &str = "etcd-snapshot.json";
 
@@ -440,8 +442,20 @@ async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result
         .with_prefix()
         .with_start_revision(from);
     let mut stream = timed("watch", client.watch(fleet.layout.root(), Some(options))).await?;
+    // Progress requests keep the reported revision etcd's current one even when
+    // nothing under the prefix changes, so edges in step report the same number.
+    let mut progress = tokio::time::interval(PROGRESS);
     loop {
-        let Some(resp) = stream.message().await.map_err(|e| fail("watch", e))? else {
+        let message = tokio::select! {
+            m = stream.message() => m,
+            _ = progress.tick() => {
+                if fleet.watching() {
+                    stream.request_progress().await.map_err(|e| fail("watch", e))?;
+                }
+                continue;
+            }
+        };
+        let Some(resp) = message.map_err(|e| fail("watch", e))? else {
             return Err(fail("watch", "the stream ended"));
         };
         if resp.compact_revision() > 0 {
@@ -457,8 +471,8 @@ async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result
         if resp.created() {
             fleet.set_watching(true);
             log::info!("watching etcd from revision {from}");
+            continue;
         }
-        let revision = resp.header().map_or(0, |h| h.revision());
         let changes = resp
             .events()
             .iter()
@@ -472,8 +486,12 @@ async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result
                 Some((key, value, kv.mod_revision()))
             })
             .collect::<Vec<_>>();
-        if !changes.is_empty() {
-            cut(live, streams, live.apply_changes(changes, revision).await);
+        // A progress answer says the watch is current at the header's revision;
+        // events say the state is at their latest (a catching-up watch's header
+        // may be ahead of the events it has sent so far).
+        match changes.iter().map(|c| c.2).max() {
+            None => fleet.set_applied(resp.header().map_or(0, |h| h.revision())),
+            Some(revision) => cut(live, streams, live.apply_changes(changes, revision).await),
         }
     }
 }

@@ -568,4 +568,3 @@ pub async fn until_cut(mut r: reqwest::Response, limit: Duration) -> Option<Dura
     }
     None
 }
-

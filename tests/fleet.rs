@@ -71,7 +71,7 @@ async fn status(lg: &Livegate, path: &str) -> u16 {
     lg.get(HOST, path).await.status().as_u16()
 }
 
-async fn state(api: &Api) -> Value {
+async fn state_of(api: &Api) -> Value {
     let (s, v) = api.call("GET", "/v1/state", None).await;
     assert_eq!(s, 200, "{v}");
     v
@@ -86,7 +86,7 @@ fn rule(keys: &[&str], valid_duration: i64) -> Value {
 async fn agree(a: &Api, b: &Api, limit: Duration) -> i64 {
     let mut rev;
     until!("both edges at one revision, watching", limit, {
-        let (x, y) = (state(a).await, state(b).await);
+        let (x, y) = (state_of(a).await, state_of(b).await);
         rev = x["revision"].as_i64().unwrap_or(-1);
         x["watch"] == true && y["watch"] == true && x["revision"] == y["revision"]
     });
@@ -163,7 +163,7 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
 
     // Both edges agree, and say so in /v1/state and in the metric.
     let rev = agree(&api_a, &api_b, Duration::from_secs(10)).await;
-    let (sa, sb) = (state(&api_a).await, state(&api_b).await);
+    let (sa, sb) = (state_of(&api_a).await, state_of(&api_b).await);
     assert_eq!(
         (&sa["backend"], &sa["edge"], &sb["edge"], &sa["prefix"]),
         (
@@ -272,7 +272,7 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
     let signed = tencent("/live/cam1.txt", "fleetKey2026");
     for (lg, api) in [(&a, &api_a), (&b, &api_b)] {
         until!("the watch is seen down", Duration::from_secs(20), {
-            state(api).await["watch"] == false
+            state_of(api).await["watch"] == false
         });
         assert_eq!(status(lg, &signed).await, 200);
     }
@@ -326,11 +326,11 @@ async fn an_edge_cut_off_while_history_is_compacted_converges() {
     let (a, api_a) = edge("edge-a", &etcd.url(), &domains(o.addr));
     let (b, api_b) = edge("edge-b", &relay.url(), &domains(o.addr));
     agree(&api_a, &api_b, Duration::from_secs(10)).await;
-    let before = state(&api_b).await["revision"].as_i64().unwrap();
+    let before = state_of(&api_b).await["revision"].as_i64().unwrap();
 
     relay.cut();
     until!("B sees its watch cut", Duration::from_secs(20), {
-        state(&api_b).await["watch"] == false
+        state_of(&api_b).await["watch"] == false
     });
     // While B is away: a rule, a forbid, and the rule replaced again.
     for (i, key) in ["awayKey1", "awayKey2"].iter().enumerate() {
@@ -398,4 +398,108 @@ async fn two_edges_writing_one_rule_at_once_leave_one_whole_body() {
         .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
         .await;
     assert_eq!(ra["rules"], rb["rules"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_with_a_client_certificate() {
+    let etcd = Etcd::start_tls().await;
+    let o = Origin::start("o").await;
+    let state = |cert: bool| {
+        let client = match cert {
+            true => format!(
+                ", cert: {}, key: {}",
+                etcd.pki("client.pem").display(),
+                etcd.pki("client.key").display()
+            ),
+            false => String::new(),
+        };
+        format!(
+            "state: {{ backend: etcd, endpoints: [\"{}\"], prefix: {PREFIX}, \
+             tls: {{ ca: {}{client} }} }}\n",
+            etcd.url(),
+            etcd.pki("ca.pem").display(),
+        )
+    };
+    let admin = free_port();
+    let top = format!(
+        "admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n{}",
+        state(true)
+    );
+    let mut lg = Livegate::start_top(&domains(o.addr), &top);
+    lg.wait_port(admin);
+    let api = Api::new(admin);
+    let (s, v) = api
+        .call("PUT", "/v1/auth/rules", Some(rule(&["tlsKey2026"], 3600)))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let got = etcd
+        .client()
+        .await
+        .get(format!("{PREFIX}/rules/{HOST}/pull/live"), None)
+        .await
+        .unwrap();
+    assert_eq!(got.kvs().len(), 1);
+    until!("the watch is live", Duration::from_secs(10), {
+        state_of(&api).await["watch"] == true
+    });
+    assert_eq!(
+        status(&lg, &tencent("/live/a.txt", "tlsKey2026")).await,
+        200
+    );
+    // Without a client certificate etcd refuses the edge: it cannot start.
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused_start(
+        dir.path(),
+        &format!(
+            "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{}domains:\n{}",
+            free_port(),
+            dir.path().display(),
+            state(false),
+            domains(o.addr)
+        ),
+    );
+    assert!(err.contains("no snapshot"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_etcd_users_a_password_is_needed() {
+    let mut etcd = Etcd::start().await;
+    etcd.enable_auth("rootPassword2026").await;
+    let o = Origin::start("o").await;
+    let auth = |password: &str| {
+        format!(
+            "state: {{ backend: etcd, endpoints: [\"{}\"], prefix: {PREFIX}, \
+             username: root, password: {password} }}\n",
+            etcd.url()
+        )
+    };
+    let admin = free_port();
+    let top = format!(
+        "admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n{}",
+        auth("rootPassword2026")
+    );
+    let mut lg = Livegate::start_top(&domains(o.addr), &top);
+    lg.wait_port(admin);
+    let api = Api::new(admin);
+    let (s, v) = api
+        .call("PUT", "/v1/auth/rules", Some(rule(&["userKey2026"], 3600)))
+        .await;
+    assert_eq!(s, 200, "{v} {}", lg.log());
+    assert_eq!(
+        status(&lg, &tencent("/live/a.txt", "userKey2026")).await,
+        200
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused_start(
+        dir.path(),
+        &format!(
+            "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{}domains:\n{}",
+            free_port(),
+            dir.path().display(),
+            auth("wrongPassword"),
+            domains(o.addr)
+        ),
+    );
+    assert!(err.contains("etcd") && err.contains("no snapshot"), "{err}");
+    assert!(!err.contains("wrongPassword"), "{err}");
 }

@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
     TxnOp,
@@ -79,12 +78,15 @@ pub struct Fleet {
     pub layout: Layout,
     pub prefix: String,
     dir: PathBuf,
-    /// The client and the runtime it lives on, once connected.
-    conn: ArcSwapOption<(Client, tokio::runtime::Handle)>,
+    /// The client and the runtime it lives on, once the watch connected.
+    conn: tokio::sync::watch::Sender<Option<Conn>>,
     applied: AtomicI64,
     watching: AtomicBool,
     secret: [u8; 32],
 }
+
+/// A client and the runtime its connection lives on.
+type Conn = (Client, tokio::runtime::Handle);
 
 /// An etcd failure, for logs and `StoreUnavailable`.
 fn fail(what: &str, e: impl std::fmt::Display) -> String {
@@ -110,7 +112,7 @@ impl Fleet {
             prefix,
             config: config.clone(),
             dir: dir.to_owned(),
-            conn: ArcSwapOption::empty(),
+            conn: tokio::sync::watch::Sender::new(None),
             applied: AtomicI64::new(revision),
             watching: AtomicBool::new(false),
             secret,
@@ -148,15 +150,26 @@ impl Fleet {
         connect(&self.config).await
     }
 
+    /// The client, once the watch has connected (a write right after start
+    /// waits for it, up to the call timeout).
+    async fn connected(&self) -> Result<Conn, StateError> {
+        let mut rx = self.conn.subscribe();
+        let waited = tokio::time::timeout(CALL_TIMEOUT, rx.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(conn)) => conn
+                .clone()
+                .ok_or_else(|| StateError::Etcd("etcd is not connected".into())),
+            _ => Err(StateError::Etcd(format!(
+                "etcd is not connected (not within {CALL_TIMEOUT:?})"
+            ))),
+        }
+    }
+
     /// Writes `ops` in one transaction, on the condition that none of their keys
     /// changed since this edge saw them. Runs on the watch's runtime.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StateError> {
         let unavailable = |m: String| StateError::Etcd(m);
-        let conn = self
-            .conn
-            .load_full()
-            .ok_or_else(|| unavailable("etcd is not connected".into()))?;
-        let (client, rt) = (conn.0.clone(), conn.1.clone());
+        let (client, rt) = self.connected().await?;
         let task = rt.spawn(async move {
             let mut kv = client.kv_client();
             let when: Vec<Compare> = ops
@@ -184,11 +197,7 @@ impl Fleet {
 
     /// Everything under the prefix now. Runs on the watch's runtime.
     pub async fn reread(&self) -> Result<Read, StateError> {
-        let conn = self
-            .conn
-            .load_full()
-            .ok_or_else(|| StateError::Etcd("etcd is not connected".into()))?;
-        let (mut client, rt) = (conn.0.clone(), conn.1.clone());
+        let (mut client, rt) = self.connected().await?;
         let root = self.layout.root().to_owned();
         rt.spawn(async move { read_all(&mut client, &root).await })
             .await
@@ -424,14 +433,14 @@ pub async fn watch(
 /// One round: a full read, then the watch until it ends. `Ok` when it ended
 /// because its revision was compacted (re-read at once), `Err` on a failure.
 async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result<(), String> {
-    let mut client = match fleet.conn.load_full() {
-        Some(c) => c.0.clone(),
+    let current = fleet.conn.borrow().clone();
+    let mut client = match current {
+        Some((c, _)) => c,
         None => {
             let c = fleet.connect().await?;
-            fleet.conn.store(Some(Arc::new((
-                c.clone(),
-                tokio::runtime::Handle::current(),
-            ))));
+            fleet
+                .conn
+                .send_replace(Some((c.clone(), tokio::runtime::Handle::current())));
             c
         }
     };

@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod cors;
 pub mod demo;
+pub mod fanout;
 pub mod flv;
 pub mod hls;
 pub mod hygiene;

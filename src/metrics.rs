@@ -40,6 +40,9 @@ pub struct Metrics {
     pub notify_failed: IntCounter,
     pub connections_refused: IntCounter,
     state_revision: IntGauge,
+    fanout_pulls: IntGauge,
+    fanout_viewers: IntGauge,
+    fanout_slow: IntCounter,
     state_watch: IntGauge,
 }
 
@@ -109,6 +112,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "The state's revision on this edge: the etcd revision applied (fleet), or changes since start (file)"
         )
         .expect(bug),
+        fanout_pulls: register_int_gauge!(
+            "livegate_fanout_pulls",
+            "FLV origin pulls running, each shared by all viewers of its stream"
+        )
+        .expect(bug),
+        fanout_viewers: register_int_gauge!(
+            "livegate_fanout_viewers",
+            "FLV viewers served from a shared origin pull"
+        )
+        .expect(bug),
+        fanout_slow: register_int_counter!(
+            "livegate_fanout_slow_viewers_total",
+            "FLV viewers cut (or skipped to a keyframe) for falling behind the live edge"
+        )
+        .expect(bug),
         state_watch: register_int_gauge!(
             "livegate_state_watch_up",
             "1 while this edge's etcd watch is live (fleet)"
@@ -116,6 +134,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .expect(bug),
     }
 });
+
+/// `livegate_fanout_pulls`: origin pulls running.
+pub fn fanout_pulls(n: usize) {
+    METRICS.fanout_pulls.set(n as i64);
+}
+
+/// `livegate_fanout_viewers`: viewers served from a pull (`delta` ±1).
+pub fn fanout_viewers(delta: i64) {
+    METRICS.fanout_viewers.add(delta);
+}
+
+/// `livegate_fanout_slow_viewers_total`: viewers cut or skipped for lagging.
+pub fn fanout_slow() {
+    METRICS.fanout_slow.inc();
+}
 
 /// Sets `livegate_state_revision`.
 pub fn state_revision(revision: i64) {
@@ -166,6 +199,7 @@ const SCENES: [Scene; 2] = [Scene::Pull, Scene::Push];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// One domain's handles, resolved at start.
+#[derive(Clone)]
 pub struct DomainMetrics {
     pass: [IntCounter; 2],
     fail: [Vec<IntCounter>; 2],

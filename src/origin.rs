@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent, RoundRobin};
 use pingora_load_balancing::{health_check::TcpHealthCheck, Backend, LoadBalancer};
 
@@ -64,6 +65,14 @@ impl Origin {
             Pool::RoundRobin(lb) => peers_health(lb),
             Pool::Consistent(lb) => peers_health(lb),
         }
+    }
+
+    /// The Pingora peer for a selected backend, with this pool's timeouts.
+    pub fn peer(&self, backend: &Backend) -> HttpPeer {
+        let mut peer = HttpPeer::new(backend.addr.clone(), false, String::new());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        peer
     }
 
     /// A healthy peer not in `tried`; failing that, any peer not in `tried` (a

@@ -166,6 +166,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             origin: Arc::new(origin),
             remote: d.remote_auth.as_ref().map(Remote::new),
             metrics: DomainMetrics::new(&d.name),
+            fanout: d.origin.fanout.settings().map(Into::into),
         });
     }
     let health = sites
@@ -230,6 +231,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         sites,
         streams,
         notifier,
+        hub: Default::default(),
     };
     let guarded = Guard::new(
         pingora_proxy::http_proxy(&server.configuration, gate),

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::api::{code, Api, ADMIN_KEY};
-use support::etcd::{Etcd, Relay};
+use support::etcd::Etcd;
 use support::media::demo_origin;
+use support::relay::Relay;
 use support::{free_port, origin_yaml, tencent, until_cut, Livegate, Origin};
 
 const HOST: &str = "play.example.com";

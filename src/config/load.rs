@@ -335,6 +335,20 @@ impl OriginConfig {
         if !(1..=3_600_000).contains(&self.read_timeout_ms) {
             problems.add(format!("{at}.read_timeout_ms"), "must be 1..=3600000");
         }
+        if let super::FanoutConfig::Settings(f) = &self.fanout {
+            if !(0..=600_000).contains(&f.linger_ms) {
+                problems.add(format!("{at}.fanout.linger_ms"), "must be 0..=600000");
+            }
+            if !(100..=600_000).contains(&f.queue_ms) {
+                problems.add(format!("{at}.fanout.queue_ms"), "must be 100..=600000");
+            }
+            if !((64 << 10)..=(1 << 30)).contains(&f.queue_bytes) {
+                problems.add(
+                    format!("{at}.fanout.queue_bytes"),
+                    "must be 65536..=1073741824",
+                );
+            }
+        }
         if let Some(hc) = &self.health_check {
             if !(100..=3_600_000).contains(&hc.interval_ms) {
                 problems.add(

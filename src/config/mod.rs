@@ -464,6 +464,87 @@ pub struct OriginConfig {
     /// Per read: a live stream that keeps sending is never cut.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_ms: u64,
+    /// One origin pull per `.flv` stream shared by its viewers: `true` (the
+    /// default), `false`, or settings.
+    #[serde(default)]
+    pub fanout: FanoutConfig,
+}
+
+/// `origin.fanout`: a switch, or the settings of FLV fan-out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FanoutConfig {
+    Switch(bool),
+    Settings(FanoutSettings),
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        FanoutConfig::Switch(true)
+    }
+}
+
+impl FanoutConfig {
+    /// The settings in force; `None` when fan-out is off.
+    pub fn settings(&self) -> Option<FanoutSettings> {
+        match self {
+            FanoutConfig::Switch(false) => None,
+            FanoutConfig::Switch(true) => Some(FanoutSettings::default()),
+            FanoutConfig::Settings(s) => s.enabled.then(|| s.clone()),
+        }
+    }
+}
+
+/// How FLV fan-out treats its pulls and viewers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FanoutSettings {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A pull with no viewer ends this long after the last one left.
+    #[serde(default = "default_fanout_linger")]
+    pub linger_ms: u64,
+    /// A viewer further behind the live edge than this (in stream time) is slow.
+    #[serde(default = "default_queue_ms")]
+    pub queue_ms: u64,
+    /// … or than this many bytes.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: u64,
+    /// What happens to a slow viewer.
+    #[serde(default)]
+    pub slow_viewer: SlowViewer,
+}
+
+impl Default for FanoutSettings {
+    fn default() -> Self {
+        FanoutSettings {
+            enabled: true,
+            linger_ms: default_fanout_linger(),
+            queue_ms: default_queue_ms(),
+            queue_bytes: default_queue_bytes(),
+            slow_viewer: SlowViewer::default(),
+        }
+    }
+}
+
+/// A slow viewer is cut (players reconnect at the live edge), or skips to the
+/// next keyframe.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowViewer {
+    #[default]
+    Cut,
+    Skip,
+}
+
+fn default_fanout_linger() -> u64 {
+    5_000
+}
+fn default_queue_ms() -> u64 {
+    10_000
+}
+fn default_queue_bytes() -> u64 {
+    16 << 20
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 //!
 //! canonical target → route → access → sign → forbid → remote → origin.
 
+mod fanout;
 mod hls;
 mod remote;
 mod report;
@@ -51,6 +52,8 @@ pub struct Site {
     pub origin: Arc<Origin>,
     pub remote: Option<Remote>,
     pub metrics: DomainMetrics,
+    /// FLV fan-out settings; `None` when `origin.fanout` is off.
+    pub fanout: Option<crate::fanout::Settings>,
 }
 
 /// The edge.
@@ -63,6 +66,8 @@ pub struct Gate {
     pub access_log: Option<LogFormat>,
     /// Signs and checks HLS segment tokens.
     pub hls_secret: Secret,
+    /// Running FLV pulls, shared by their viewers.
+    pub hub: crate::fanout::SharedHub,
 }
 
 /// What one request carries from phase to phase.
@@ -99,6 +104,8 @@ pub struct Ctx {
     session: Option<String>,
     /// The domain's CORS policy and the allowed `Origin` of this request.
     cors: Option<(Arc<Cors>, HeaderValue)>,
+    /// An `.flv` request (fan-out candidate).
+    flv: bool,
     /// Why the request was refused.
     reason: Option<Reason>,
 }
@@ -164,6 +171,7 @@ impl Gate {
             ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
         }
         let route = Route::of(pass.path, domain.nested);
+        ctx.flv = route.ext.eq_ignore_ascii_case("flv");
         let stream = session_stream(route.stream, route.ext);
         snap.check_forbid(index, route.app, stream, now)?;
         if self.sites[index].origin.keyed() {
@@ -202,6 +210,7 @@ impl ProxyHttp for Gate {
             rewrite: None,
             session: None,
             cors: None,
+            flv: false,
             reason: None,
         }
     }
@@ -226,7 +235,10 @@ impl ProxyHttp for Gate {
                 if let Some(key) = &ctx.stream {
                     ctx.ticket = self.streams.open(key, ctx.client_ip.as_str());
                 }
-                Ok(false)
+                match self.fan_out(session, ctx).await {
+                    Some(served) => served,
+                    None => Ok(false),
+                }
             }
             Err(f) => self.deny(session, ctx, f).await,
         }
@@ -243,10 +255,7 @@ impl ProxyHttp for Gate {
                 Error::explain(ErrorType::ConnectNoRoute, "no origin peer left to try")
             })?;
         ctx.peer = backend.addr.as_inet().copied();
-        let mut peer = HttpPeer::new(backend.addr, false, String::new());
-        peer.options.connection_timeout = Some(origin.connect_timeout);
-        peer.options.read_timeout = Some(origin.read_timeout);
-        Ok(Box::new(peer))
+        Ok(Box::new(origin.peer(&backend)))
     }
 
     fn fail_to_connect(

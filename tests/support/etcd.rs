@@ -1,14 +1,8 @@
 //! A real etcd (Debian's `etcd-server`) on free loopback ports with a temporary
-//! data dir, that a test can stop and start again; and a TCP relay in front of it
-//! that a test can cut, to take one edge off etcd while the others stay on.
+//! data dir, that a test can stop and start again.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 use super::free_port;
 use super::media::{need, wait_listening, Proc};
@@ -196,65 +190,5 @@ impl Etcd {
         let rev = c.get("x", None).await.unwrap().header().unwrap().revision();
         c.compact(rev, None).await.unwrap();
         rev
-    }
-}
-
-/// A TCP relay from a loopback port to etcd that can be cut and restored.
-pub struct Relay {
-    pub port: u16,
-    target: u16,
-    on: Arc<AtomicBool>,
-    tasks: Arc<Mutex<JoinSet<()>>>,
-}
-
-impl Relay {
-    /// Starts relaying `port` → `target`.
-    pub async fn start(target: u16) -> Relay {
-        let r = Relay {
-            port: free_port(),
-            target,
-            on: Arc::new(AtomicBool::new(false)),
-            tasks: Arc::new(Mutex::new(JoinSet::new())),
-        };
-        r.restore().await;
-        r
-    }
-
-    /// Its URL, to give an edge as its etcd endpoint.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Drops every relayed connection and refuses new ones.
-    pub fn cut(&self) {
-        self.on.store(false, Ordering::SeqCst);
-        self.tasks.lock().unwrap().abort_all();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "the relay did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Relays again.
-    pub async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.on.store(true, Ordering::SeqCst);
-        let (on, tasks, target) = (self.on.clone(), self.tasks.clone(), self.target);
-        let accept = async move {
-            while on.load(Ordering::SeqCst) {
-                let Ok(Ok((mut client, _))) =
-                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await
-                else {
-                    continue;
-                };
-                tasks.lock().unwrap().spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        };
-        self.tasks.lock().unwrap().spawn(accept);
     }
 }

@@ -62,6 +62,7 @@ pub fn frames(url: &str, seconds: u32) -> usize {
             "-nostdin",
             "-v",
             "error",
+            "-xerror",
             "-i",
             url,
             "-t",

@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod media;
 pub mod receiver;
 pub mod recorder;
+pub mod relay;
 pub mod server;
 
 use std::convert::Infallible;
@@ -87,13 +88,28 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
+/// `first`, then (when `endless`) an endless run of 64 KB FLV video keyframe
+/// tags, 40 ms apart in stream time and as fast as the reader takes them — or,
+/// `paced`, 10 ms apart in both (6.4 MB/s); otherwise nothing more, ever.
 fn stream_body(first: Option<Bytes>, endless: bool) -> Body {
-    let s = futures_util::stream::unfold(first, move |state| async move {
+    paced_body(first, endless, false)
+}
+
+fn paced_body(first: Option<Bytes>, endless: bool, paced: bool) -> Body {
+    let step = if paced { 10 } else { 40 };
+    let s = futures_util::stream::unfold((first, 0u32), move |(state, n)| async move {
         match state {
-            Some(b) => Some((Ok::<_, Infallible>(Frame::data(b)), None)),
+            Some(b) => Some((Ok::<_, Infallible>(Frame::data(b)), (None, n))),
             None if endless => {
-                tokio::task::yield_now().await;
-                Some((Ok(Frame::data(Bytes::from(vec![0x09u8; 64 * 1024]))), None))
+                match paced {
+                    true => tokio::time::sleep(Duration::from_millis(10)).await,
+                    false => tokio::task::yield_now().await,
+                }
+                let mut tag = Vec::with_capacity(64 * 1024);
+                let mut payload = vec![0x09u8; 64 * 1024 - 15];
+                payload[..2].copy_from_slice(&[0x17, 0x01]);
+                livegate::flv::write_tag(&mut tag, livegate::flv::VIDEO, n * step, &payload);
+                Some((Ok(Frame::data(Bytes::from(tag))), (None, n + 1)))
             }
             None => {
                 std::future::pending::<()>().await;
@@ -146,9 +162,10 @@ fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
     if path.ends_with(".flv") {
         return resp
             .header("content-type", "video/x-flv")
-            .body(stream_body(
-                Some(Bytes::from_static(b"FLV\x01\x05\0\0\0\x09")),
+            .body(paced_body(
+                Some(Bytes::from_static(livegate::flv::HEADER)),
                 true,
+                path.starts_with("/paced/"),
             ))
             .unwrap();
     }
@@ -172,6 +189,11 @@ impl Origin {
             seen,
             _server: server,
         }
+    }
+
+    /// TCP connections it accepted so far.
+    pub fn connections(&self) -> usize {
+        self._server.connections()
     }
 
     pub fn seen(&self) -> Vec<Seen> {

@@ -1,0 +1,192 @@
+//! The origin side of a fan-out: one request to the origin (failing over across
+//! its peers like a proxied request), its body split into tags and sent to every
+//! viewer, until the origin ends it or the last viewer left `linger` ago.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_http::RequestHeader;
+
+use super::gop::Splitter;
+use super::{Head, Hub, Packet, Pull, Source};
+
+/// Most of a refused answer's body passed to the viewers that waited.
+const MAX_REFUSAL_BODY: usize = 64 << 10;
+
+/// Headers that describe one hop, not the stream: never passed on. The length
+/// goes too: each viewer gets its own bytes (a joiner starts at a keyframe).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "proxy-authenticate",
+];
+
+/// Runs a pull to its end, then unregisters it.
+pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
+    match connect(&pull, &source).await {
+        Ok(mut http) => {
+            if let Some(resp) = http.response_header() {
+                (source.on_status)(resp.status.as_u16());
+            }
+            match head_of(&mut http).await {
+                Head::Live(resp) => {
+                    pull.head.send_replace(Head::Live(resp));
+                    stream(&hub, &pull, &source, &mut http).await;
+                }
+                refused => {
+                    pull.head.send_replace(refused);
+                }
+            }
+        }
+        Err(why) => {
+            log::warn!("fan-out pull of {}: {why}", pull.key.target);
+            pull.head.send_replace(Head::Failed(502));
+        }
+    }
+    hub.remove(&pull);
+    // Dropping the ring's sender ends every viewer's receiver: they finish
+    // their responses cleanly and players reconnect.
+    pull.shared().ring = None;
+}
+
+/// Connects to a peer (trying the next one on a refused connection) and sends
+/// the request; the response head is read.
+async fn connect(pull: &Pull, source: &Source) -> Result<HttpSession, String> {
+    let connector = Connector::new(None);
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut last = String::from("no origin peer");
+    while tried.len() < source.origin.peers.max(1) {
+        let Some(backend) = source.origin.select(source.hash_key.as_bytes(), &tried) else {
+            break;
+        };
+        let peer = source.origin.peer(&backend);
+        if let Some(a) = backend.addr.as_inet() {
+            tried.push(*a);
+        } else {
+            tried.push(SocketAddr::from(([0, 0, 0, 0], 0)));
+        }
+        let mut http = match connector.get_http_session(&peer).await {
+            Ok((h, _reused)) => h,
+            Err(e) => {
+                log::warn!("origin {} refused: {e}; trying another peer", backend.addr);
+                last = e.to_string();
+                continue;
+            }
+        };
+        let mut req = RequestHeader::build("GET", pull.key.target.as_bytes(), None)
+            .map_err(|e| e.to_string())?;
+        req.insert_header(http::header::HOST, &pull.key.host)
+            .map_err(|e| e.to_string())?;
+        req.insert_header(http::header::USER_AGENT, "livegate-fanout")
+            .map_err(|e| e.to_string())?;
+        http.set_read_timeout(Some(source.origin.read_timeout));
+        let sent = async {
+            http.write_request_header(Box::new(req)).await?;
+            http.finish_request_body().await?;
+            http.read_response_header().await
+        };
+        match sent.await {
+            Ok(()) => return Ok(http),
+            Err(e) => last = format!("origin {}: {e}", backend.addr),
+        }
+    }
+    Err(last)
+}
+
+/// The origin's answer as viewers get it: hop-by-hop headers removed; a
+/// refusal's body read (bounded).
+async fn head_of(http: &mut HttpSession) -> Head {
+    let Some(resp) = http.response_header() else {
+        return Head::Failed(502);
+    };
+    let mut resp = resp.clone();
+    for h in HOP_BY_HOP {
+        resp.remove_header(h);
+    }
+    if resp.status.as_u16() == 200 {
+        return Head::Live(Arc::new(resp));
+    }
+    let mut body = BytesMut::new();
+    while body.len() < MAX_REFUSAL_BODY {
+        match http.read_response_body().await {
+            Ok(Some(b)) => body.extend_from_slice(&b),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_REFUSAL_BODY);
+    let _ = resp.insert_header("content-length", body.len().to_string());
+    Head::Refused(Arc::new(resp), body.freeze())
+}
+
+/// Reads the origin's body and sends it on, tag by tag, until the origin ends
+/// or the pull lingered without viewers.
+async fn stream(hub: &Hub, pull: &Pull, source: &Source, http: &mut HttpSession) {
+    let mut splitter = Splitter::default();
+    let mut sent: u64 = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let chunk = tokio::select! {
+            c = http.read_response_body() => c,
+            _ = tick.tick() => {
+                if pull.lingered(hub, source.settings.linger) {
+                    log::debug!("fan-out pull of {} ends: no viewer", pull.key.target);
+                    return;
+                }
+                continue;
+            }
+        };
+        let chunk = match chunk {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                log::info!(
+                    "fan-out pull of {}: the origin ended the stream",
+                    pull.key.target
+                );
+                return;
+            }
+            Err(e) => {
+                log::warn!("fan-out pull of {}: {e}", pull.key.target);
+                return;
+            }
+        };
+        let split = match splitter.push(&chunk) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!(
+                    "fan-out pull of {}: not FLV ({e}); ending it",
+                    pull.key.target
+                );
+                return;
+            }
+        };
+        let mut shared = pull.shared();
+        if let Some(h) = split.header {
+            shared.gop.header(h);
+        }
+        for frame in split.frames {
+            sent += frame.bytes.len() as u64;
+            pull.edge_bytes.store(sent, Ordering::Release);
+            pull.edge_ms
+                .store(u64::from(frame.timestamp), Ordering::Release);
+            // No receiver is not an error: viewers come and go.
+            if let Some(ring) = &shared.ring {
+                let _ = ring.send(Packet {
+                    frame: frame.clone(),
+                    end: sent,
+                });
+            }
+            shared.gop.push(&frame);
+        }
+    }
+}

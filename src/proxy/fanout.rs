@@ -1,0 +1,65 @@
+//! The proxy's side of FLV fan-out: which admitted requests join a shared pull,
+//! and what the pull and the viewer need of the request. The work is in
+//! [`crate::fanout`].
+
+use http::Method;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use super::request::host_header;
+use super::{Ctx, Gate};
+use crate::fanout::{self, PullKey, Source, Viewer};
+use crate::route::Scene;
+
+impl Gate {
+    /// An admitted `GET` of an `.flv` stream on a domain with fan-out is served
+    /// from the stream's one origin pull; `None` for every other request (and
+    /// when the auth server asked for headers to pass to the origin: a shared
+    /// pull cannot carry one viewer's headers).
+    pub(super) async fn fan_out(&self, session: &mut Session, ctx: &Ctx) -> Option<Result<bool>> {
+        let d = ctx.domain?;
+        let site = &self.sites[d];
+        let settings = site.fanout.as_ref()?;
+        let req = session.req_header();
+        if !ctx.flv
+            || ctx.scene != Some(Scene::Pull)
+            || req.method != Method::GET
+            || ctx.upstream_headers.is_some()
+        {
+            return None;
+        }
+        let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
+        let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let host = match &site.origin.host {
+            Some(h) => h.clone(),
+            None => host_header(req)?.to_owned(),
+        };
+        let cors = ctx.cors.clone();
+        let decorate = move |resp: &mut ResponseHeader| match &cors {
+            Some((c, origin)) => c.apply(resp, origin),
+            None => Ok(()),
+        };
+        let viewer = Viewer {
+            key: PullKey {
+                domain: d,
+                host,
+                target,
+            },
+            settings,
+            ticket: ctx.ticket.as_ref(),
+            sent: &site.metrics.sent,
+            decorate: &decorate,
+        };
+        let source = || {
+            let metrics = site.metrics.clone();
+            Source {
+                origin: site.origin.clone(),
+                hash_key: ctx.hash_key.clone(),
+                settings: settings.clone(),
+                on_status: Box::new(move |s| metrics.upstream_status(s)),
+            }
+        };
+        Some(fanout::serve(&self.hub, session, viewer, source).await)
+    }
+}

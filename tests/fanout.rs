@@ -1,0 +1,223 @@
+//! FLV fan-out end to end: the real binary, real H.264 from the demo origin
+//! (decoded by ffmpeg), a paced test origin, and a relay in front of the origin
+//! that counts (and can cut) origin connections.
+
+mod support;
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::api::{Api, ADMIN_KEY};
+use support::media::{demo_origin, frames};
+use support::relay::Relay;
+use support::{free_port, origin_yaml, tencent, until_cut, Livegate, Origin};
+
+const HOST: &str = "play.example.com";
+const KEY: &str = "fanoutKey2026";
+
+fn domain(origin: &str, fanout: &str) -> String {
+    format!(
+        "  - name: \"*\"\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n",
+        origin_yaml(&[origin], &format!(", fanout: {fanout}"))
+    )
+}
+
+/// Waits until `cond` holds, failing with `what` after `limit`.
+fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An FLV viewer on a raw socket (with the Host ffmpeg would send): the request
+/// sent, the response head read.
+fn viewer(port: u16, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).unwrap(), 1, "no response head");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
+/// Bytes read from `s` in `d`.
+fn read_for(s: &mut TcpStream, d: Duration) -> usize {
+    let end = Instant::now() + d;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n = 0;
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_viewers_share_one_origin_connection_and_a_late_joiner_plays_at_once() {
+    let origin = demo_origin();
+    let relay = Relay::start(origin.port).await;
+    let lg = Livegate::start(&domain(&relay.addr(), "{ linger_ms: 500 }"));
+    let path = tencent("/live/cam1.flv", KEY);
+    let mut viewers: Vec<TcpStream> = (0..20).map(|_| viewer(lg.port, &path)).collect();
+    for v in &mut viewers {
+        assert!(read_for(v, Duration::from_millis(200)) > 0);
+    }
+    assert_eq!(relay.accepted(), 1, "one origin connection for 20 viewers");
+    // A late joiner decodes from its first byte: configuration, then a keyframe.
+    let url = format!("http://127.0.0.1:{}{path}", lg.port);
+    let n = tokio::task::spawn_blocking(move || frames(&url, 3))
+        .await
+        .unwrap();
+    assert!(n >= 60, "{n} frames in 3 s");
+    assert_eq!(relay.accepted(), 1, "the joiner shared the pull too");
+    // Everyone leaves: the pull ends after linger; the next viewer starts another.
+    drop(viewers);
+    wait("the pull ended", Duration::from_secs(10), || {
+        relay.open() == 0
+    });
+    let mut again = viewer(lg.port, &path);
+    assert!(read_for(&mut again, Duration::from_millis(200)) > 0);
+    assert_eq!(relay.accepted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fanout_false_is_one_origin_request_per_viewer() {
+    let o = Origin::start("o").await;
+    let relay = Relay::start(o.addr.port()).await;
+    let lg = Livegate::start(&domain(&relay.addr(), "false"));
+    let path = tencent("/live/cam1.flv", KEY);
+    let mut viewers: Vec<TcpStream> = (0..3).map(|_| viewer(lg.port, &path)).collect();
+    for v in &mut viewers {
+        assert!(read_for(v, Duration::from_millis(100)) > 0);
+    }
+    assert_eq!(relay.accepted(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_viewer_is_cut_while_the_others_keep_their_rate() {
+    let o = Origin::start("o").await;
+    let lg = Livegate::start(&domain(
+        &o.addr.to_string(),
+        "{ queue_ms: 1000, slow_viewer: cut }",
+    ));
+    let path = tencent("/paced/cam1.flv", KEY);
+    // The stalled viewer reads nothing, through a small receive buffer.
+    let stalled = {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], lg.port)).into())
+            .unwrap();
+        let mut s: TcpStream = sock.into();
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        s
+    };
+    let mut a = viewer(lg.port, &path);
+    let mut b = viewer(lg.port, &path);
+    // The others keep receiving the origin's 6.4 MB/s while the stalled one is cut.
+    let (ra, rb) = std::thread::scope(|sc| {
+        let ta = sc.spawn(|| read_for(&mut a, Duration::from_secs(4)));
+        let tb = sc.spawn(|| read_for(&mut b, Duration::from_secs(4)));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!(ra > 8 << 20 && rb > 8 << 20, "{ra} {rb} bytes in 4 s");
+    let mut stalled = stalled;
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = vec![0u8; 1 << 20];
+    let mut total = 0usize;
+    let ended = loop {
+        match stalled.read(&mut sink) {
+            Ok(0) | Err(_) => break true,
+            Ok(k) => total += k,
+        }
+        if total > 64 << 20 {
+            break false;
+        }
+    };
+    assert!(ended, "the stalled viewer was never cut");
+    assert!(lg.log().contains("slow viewer"), "{}", lg.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbid_cuts_every_viewer_and_origin_death_ends_them_cleanly() {
+    let o = Origin::start("o").await;
+    let relay = Relay::start(o.addr.port()).await;
+    let admin = free_port();
+    let lg = Livegate::start_top(
+        &domain(&relay.addr(), "true"),
+        &format!("admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n"),
+    );
+    let api = Api::new(admin);
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let r = lg.get(HOST, &tencent("/paced/cam7.flv", KEY)).await;
+        assert_eq!(r.status(), 200);
+        viewers.push(r);
+    }
+    assert_eq!(relay.accepted(), 1);
+    let (s, v) = api
+        .call("GET", "/v1/streams/online?domain=*&stream=cam7", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["streams"][0]["connections"], 3, "{v}");
+    let forbid = json!({"domain": "*", "app": "paced", "stream": "cam7"});
+    let (s, v) = api.call("POST", "/v1/streams/forbid", Some(forbid)).await;
+    assert_eq!(s, 200, "{v}");
+    for r in viewers {
+        until_cut(r, Duration::from_secs(10))
+            .await
+            .expect("a viewer was not cut");
+    }
+
+    // Another stream; its origin connection dies: every viewer's response ends
+    // (cleanly: the chunked body is terminated), and the next viewer pulls anew.
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let r = lg.get(HOST, &tencent("/paced/cam8.flv", KEY)).await;
+        assert_eq!(r.status(), 200);
+        viewers.push(r);
+    }
+    assert_eq!(relay.accepted(), 2);
+    relay.cut();
+    for mut r in viewers {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match r.chunk().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return true,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await
+        .expect("a viewer was not ended");
+        assert!(ended, "a viewer's body did not end cleanly");
+    }
+    relay.restore().await;
+    let r = lg.get(HOST, &tencent("/paced/cam8.flv", KEY)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(relay.accepted(), 3);
+}

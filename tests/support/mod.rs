@@ -88,27 +88,19 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
-/// `first`, then (when `endless`) an endless run of 64 KB FLV video keyframe
-/// tags, 40 ms apart in stream time and as fast as the reader takes them — or,
-/// `paced`, 10 ms apart in both (6.4 MB/s); otherwise nothing more, ever.
+/// `first`, then (when `endless`) an endless live stream of 64 KB FLV video
+/// keyframe tags, one every 10 ms in both stream and wall time (6.4 MB/s, paced
+/// like a live origin); otherwise nothing more, ever.
 fn stream_body(first: Option<Bytes>, endless: bool) -> Body {
-    paced_body(first, endless, false)
-}
-
-fn paced_body(first: Option<Bytes>, endless: bool, paced: bool) -> Body {
-    let step = if paced { 10 } else { 40 };
     let s = futures_util::stream::unfold((first, 0u32), move |(state, n)| async move {
         match state {
             Some(b) => Some((Ok::<_, Infallible>(Frame::data(b)), (None, n))),
             None if endless => {
-                match paced {
-                    true => tokio::time::sleep(Duration::from_millis(10)).await,
-                    false => tokio::task::yield_now().await,
-                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 let mut tag = Vec::with_capacity(64 * 1024);
                 let mut payload = vec![0x09u8; 64 * 1024 - 15];
                 payload[..2].copy_from_slice(&[0x17, 0x01]);
-                livegate::flv::write_tag(&mut tag, livegate::flv::VIDEO, n * step, &payload);
+                livegate::flv::write_tag(&mut tag, livegate::flv::VIDEO, n * 10, &payload);
                 Some((Ok(Frame::data(Bytes::from(tag))), (None, n + 1)))
             }
             None => {
@@ -162,10 +154,9 @@ fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
     if path.ends_with(".flv") {
         return resp
             .header("content-type", "video/x-flv")
-            .body(paced_body(
+            .body(stream_body(
                 Some(Bytes::from_static(livegate::flv::HEADER)),
                 true,
-                path.starts_with("/paced/"),
             ))
             .unwrap();
     }

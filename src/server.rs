@@ -33,7 +33,7 @@ use crate::watchdog::SigintWatchdog;
 pub const DEFAULT_GRACE_SECONDS: u64 = 30;
 
 /// Read buffer of plain-HTTP client connections (see `run`).
-const PLAIN_READ_BUFFER: usize = 4096;
+pub const PLAIN_READ_BUFFER: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]

@@ -221,3 +221,28 @@ async fn a_forbid_cuts_every_viewer_and_origin_death_ends_them_cleanly() {
     assert_eq!(r.status(), 200);
     assert_eq!(relay.accepted(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_pull_asks_the_canonical_target_and_carries_no_viewers_headers() {
+    let rec = support::recorder::Recorder::start().await;
+    let lg = Livegate::start(&domain(&rec.addr.to_string(), "true"));
+    let signed = tencent("/live/cam1.flv", KEY);
+    let r = lg
+        .request(reqwest::Method::GET, HOST, &format!("{signed}&keep=1"))
+        .header("cookie", "session=viewerSecret")
+        .header("authorization", "Bearer viewerToken")
+        .header("x-forwarded-for", "10.9.9.9")
+        .send()
+        .await
+        .unwrap();
+    // The recorder answers "ok", which is no FLV: the viewer is told so.
+    assert_eq!(r.status(), 502);
+    let seen = rec.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].target, "/live/cam1.flv?keep=1");
+    assert_eq!(seen[0].values("host"), [HOST]);
+    for h in ["cookie", "authorization", "x-forwarded-for", "x-real-ip"] {
+        assert!(seen[0].values(h).is_empty(), "{h}: {seen:?}");
+    }
+    assert!(lg.log().contains("not FLV"), "{}", lg.log());
+}

@@ -31,10 +31,13 @@ const SPLIT: &str = "      - { scene: pull, app: live, scheme: tencent, keys: [l
 const OPEN: &str =
     "      - { scene: pull, enabled: false }\n      - { scene: push, enabled: false }\n";
 
+/// A domain whose requests are each proxied: these tests check what the origin
+/// receives for each request, so FLV fan-out (one shared pull, tested in
+/// tests/fanout.rs) is off.
 fn domain(name: &str, origin: impl std::fmt::Display, auth: &str, extra: &str) -> String {
     format!(
         "  - name: \"{name}\"\n    origin: {}\n    auth:\n{auth}{extra}",
-        origin_yaml(&[origin], "")
+        origin_yaml(&[origin], ", fanout: false")
     )
 }
 

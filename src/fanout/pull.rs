@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
-use pingora_http::RequestHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::gop::Splitter;
 use super::{Head, Hub, Packet, Pull, Source};
@@ -41,8 +41,15 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
             }
             match head_of(&mut http).await {
                 Head::Live(resp) => {
-                    pull.head.send_replace(Head::Live(resp));
-                    stream(&hub, &pull, &source, &mut http).await;
+                    let mut pending = Some(resp);
+                    stream(&hub, &pull, &source, &mut http, &mut pending).await;
+                    if pending.is_some() {
+                        log::warn!(
+                            "fan-out pull of {}: the origin's answer is not FLV (no FLV header); its viewers get 502",
+                            pull.key.target
+                        );
+                        pull.head.send_replace(Head::Failed(502));
+                    }
                 }
                 refused => {
                     pull.head.send_replace(refused);
@@ -130,8 +137,15 @@ async fn head_of(http: &mut HttpSession) -> Head {
 }
 
 /// Reads the origin's body and sends it on, tag by tag, until the origin ends
-/// or the pull lingered without viewers.
-async fn stream(hub: &Hub, pull: &Pull, source: &Source, http: &mut HttpSession) {
+/// or the pull lingered without viewers. The response head (`pending`) goes to
+/// the viewers once the body starts with an FLV header.
+async fn stream(
+    hub: &Hub,
+    pull: &Pull,
+    source: &Source,
+    http: &mut HttpSession,
+    pending: &mut Option<Arc<ResponseHeader>>,
+) {
     let mut splitter = Splitter::default();
     let mut sent: u64 = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -173,6 +187,9 @@ async fn stream(hub: &Hub, pull: &Pull, source: &Source, http: &mut HttpSession)
         let mut shared = pull.shared();
         if let Some(h) = split.header {
             shared.gop.header(h);
+            if let Some(resp) = pending.take() {
+                pull.head.send_replace(Head::Live(resp));
+            }
         }
         for frame in split.frames {
             sent += frame.bytes.len() as u64;

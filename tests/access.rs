@@ -15,10 +15,14 @@ use support::{free_port, origin_yaml, raw_from, sample, scrape, Livegate, Origin
 const HOST: &str = "play.example.com";
 const OPEN: &str = "      - { scene: pull, enabled: false }\n";
 
+/// Each request proxied (these tests read what the recording origin received per
+/// request; FLV fan-out's shared pull is tested in tests/fanout.rs).
+const PROXIED: &str = ", fanout: false";
+
 fn domain(origin: impl std::fmt::Display, access: &str) -> String {
     format!(
         "  - name: {HOST}\n    origin: {}\n    auth:\n{OPEN}    access: {access}\n",
-        origin_yaml(&[origin], "")
+        origin_yaml(&[origin], PROXIED)
     )
 }
 
@@ -216,7 +220,7 @@ async fn access_set_through_the_api_is_in_force_on_the_next_request() {
     let mut lg = Livegate::start_top(
         &format!(
             "  - name: {HOST}\n    origin: {}\n    auth:\n{OPEN}",
-            origin_yaml(&[rec.addr], "")
+            origin_yaml(&[rec.addr], PROXIED)
         ),
         &format!("admin: {{ listen: \"127.0.0.1:{port}\", key: {ADMIN_KEY} }}\n"),
     );

@@ -137,6 +137,7 @@ def run_edge(name, cmd, p, path, origin, worker_of=None):
     loop.run_until_complete(asyncio.sleep(SECONDS))
     c1, t1, b1 = cpu_ticks(pid), time.monotonic(), sum(counts)
     rss = rss_kb(pid)
+    still = sum(alive)
     conns = origin.connections - before_conns
     for t in tasks:
         t.cancel()
@@ -150,7 +151,7 @@ def run_edge(name, cmd, p, path, origin, worker_of=None):
         "rss_per_viewer": (rss - base) * 1024 / VIEWERS,
         "cpu_per_viewer": cpu_pct / VIEWERS,
         "kbps": got_kbps,
-        "alive": sum(alive),
+        "alive": still,
     }
 
 

@@ -97,11 +97,17 @@ pub async fn serve(
         session.write_response_body(None, true).await?;
         return Ok(true);
     };
-    let mut first = BytesMut::with_capacity(start.iter().map(Bytes::len).sum());
+    // The joining bytes are slices of the origin's own buffers: written in
+    // batches of at most `BATCH` copied bytes, never one copy of the whole GOP.
+    let mut batch = Batch::default();
     for b in start {
-        first.extend_from_slice(&b);
+        if let Some(full) = batch.add(b) {
+            write(session, &viewer, full).await?;
+        }
     }
-    write(session, &viewer, first.freeze()).await?;
+    if let Some(rest) = batch.take() {
+        write(session, &viewer, rest).await?;
+    }
     loop {
         let packet = match ring.recv().await {
             Ok(p) => p,
@@ -125,30 +131,70 @@ pub async fn serve(
             (ring, keyed) = (ring.resubscribe(), false);
             continue;
         }
-        let mut batch = BytesMut::new();
-        take(&mut batch, &packet, &mut keyed);
-        while batch.len() < BATCH {
-            match ring.try_recv() {
-                Ok(p) => take(&mut batch, &p, &mut keyed),
-                Err(_) => break,
+        let mut batch = Batch::default();
+        let mut next = Some(packet);
+        while let Some(p) = next.take() {
+            if let Some(full) = batch.add_tag(&p, &mut keyed) {
+                write(session, &viewer, full).await?;
             }
+            next = ring.try_recv().ok();
         }
-        if !batch.is_empty() {
-            write(session, &viewer, batch.freeze()).await?;
+        if let Some(rest) = batch.take() {
+            write(session, &viewer, rest).await?;
         }
     }
 }
 
-/// Adds a tag to what is written next — unless it is video the viewer cannot
-/// decode yet (before its first keyframe, or after a skip).
-fn take(batch: &mut BytesMut, p: &Packet, keyed: &mut bool) {
-    if p.frame.kind == VIDEO && !*keyed {
-        if !p.frame.keyframe {
-            return;
+/// What a viewer writes next: one buffer as it came (no copy), or several
+/// small ones copied together up to `BATCH` bytes (one write, not many).
+#[derive(Default)]
+struct Batch {
+    one: Option<Bytes>,
+    many: BytesMut,
+}
+
+impl Batch {
+    /// Adds bytes; returns what is to be written first when they would not fit
+    /// in the batch (a buffer alone is never copied).
+    fn add(&mut self, b: Bytes) -> Option<Bytes> {
+        if let Some(first) = self.one.take() {
+            if first.len() + b.len() > BATCH {
+                self.one = Some(b);
+                return Some(first);
+            }
+            self.many.extend_from_slice(&first);
         }
-        *keyed = true;
+        if self.many.is_empty() {
+            self.one = Some(b);
+            return None;
+        }
+        if self.many.len() + b.len() > BATCH {
+            let out = self.many.split().freeze();
+            self.one = Some(b);
+            return Some(out);
+        }
+        self.many.extend_from_slice(&b);
+        None
     }
-    batch.extend_from_slice(&p.frame.bytes);
+
+    /// Adds a tag — unless it is video the viewer cannot decode yet (before its
+    /// first keyframe, or after a skip).
+    fn add_tag(&mut self, p: &Packet, keyed: &mut bool) -> Option<Bytes> {
+        if p.frame.kind == VIDEO && !*keyed {
+            if !p.frame.keyframe {
+                return None;
+            }
+            *keyed = true;
+        }
+        self.add(p.frame.bytes.clone())
+    }
+
+    /// What is left to write.
+    fn take(&mut self) -> Option<Bytes> {
+        self.one
+            .take()
+            .or_else(|| (!self.many.is_empty()).then(|| self.many.split().freeze()))
+    }
 }
 
 /// A viewer fell behind: cut, or (with `slow_viewer: skip`) drop what it has
@@ -198,4 +244,22 @@ async fn write(session: &mut Session, viewer: &Viewer<'_>, bytes: Bytes) -> Resu
         t.sent(n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_buffers_are_joined_and_a_big_one_goes_alone_uncopied() {
+        let mut b = Batch::default();
+        assert!(b.add(Bytes::from_static(b"ab")).is_none());
+        assert!(b.add(Bytes::from_static(b"cd")).is_none());
+        let big = Bytes::from(vec![7u8; BATCH]);
+        assert_eq!(b.add(big.clone()).as_deref(), Some(&b"abcd"[..]));
+        let out = b.add(Bytes::from_static(b"e")).unwrap();
+        assert_eq!(out.as_ptr(), big.as_ptr(), "the big buffer was copied");
+        assert_eq!(b.take().as_deref(), Some(&b"e"[..]));
+        assert!(b.take().is_none());
+    }
 }

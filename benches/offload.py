@@ -201,9 +201,17 @@ http {{ {temp}
         ("livegate, fanout: false", [LIVEGATE, "-c", off_conf], off_port, None),
         ("livegate (fan-out)", [LIVEGATE, "-c", on_conf], lg_port, None),
     ]
+    # ONLY=<part of an edge's name> runs just that edge; WRAP=<command> runs it
+    # under a tool (the README's heap profile: WRAP="heaptrack -o /tmp/lg").
+    only, wrap = os.environ.get("ONLY"), os.environ.get("WRAP", "").split()
     results = {}
     for name, cmd, p, worker in edges:
-        results[name] = run_edge(name, cmd, p, path, origin, worker)
+        if only and only not in name:
+            continue
+        results[name] = run_edge(name, wrap + cmd, p, path, origin, worker)
+    if only:
+        print(results)
+        return
     server.close()
 
     ng = results["nginx proxy_pass"]

@@ -92,6 +92,9 @@ struct CheckArgs {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(not(feature = "system-alloc"))]
+mod alloc;
+
 const USAGE: u8 = 2;
 
 /// Logs to stderr (journald under systemd; `server.error_log` when daemonised).

@@ -1,6 +1,29 @@
-"""What the benchmark scripts share: free ports, waiting for a listener, and a
-one-domain livegate config with a `secure_link` rule or the rule disabled."""
-import socket, sys, time
+"""What the benchmark scripts share: free ports, waiting for a listener, processes
+pinned to a core (stopped at exit), their RSS and children, and a one-domain
+livegate config with a `secure_link` rule or the rule disabled."""
+import re, socket, subprocess, sys, time
+
+procs = []
+
+
+def start(cmd, core, **kw):
+    """Starts `cmd` pinned to `core`; kept in `procs` to be stopped at the end."""
+    p = subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL,
+                         stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+    procs.append(p)
+    return p
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def children(pid):
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
 
 
 def port():

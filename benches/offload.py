@@ -4,7 +4,7 @@ nginx (secure_link + proxy_pass, proxy_buffering off) and a bare Pingora proxy
 (the framework floor). See offload.sh. Prints a markdown table."""
 import asyncio, os, re, signal, subprocess, sys, tempfile, time
 
-from common import livegate_conf, port, wait_port
+from common import children, livegate_conf, port, procs, rss_kb, start, wait_port
 
 LIVEGATE, BARE = sys.argv[1], sys.argv[2]
 VIEWERS = int(os.environ.get("VIEWERS", "200"))
@@ -13,15 +13,6 @@ KBPS = int(os.environ.get("KBPS", "2000"))
 KEY = "benchKey2026"
 HOST = "bench.example.com"
 EDGE_CORE, LOAD_CORE = "0", "1"
-procs = []
-
-
-def start(cmd, core, **kw):
-    p = subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL,
-                         stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
-    procs.append(p)
-    return p
-
 
 def stop(p):
     p.send_signal(signal.SIGQUIT if "nginx" in p.args else signal.SIGINT)
@@ -32,23 +23,11 @@ def stop(p):
         p.wait()
 
 
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
 def cpu_ticks(pid):
     """utime + stime of a process, all threads (clock ticks)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
-
-
-def children(pid):
-    try:
-        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
 
 
 # --- the origin: an endless live FLV at KBPS, counting its connections --------

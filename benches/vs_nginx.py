@@ -1,7 +1,7 @@
 """Runs the livegate-vs-nginx benchmark; see vs_nginx.sh. Prints a markdown table."""
 import asyncio, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
-from common import livegate_conf, port, wait_port
+from common import children, livegate_conf, port, procs, rss_kb, start, wait_port
 
 LIVEGATE = sys.argv[1]
 DURATION = int(os.environ.get("DURATION", "10"))
@@ -9,25 +9,6 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 KEY = "benchKey2026"
 HOST = "bench.example.com"
 EDGE_CORE, LOAD_CORE = "0", "1"
-procs = []
-
-
-def start(cmd, core, **kw):
-    p = subprocess.Popen(["taskset", "-c", core] + cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
-    procs.append(p)
-    return p
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
-def children(pid):
-    try:
-        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
 
 
 def cpu_times():

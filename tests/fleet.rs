@@ -27,12 +27,9 @@ fn domains(origin: impl std::fmt::Display) -> String {
     )
 }
 
-/// The top of an edge's configuration: its management API and the fleet.
-fn fleet_top(edge: &str, admin: u16, etcd: &str, prefix: &str) -> String {
-    format!(
-        "admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n\
-         state: {{ backend: etcd, endpoints: [\"{etcd}\"], prefix: {prefix}, edge: {edge} }}\n"
-    )
+/// The `state:` line of an edge of the fleet under `prefix` on `etcd`.
+fn fleet_state(edge: &str, etcd: &str, prefix: &str) -> String {
+    format!("state: {{ backend: etcd, endpoints: [\"{etcd}\"], prefix: {prefix}, edge: {edge} }}\n")
 }
 
 /// An edge of the fleet on `etcd` (a URL: etcd's or a relay's).
@@ -41,8 +38,16 @@ fn edge(name: &str, etcd: &str, domains: &str) -> (Livegate, Api) {
 }
 
 fn edge_with(name: &str, etcd: &str, domains: &str, prefix: &str, extra: &str) -> (Livegate, Api) {
+    edge_top(
+        &format!("{}{extra}", fleet_state(name, etcd, prefix)),
+        domains,
+    )
+}
+
+/// An edge with its management API and these top-level sections (`state:` …).
+fn edge_top(top: &str, domains: &str) -> (Livegate, Api) {
     let admin = free_port();
-    let top = format!("{}{extra}", fleet_top(name, admin, etcd, prefix));
+    let top = format!("admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n{top}");
     let mut lg = Livegate::start_top(domains, &top);
     lg.wait_port(admin);
     (lg, Api::new(admin))
@@ -229,9 +234,16 @@ async fn segment_tokens_of_one_edge_open_segments_on_another() {
     }
 }
 
-/// Runs the binary on a configuration that must not start; its stderr.
-fn refused_start(lg_dir: &std::path::Path, config: &str) -> String {
-    let file = lg_dir.join("refused.yaml");
+/// Runs the binary with this `state:` line (and a fresh `state_dir`, so no
+/// snapshot) on a configuration that must not start; its stderr.
+fn refused_start(state: &str, domains: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("refused.yaml");
+    let config = format!(
+        "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{state}domains:\n{domains}",
+        free_port(),
+        dir.path().display(),
+    );
     std::fs::write(&file, config).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_livegate"))
         .arg("-c")
@@ -292,16 +304,9 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
     assert_eq!(status(&b, &signed).await, 200);
     assert!(b.log().contains("serving the snapshot"), "{}", b.log());
     // A new edge with no snapshot refuses to start, and says why.
-    let lonely = tempfile::tempdir().unwrap();
     let err = refused_start(
-        lonely.path(),
-        &format!(
-            "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{}domains:\n{}",
-            free_port(),
-            lonely.path().display(),
-            fleet_top("edge-c", free_port(), &etcd.url(), PREFIX),
-            domains(o.addr)
-        ),
+        &fleet_state("edge-c", &etcd.url(), PREFIX),
+        &domains(o.addr),
     );
     assert!(err.contains("no snapshot") && err.contains("etcd"), "{err}");
 
@@ -421,14 +426,7 @@ async fn over_tls_with_a_client_certificate() {
             etcd.pki("ca.pem").display(),
         )
     };
-    let admin = free_port();
-    let top = format!(
-        "admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n{}",
-        state(true)
-    );
-    let mut lg = Livegate::start_top(&domains(o.addr), &top);
-    lg.wait_port(admin);
-    let api = Api::new(admin);
+    let (lg, api) = edge_top(&state(true), &domains(o.addr));
     let (s, v) = api
         .call("PUT", "/v1/auth/rules", Some(rule(&["tlsKey2026"], 3600)))
         .await;
@@ -448,17 +446,7 @@ async fn over_tls_with_a_client_certificate() {
         200
     );
     // Without a client certificate etcd refuses the edge: it cannot start.
-    let dir = tempfile::tempdir().unwrap();
-    let err = refused_start(
-        dir.path(),
-        &format!(
-            "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{}domains:\n{}",
-            free_port(),
-            dir.path().display(),
-            state(false),
-            domains(o.addr)
-        ),
-    );
+    let err = refused_start(&state(false), &domains(o.addr));
     assert!(err.contains("no snapshot"), "{err}");
 }
 
@@ -474,14 +462,7 @@ async fn with_etcd_users_a_password_is_needed() {
             etcd.url()
         )
     };
-    let admin = free_port();
-    let top = format!(
-        "admin: {{ listen: \"127.0.0.1:{admin}\", key: {ADMIN_KEY} }}\n{}",
-        auth("rootPassword2026")
-    );
-    let mut lg = Livegate::start_top(&domains(o.addr), &top);
-    lg.wait_port(admin);
-    let api = Api::new(admin);
+    let (lg, api) = edge_top(&auth("rootPassword2026"), &domains(o.addr));
     let (s, v) = api
         .call("PUT", "/v1/auth/rules", Some(rule(&["userKey2026"], 3600)))
         .await;
@@ -490,17 +471,7 @@ async fn with_etcd_users_a_password_is_needed() {
         status(&lg, &tencent("/live/a.txt", "userKey2026")).await,
         200
     );
-    let dir = tempfile::tempdir().unwrap();
-    let err = refused_start(
-        dir.path(),
-        &format!(
-            "listen: [\"127.0.0.1:{}\"]\nstate_dir: {}/state\n{}domains:\n{}",
-            free_port(),
-            dir.path().display(),
-            auth("wrongPassword"),
-            domains(o.addr)
-        ),
-    );
+    let err = refused_start(&auth("wrongPassword"), &domains(o.addr));
     assert!(err.contains("etcd") && err.contains("no snapshot"), "{err}");
     assert!(!err.contains("wrongPassword"), "{err}");
 }

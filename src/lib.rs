@@ -6,6 +6,7 @@ pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod auth;
+pub mod cache;
 pub mod canon;
 pub mod check;
 pub mod config;

@@ -8,9 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::upstreams::peer::HttpPeer;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent, RoundRobin};
 use pingora_load_balancing::{health_check::TcpHealthCheck, Backend, LoadBalancer};
 
@@ -33,6 +36,9 @@ pub struct Origin {
     pub host: Option<String>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// For what the edge asks itself (fan-out pulls, cache fills): built once,
+    /// as it loads TLS roots.
+    connector: Connector,
 }
 
 impl Origin {
@@ -50,6 +56,7 @@ impl Origin {
             host: cfg.host.clone(),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
+            connector: Connector::new(None),
         })
     }
 
@@ -73,6 +80,57 @@ impl Origin {
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.read_timeout = Some(self.read_timeout);
         peer
+    }
+
+    /// A `GET` of `target` with `host`, to a peer of this pool (the next one on a
+    /// refused connection, like a proxied request); returns with the response
+    /// head read. Carries no client header: for what the edge asks on behalf of
+    /// many viewers (fan-out pulls, cache fills).
+    pub async fn request(
+        &self,
+        hash_key: &str,
+        host: &str,
+        target: &str,
+        agent: &str,
+    ) -> Result<HttpSession, String> {
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut last = String::from("no origin peer");
+        while tried.len() < self.peers.max(1) {
+            let Some(backend) = self.select(hash_key.as_bytes(), &tried) else {
+                break;
+            };
+            let peer = self.peer(&backend);
+            if let Some(a) = backend.addr.as_inet() {
+                tried.push(*a);
+            } else {
+                tried.push(SocketAddr::from(([0, 0, 0, 0], 0)));
+            }
+            let mut http = match self.connector.get_http_session(&peer).await {
+                Ok((h, _reused)) => h,
+                Err(e) => {
+                    log::warn!("origin {} refused: {e}; trying another peer", backend.addr);
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let mut req =
+                RequestHeader::build("GET", target.as_bytes(), None).map_err(|e| e.to_string())?;
+            req.insert_header(http::header::HOST, host)
+                .map_err(|e| e.to_string())?;
+            req.insert_header(http::header::USER_AGENT, agent)
+                .map_err(|e| e.to_string())?;
+            http.set_read_timeout(Some(self.read_timeout));
+            let sent = async {
+                http.write_request_header(Box::new(req)).await?;
+                http.finish_request_body().await?;
+                http.read_response_header().await
+            };
+            match sent.await {
+                Ok(()) => return Ok(http),
+                Err(e) => last = format!("origin {}: {e}", backend.addr),
+            }
+        }
+        Err(last)
     }
 
     /// A healthy peer not in `tried`; failing that, any peer not in `tried` (a
@@ -130,4 +188,27 @@ where
     let task = service.task();
     server.add_service(service);
     Ok(task)
+}
+
+/// Headers that describe one hop, not the object: never passed on by what the
+/// edge fetches for many clients. The length goes too: the edge sets its own.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "proxy-authenticate",
+];
+
+/// An origin's response head without its hop-by-hop headers and length.
+pub fn end_to_end(resp: &ResponseHeader) -> ResponseHeader {
+    let mut resp = resp.clone();
+    for h in HOP_BY_HOP {
+        resp.remove_header(h);
+    }
+    resp
 }

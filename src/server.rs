@@ -167,6 +167,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             remote: d.remote_auth.as_ref().map(Remote::new),
             metrics: DomainMetrics::new(&d.name),
             fanout: d.origin.fanout.settings().map(Into::into),
+            cache: crate::proxy::cache_for(&d.cache),
         });
     }
     let health = sites

@@ -238,6 +238,9 @@ pub struct DomainConfig {
     pub hls: Option<HlsConfig>,
     /// Browser players on other origins.
     pub cors: Option<CorsConfig>,
+    /// The HLS micro-cache (on by default).
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 /// Where a path names its stream.
@@ -468,6 +471,30 @@ pub struct OriginConfig {
     /// default), `false`, or settings.
     #[serde(default)]
     pub fanout: FanoutConfig,
+}
+
+/// `domains[].cache`: the HLS micro-cache of segments and playlists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The most the domain's cache holds (default 256 MB).
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_bytes: default_cache_bytes(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> u64 {
+    256 << 20
 }
 
 /// `origin.fanout`: a switch, or the settings of FLV fan-out.

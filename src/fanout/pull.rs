@@ -2,15 +2,13 @@
 //! its peers like a proxied request), its body split into tags and sent to every
 //! viewer, until the origin ends it or the last viewer left `linger` ago.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::ResponseHeader;
 
 use super::gop::Splitter;
 use super::{Head, Hub, Packet, Pull, Source};
@@ -18,23 +16,18 @@ use super::{Head, Hub, Packet, Pull, Source};
 /// Most of a refused answer's body passed to the viewers that waited.
 const MAX_REFUSAL_BODY: usize = 64 << 10;
 
-/// Headers that describe one hop, not the stream: never passed on. The length
-/// goes too: each viewer gets its own bytes (a joiner starts at a keyframe).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-    "proxy-authenticate",
-];
-
 /// Runs a pull to its end, then unregisters it.
 pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
-    match connect(&pull, &source).await {
+    let asked = source
+        .origin
+        .request(
+            &source.hash_key,
+            &pull.key.host,
+            &pull.key.target,
+            "livegate-fanout",
+        )
+        .await;
+    match asked {
         Ok(mut http) => {
             if let Some(resp) = http.response_header() {
                 (source.on_status)(resp.status.as_u16());
@@ -67,60 +60,13 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
     pull.shared().ring = None;
 }
 
-/// Connects to a peer (trying the next one on a refused connection) and sends
-/// the request; the response head is read.
-async fn connect(pull: &Pull, source: &Source) -> Result<HttpSession, String> {
-    let connector = Connector::new(None);
-    let mut tried: Vec<SocketAddr> = Vec::new();
-    let mut last = String::from("no origin peer");
-    while tried.len() < source.origin.peers.max(1) {
-        let Some(backend) = source.origin.select(source.hash_key.as_bytes(), &tried) else {
-            break;
-        };
-        let peer = source.origin.peer(&backend);
-        if let Some(a) = backend.addr.as_inet() {
-            tried.push(*a);
-        } else {
-            tried.push(SocketAddr::from(([0, 0, 0, 0], 0)));
-        }
-        let mut http = match connector.get_http_session(&peer).await {
-            Ok((h, _reused)) => h,
-            Err(e) => {
-                log::warn!("origin {} refused: {e}; trying another peer", backend.addr);
-                last = e.to_string();
-                continue;
-            }
-        };
-        let mut req = RequestHeader::build("GET", pull.key.target.as_bytes(), None)
-            .map_err(|e| e.to_string())?;
-        req.insert_header(http::header::HOST, &pull.key.host)
-            .map_err(|e| e.to_string())?;
-        req.insert_header(http::header::USER_AGENT, "livegate-fanout")
-            .map_err(|e| e.to_string())?;
-        http.set_read_timeout(Some(source.origin.read_timeout));
-        let sent = async {
-            http.write_request_header(Box::new(req)).await?;
-            http.finish_request_body().await?;
-            http.read_response_header().await
-        };
-        match sent.await {
-            Ok(()) => return Ok(http),
-            Err(e) => last = format!("origin {}: {e}", backend.addr),
-        }
-    }
-    Err(last)
-}
-
 /// The origin's answer as viewers get it: hop-by-hop headers removed; a
 /// refusal's body read (bounded).
 async fn head_of(http: &mut HttpSession) -> Head {
     let Some(resp) = http.response_header() else {
         return Head::Failed(502);
     };
-    let mut resp = resp.clone();
-    for h in HOP_BY_HOP {
-        resp.remove_header(h);
-    }
+    let mut resp = crate::origin::end_to_end(resp);
     if resp.status.as_u16() == 200 {
         return Head::Live(Arc::new(resp));
     }

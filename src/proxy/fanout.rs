@@ -4,7 +4,7 @@
 
 use http::Method;
 use pingora_core::Result;
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 use super::request::host_header;
@@ -13,6 +13,24 @@ use crate::fanout::{self, PullKey, Source, Viewer};
 use crate::route::Scene;
 
 impl Gate {
+    /// What the origin is asked for an admitted request, when the edge asks on
+    /// behalf of many clients: the Host sent upstream and the canonical target
+    /// with auth parameters and tokens stripped.
+    pub(super) fn asked_upstream(
+        &self,
+        req: &RequestHeader,
+        ctx: &Ctx,
+    ) -> Option<(String, String)> {
+        let site = &self.sites[ctx.domain?];
+        let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
+        let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let host = match &site.origin.host {
+            Some(h) => h.clone(),
+            None => host_header(req)?.to_owned(),
+        };
+        Some((host, target))
+    }
+
     /// An admitted `GET` of an `.flv` stream on a domain with fan-out is served
     /// from the stream's one origin pull; `None` for every other request (and
     /// when the auth server asked for headers to pass to the origin: a shared
@@ -29,12 +47,7 @@ impl Gate {
         {
             return None;
         }
-        let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
-        let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let host = match &site.origin.host {
-            Some(h) => h.clone(),
-            None => host_header(req)?.to_owned(),
-        };
+        let (host, target) = self.asked_upstream(req, ctx)?;
         let cors = ctx.cors.clone();
         let decorate = move |resp: &mut ResponseHeader| match &cors {
             Some((c, origin)) => c.apply(resp, origin),

@@ -116,11 +116,26 @@ impl Gate {
                 return;
             }
         };
-        let snap = self.live.load();
-        let Some(domain) = snap.table.domains().get(d) else {
+        let Some(rewrite) = self.rewriter(req, d, expiry, gzip) else {
             return;
         };
-        let Some(h) = &domain.hls else { return };
+        ctx.rewrite = Some(rewrite);
+        resp.remove_header(&http::header::CONTENT_LENGTH);
+        resp.remove_header(&http::header::CONTENT_ENCODING);
+    }
+
+    /// The rewrite of a playlist for this request: the token it presented, or a
+    /// new one for its stream expiring at `expiry`.
+    pub(super) fn rewriter(
+        &self,
+        req: &RequestHeader,
+        d: usize,
+        expiry: i64,
+        gzip: bool,
+    ) -> Option<Rewrite> {
+        let snap = self.live.load();
+        let domain = snap.table.domains().get(d)?;
+        let h = domain.hls.as_ref()?;
         let query = req.uri.query().unwrap_or("");
         let presented = query::find(query, [&*h.token_param, ""])
             .ok()
@@ -131,9 +146,7 @@ impl Gate {
                 .mint(&domain.name, Scene::Pull, &scope, expiry)
         });
         let host = host_key(host_header(req).unwrap_or(""));
-        ctx.rewrite = Some(Rewrite::new(token, &h.token_param, &host, gzip));
-        resp.remove_header(&http::header::CONTENT_LENGTH);
-        resp.remove_header(&http::header::CONTENT_ENCODING);
+        Some(Rewrite::new(token, &h.token_param, &host, gzip))
     }
 
     /// A body chunk of a playlist being rewritten: held until the playlist is whole.

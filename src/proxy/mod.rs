@@ -4,6 +4,7 @@
 //!
 //! canonical target → route → access → sign → forbid → remote → origin.
 
+mod cache;
 mod fanout;
 mod hls;
 mod remote;
@@ -41,6 +42,7 @@ use crate::state::live::Live;
 use crate::streams::{session_stream, StreamKey, Streams, Ticket};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
+pub use cache::for_domain as cache_for;
 use request::{client_ip, host_header, upstream_target, IpText};
 
 /// What livegate runs per domain (same order as the configuration).
@@ -54,6 +56,8 @@ pub struct Site {
     pub metrics: DomainMetrics,
     /// FLV fan-out settings; `None` when `origin.fanout` is off.
     pub fanout: Option<crate::fanout::Settings>,
+    /// The HLS micro-cache; `None` when `cache.enabled` is off.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// The edge.
@@ -106,6 +110,8 @@ pub struct Ctx {
     cors: Option<(Arc<Cors>, HeaderValue)>,
     /// An `.flv` request (fan-out candidate).
     flv: bool,
+    /// An HLS object (cache candidate).
+    hls: bool,
     /// Why the request was refused.
     reason: Option<Reason>,
 }
@@ -172,6 +178,7 @@ impl Gate {
         }
         let route = Route::of(pass.path, domain.nested);
         ctx.flv = route.ext.eq_ignore_ascii_case("flv");
+        ctx.hls = cache::is_hls(route.ext);
         let stream = session_stream(route.stream, route.ext);
         snap.check_forbid(index, route.app, stream, now)?;
         if self.sites[index].origin.keyed() {
@@ -211,6 +218,7 @@ impl ProxyHttp for Gate {
             session: None,
             cors: None,
             flv: false,
+            hls: false,
             reason: None,
         }
     }
@@ -235,7 +243,10 @@ impl ProxyHttp for Gate {
                 if let Some(key) = &ctx.stream {
                     ctx.ticket = self.streams.open(key, ctx.client_ip.as_str());
                 }
-                match self.fan_out(session, ctx).await {
+                if let Some(served) = self.fan_out(session, ctx).await {
+                    return served;
+                }
+                match self.serve_cached(session, ctx).await {
                     Some(served) => served,
                     None => Ok(false),
                 }

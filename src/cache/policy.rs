@@ -1,0 +1,124 @@
+//! What the HLS micro-cache keeps and for how long: pure, bytes and headers in,
+//! an answer out.
+
+use std::time::Duration;
+
+use pingora_http::ResponseHeader;
+
+/// Longest a playlist is kept: never stale enough to stall a player.
+const MAX_PLAYLIST_TTL: Duration = Duration::from_secs(1);
+
+/// Whether the origin forbids caching this answer (`Cache-Control: no-store`
+/// or `private`, `Pragma: no-cache` being advice for requests, not answers).
+pub fn forbidden(head: &ResponseHeader) -> bool {
+    head.headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().split('=').next().unwrap_or("").trim())
+        .any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("private"))
+}
+
+/// How long to keep a playlist: half its `EXT-X-TARGETDURATION`, at most 1 s
+/// (1 s when it has none).
+pub fn playlist_ttl(body: &[u8]) -> Duration {
+    let target = body
+        .split(|&b| b == b'\n')
+        .filter_map(|l| l.strip_prefix(b"#EXT-X-TARGETDURATION:"))
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .find(|v| v.is_finite() && *v > 0.0);
+    match target {
+        Some(t) => Duration::from_secs_f64(t / 2.0).min(MAX_PLAYLIST_TTL),
+        None => MAX_PLAYLIST_TTL,
+    }
+}
+
+/// A `Range` header that no byte of the object satisfies (answered 416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A byte range of a `len`-byte object asked by a `Range` header: `Ok(None)`
+/// for the whole object (no header, or one we do not serve partially: several
+/// ranges), `Err` when it cannot be satisfied (416).
+pub fn range(header: Option<&str>, len: usize) -> Result<Option<(usize, usize)>, Unsatisfiable> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') || len == 0 {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: usize = b.parse().map_err(|_| Unsatisfiable)?;
+            if n == 0 {
+                return Err(Unsatisfiable);
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (false, _) => {
+            let start: usize = a.parse().map_err(|_| Unsatisfiable)?;
+            let end = match b.is_empty() {
+                true => len - 1,
+                false => b.parse::<usize>().map_err(|_| Unsatisfiable)?.min(len - 1),
+            };
+            (start, end)
+        }
+        (true, true) => return Err(Unsatisfiable),
+    };
+    if start > end || start >= len {
+        return Err(Unsatisfiable);
+    }
+    Ok(Some((start, end)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playlists_live_half_their_target_duration_at_most_a_second() {
+        let ttl = |b: &str| playlist_ttl(b.as_bytes());
+        assert_eq!(
+            ttl("#EXTM3U\n#EXT-X-TARGETDURATION:1\n"),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            ttl("#EXTM3U\n#EXT-X-TARGETDURATION:6\n"),
+            Duration::from_secs(1)
+        );
+        assert_eq!(ttl("#EXTM3U\n"), Duration::from_secs(1));
+        assert_eq!(ttl("#EXT-X-TARGETDURATION:-3\n"), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn no_store_and_private_are_honoured() {
+        let mut h = ResponseHeader::build(200, None).unwrap();
+        assert!(!forbidden(&h));
+        h.insert_header("cache-control", "public, max-age=5")
+            .unwrap();
+        assert!(!forbidden(&h));
+        h.insert_header("cache-control", "max-age=5, No-Store")
+            .unwrap();
+        assert!(forbidden(&h));
+        h.insert_header("cache-control", "private=\"x\"").unwrap();
+        assert!(forbidden(&h));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(None, 10), Ok(None));
+        assert_eq!(range(Some("bytes=0-3"), 10), Ok(Some((0, 3))));
+        assert_eq!(range(Some("bytes=5-"), 10), Ok(Some((5, 9))));
+        assert_eq!(range(Some("bytes=-4"), 10), Ok(Some((6, 9))));
+        assert_eq!(range(Some("bytes=8-100"), 10), Ok(Some((8, 9))));
+        assert_eq!(range(Some("bytes=0-1,4-5"), 10), Ok(None));
+        assert_eq!(range(Some("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(range(Some("bytes=4-2"), 10), Err(Unsatisfiable));
+        assert_eq!(range(Some("bytes=x-2"), 10), Err(Unsatisfiable));
+        assert_eq!(range(Some("bytes=-0"), 10), Err(Unsatisfiable));
+    }
+}

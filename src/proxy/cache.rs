@@ -1,0 +1,192 @@
+//! The proxy's side of the HLS micro-cache: which admitted requests are served
+//! from it, how a fill asks the origin, and how a cached object is answered —
+//! a playlist rewritten with this viewer's token, a `Range` cut from the whole.
+//! The cache itself is [`crate::cache`].
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora_cache::CacheKey;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+use super::{Ctx, Gate, Site};
+use crate::cache::{self, policy, Fetched, Object};
+use crate::route::Scene;
+
+/// Extensions of what HLS players fetch: playlists, segments, keys' neighbours.
+const HLS: [&str; 8] = ["m3u8", "ts", "m4s", "aac", "mp4", "m4a", "m4v", "vtt"];
+
+/// Whether a path's extension is an HLS object.
+pub(super) fn is_hls(ext: &str) -> bool {
+    HLS.iter().any(|e| ext.eq_ignore_ascii_case(e))
+}
+
+impl Gate {
+    /// An admitted `GET` of an HLS object on a domain with the cache is answered
+    /// from it; `None` for every other request (and when the auth server asked for
+    /// headers to pass to the origin: a shared object cannot carry them).
+    pub(super) async fn serve_cached(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+    ) -> Option<Result<bool>> {
+        let d = ctx.domain?;
+        let site = &self.sites[d];
+        let cache = site.cache.as_ref()?;
+        let req = session.req_header();
+        if !ctx.hls
+            || ctx.scene != Some(Scene::Pull)
+            || req.method != Method::GET
+            || ctx.upstream_headers.is_some()
+        {
+            return None;
+        }
+        let (host, target) = self.asked_upstream(req, ctx)?;
+        let playlist = target
+            .split('?')
+            .next()
+            .is_some_and(|p| p.to_ascii_lowercase().ends_with(".m3u8"));
+        // Unambiguous: neither a Host nor a canonical target holds a NUL.
+        let key = CacheKey::new(format!("{d}\0{host}\0{target}"), "");
+        let fill = || fill(site, &ctx.hash_key, &host, &target, playlist);
+        let (got, status) = cache.get(&key, fill).await;
+        Some(match got {
+            Ok(object) => {
+                self.answer(session, ctx, site, &object, playlist, status)
+                    .await
+            }
+            Err(code) => session.respond_error(code).await.map(|_| true),
+        })
+    }
+
+    /// Writes a cached (or passed) object to the client.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        site: &Site,
+        object: &Object,
+        playlist: bool,
+        status: cache::Status,
+    ) -> Result<bool> {
+        let mut head = object.head.clone();
+        let mut body = object.body.clone();
+        let rewrite = match (
+            playlist && object.head.status.as_u16() == 200,
+            ctx.playlist,
+            ctx.domain,
+        ) {
+            (true, Some(expiry), Some(d)) => {
+                let gzip = head
+                    .headers
+                    .get(http::header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+                self.rewriter(session.req_header(), d, expiry, gzip)
+            }
+            _ => None,
+        };
+        if let Some(mut r) = rewrite {
+            body = r.push(Some(body), true).unwrap_or_default();
+            head.remove_header(&http::header::CONTENT_ENCODING);
+        }
+        let range = session
+            .req_header()
+            .headers
+            .get(http::header::RANGE)
+            .and_then(|v| v.to_str().ok());
+        if head.status.as_u16() == 200 {
+            match policy::range(range, body.len()) {
+                Ok(None) => {}
+                Ok(Some((a, b))) => {
+                    head.set_status(206)?;
+                    head.insert_header(
+                        http::header::CONTENT_RANGE,
+                        format!("bytes {a}-{b}/{}", body.len()),
+                    )?;
+                    body = body.slice(a..=b);
+                }
+                Err(policy::Unsatisfiable) => {
+                    let mut r = ResponseHeader::build(416, None)?;
+                    r.insert_header(
+                        http::header::CONTENT_RANGE,
+                        format!("bytes */{}", body.len()),
+                    )?;
+                    r.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                    session.write_response_header(Box::new(r), true).await?;
+                    return Ok(true);
+                }
+            }
+            head.insert_header(http::header::ACCEPT_RANGES, "bytes")?;
+        }
+        head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        head.insert_header("x-cache", status.as_str())?;
+        self.cors_headers(&mut head, ctx)?;
+        session.write_response_header(Box::new(head), false).await?;
+        let n = body.len();
+        session.write_response_body(Some(body), true).await?;
+        site.metrics.sent.inc_by(n as u64);
+        if let Some(t) = &ctx.ticket {
+            t.sent(n);
+        }
+        Ok(true)
+    }
+}
+
+/// Asks the origin for an object, whole: kept when cacheable, passed otherwise.
+async fn fill(site: &Site, hash_key: &str, host: &str, target: &str, playlist: bool) -> Fetched {
+    let asked = site
+        .origin
+        .request(hash_key, host, target, "livegate-cache")
+        .await;
+    let mut http = match asked {
+        Ok(h) => h,
+        Err(why) => {
+            log::warn!("cache fill of {target}: {why}");
+            site.metrics.upstream_status(502);
+            return Fetched::Failed(502);
+        }
+    };
+    let Some(resp) = http.response_header() else {
+        return Fetched::Failed(502);
+    };
+    site.metrics.upstream_status(resp.status.as_u16());
+    let head = crate::origin::end_to_end(resp);
+    let mut body = BytesMut::new();
+    loop {
+        match http.read_response_body().await {
+            Ok(Some(b)) => {
+                body.extend_from_slice(&b);
+                if body.len() > cache::MAX_OBJECT {
+                    log::warn!(
+                        "cache fill of {target}: over {} bytes; not served",
+                        cache::MAX_OBJECT
+                    );
+                    return Fetched::Failed(502);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                log::warn!("cache fill of {target}: {e}");
+                return Fetched::Failed(502);
+            }
+        }
+    }
+    let body: Bytes = body.freeze();
+    let keep = head.status.as_u16() == 200 && !policy::forbidden(&head);
+    let ttl = playlist.then(|| policy::playlist_ttl(&body));
+    let object = cache::object(head, body);
+    match keep {
+        true => Fetched::Keep(object, ttl),
+        false => Fetched::Pass(object),
+    }
+}
+
+/// The cache of a domain's configuration.
+pub fn for_domain(cfg: &crate::config::CacheConfig) -> Option<Arc<cache::Cache>> {
+    cfg.enabled
+        .then(|| Arc::new(cache::Cache::new(cfg.max_bytes)))
+}

@@ -1,0 +1,200 @@
+//! The HLS micro-cache end to end: the real binary in front of an origin that
+//! counts what it is asked, is slow on purpose, and answers playlists that change.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use support::server::Server;
+use support::{origin_yaml, tencent, Livegate};
+
+const HOST: &str = "play.example.com";
+const KEYS: [&str; 2] = ["cacheKeyA2026", "cacheKeyB2026"];
+
+/// An origin that counts requests per path: `/live/*.ts` are 300 ms slow
+/// segments of `size` bytes (`nostore` in the name: `Cache-Control: no-store`;
+/// `missing`: 404), `/live/*.m3u8` a playlist whose sequence number grows with
+/// each request.
+struct Counting {
+    server: Server,
+    asked: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Counting {
+    async fn start(size: usize) -> Counting {
+        let asked: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let counts = asked.clone();
+        let server = Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
+            let path = req.uri().path().to_owned();
+            let n = {
+                let mut c = counts.lock().unwrap();
+                let n = c.entry(path.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            async move {
+                let mut resp = hyper::Response::builder();
+                let body = if path.ends_with(".m3u8") {
+                    resp = resp.header("content-type", "application/vnd.apple.mpegurl");
+                    format!(
+                        "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{n}\n#EXTINF:1,\ncam1-{n}.ts\n"
+                    )
+                    .into_bytes()
+                } else {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if path.contains("nostore") {
+                        resp = resp.header("cache-control", "no-store");
+                    }
+                    if path.contains("missing") {
+                        resp = resp.status(404);
+                    }
+                    let seed = path.len() as u8;
+                    (0..size).map(|i| (i as u8).wrapping_add(seed)).collect()
+                };
+                resp.body(Full::new(Bytes::from(body))).unwrap()
+            }
+        })
+        .await;
+        Counting { server, asked }
+    }
+
+    fn asked(&self, path: &str) -> usize {
+        self.asked.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+fn edge(origin: &Counting, cache: &str) -> Livegate {
+    Livegate::start(&format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{}, {}] }}\n    cache: {cache}\n",
+        origin_yaml(&[origin.server.addr], ""),
+        KEYS[0],
+        KEYS[1]
+    ))
+}
+
+async fn get(lg: &Livegate, path: &str, key: usize) -> reqwest::Response {
+    lg.get(HOST, &tencent(path, KEYS[key % 2])).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_misses_make_one_origin_request_and_signatures_never_key_the_cache() {
+    let origin = Counting::start(200_000).await;
+    let lg = edge(&origin, "{ max_bytes: 67108864 }");
+    // Twenty viewers at once, signed with two different keys (two different
+    // signatures), all for one segment: one origin request.
+    let mut asks = Vec::new();
+    for i in 0..20 {
+        asks.push(get(&lg, "/live/cam1-7.ts", i));
+    }
+    let answers = futures_util::future::join_all(asks).await;
+    let mut bodies = Vec::new();
+    let mut statuses = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        statuses.push(r.headers()["x-cache"].to_str().unwrap().to_owned());
+        bodies.push(r.bytes().await.unwrap());
+    }
+    assert_eq!(origin.asked("/live/cam1-7.ts"), 1, "{statuses:?}");
+    assert!(bodies.iter().all(|b| b.len() == 200_000 && *b == bodies[0]));
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "MISS").count(),
+        1,
+        "{statuses:?}"
+    );
+    // Later viewers hit; a Range is cut from the cached object.
+    let r = lg
+        .request(
+            reqwest::Method::GET,
+            HOST,
+            &tencent("/live/cam1-7.ts", KEYS[1]),
+        )
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/200000");
+    assert_eq!(r.bytes().await.unwrap(), bodies[0].slice(100..200));
+    assert_eq!(origin.asked("/live/cam1-7.ts"), 1);
+    // An unsigned request is still refused: the cache is behind admission.
+    assert_eq!(lg.get(HOST, "/live/cam1-7.ts").await.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn playlists_stay_fresh_and_no_store_and_errors_are_never_kept() {
+    let origin = Counting::start(1000).await;
+    let lg = edge(&origin, "{ max_bytes: 67108864 }");
+    // 2 s of a hundred polls: with TARGETDURATION 1 a playlist is kept 0.5 s.
+    let started = Instant::now();
+    let mut sequences = Vec::new();
+    while started.elapsed() < Duration::from_secs(2) {
+        let polls: Vec<_> = (0..10).map(|i| get(&lg, "/live/cam1.m3u8", i)).collect();
+        for r in futures_util::future::join_all(polls).await {
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            let seq: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            // Rewritten per viewer: its segment carries a token.
+            assert!(text.contains(&format!("cam1-{seq}.ts?lgt=")), "{text}");
+            sequences.push(seq);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refreshes = origin.asked("/live/cam1.m3u8");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        refreshes as f64 <= elapsed / 0.5 + 2.0,
+        "{refreshes} playlist requests in {elapsed:.1} s"
+    );
+    assert!(
+        refreshes >= 3,
+        "the playlist was never refreshed: {refreshes}"
+    );
+    // Never staler than a second: after one, a viewer sees a newer playlist.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = get(&lg, "/live/cam1.m3u8", 0).await.text().await.unwrap();
+    let newest = sequences.iter().max().copied().unwrap_or(0);
+    assert!(
+        text.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{}", newest + 1)),
+        "{newest}: {text}"
+    );
+    // no-store and 404 answers are passed, never kept.
+    for path in ["/live/nostore-1.ts", "/live/missing-1.ts"] {
+        for i in 0..3 {
+            let r = get(&lg, path, i).await;
+            assert_eq!(r.headers()["x-cache"], "PASS", "{path}");
+        }
+        assert_eq!(origin.asked(path), 3, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_holds_at_most_max_bytes_and_can_be_turned_off() {
+    let origin = Counting::start(400_000).await;
+    let lg = edge(&origin, "{ max_bytes: 1048576 }");
+    for n in 1..=6 {
+        assert_eq!(
+            get(&lg, &format!("/live/cam2-{n}.ts"), 0).await.status(),
+            200
+        );
+    }
+    // Six 400 KB segments do not fit in 1 MB: the first was evicted.
+    assert_eq!(get(&lg, "/live/cam2-1.ts", 1).await.status(), 200);
+    assert_eq!(origin.asked("/live/cam2-1.ts"), 2);
+
+    let off = edge(&origin, "{ enabled: false }");
+    for i in 0..2 {
+        let r = get(&off, "/live/cam3-1.ts", i).await;
+        assert!(!r.headers().contains_key("x-cache"));
+    }
+    assert_eq!(origin.asked("/live/cam3-1.ts"), 2);
+}

@@ -78,6 +78,78 @@ class Origin:
             writer.close()
 
 
+# --- an HLS origin: a live playlist, a new 2 s segment every 2 s, counting ----------
+class HlsOrigin:
+    SEGMENT = 2.0
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.playlists = 0
+        self.segments = {}
+
+    def live(self):
+        return int((time.monotonic() - self.t0) / self.SEGMENT)
+
+    async def serve(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ")[1].decode().split("?")[0]
+                if path.endswith(".m3u8"):
+                    self.playlists += 1
+                    n = self.live()
+                    first = max(0, n - 3)
+                    body = (f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
+                            + "".join(f"#EXTINF:2.0,\nhls-{i}.ts\n" for i in range(first, n + 1))).encode()
+                    ctype = b"application/vnd.apple.mpegurl"
+                else:
+                    self.segments[path] = self.segments.get(path, 0) + 1
+                    body, ctype = b"\x47" * 50_000, b"video/mp2t"
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype +
+                             f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def hls_viewers(p, playlist, n, seconds):
+    """n players: each polls the playlist every second (half the target
+    duration) and fetches every segment it has not fetched, on one keep-alive
+    connection. Returns (playlist polls, segment fetches, failures)."""
+    stats = {"polls": 0, "segments": 0, "failed": 0}
+
+    async def get(r, w, path):
+        w.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        head = await r.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ")[1])
+        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+        body = await r.readexactly(length)
+        if status != 200:
+            stats["failed"] += 1
+        return body
+
+    async def player(i):
+        await asyncio.sleep(i * 2.0 / n)  # viewers arrive over two seconds
+        r, w = await asyncio.open_connection("127.0.0.1", p)
+        seen = set()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            text = (await get(r, w, playlist)).decode()
+            stats["polls"] += 1
+            for line in text.splitlines():
+                if line and not line.startswith("#") and line.split("?")[0] not in seen:
+                    seen.add(line.split("?")[0])
+                    await get(r, w, "/live/" + line)
+                    stats["segments"] += 1
+            await asyncio.sleep(1.0)
+        w.close()
+
+    await asyncio.gather(*(player(i) for i in range(n)))
+    return stats
+
+
 # --- viewers ---------------------------------------------------------------------
 async def viewers(p, path, n, seconds, ramp=3):
     """n viewers read the stream; returns (bytes per viewer over the measured
@@ -134,6 +206,37 @@ def run_edge(name, cmd, p, path, origin, worker_of=None):
     }
 
 
+HLS_VIEWERS = int(os.environ.get("HLS_VIEWERS", "500"))
+HLS_SECONDS = int(os.environ.get("HLS_SECONDS", "30"))
+
+
+def run_hls(d, on_conf):
+    """HLS_VIEWERS players polling one live playlist through livegate."""
+    origin = HlsOrigin()
+    o_port, lg_port = port(), port()
+    loop = asyncio.get_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(origin.serve, "127.0.0.1", o_port, backlog=4096))
+    conf = livegate_conf(d, "hls", lg_port, HOST, o_port, KEY, True)
+    proc = start([LIVEGATE, "-c", conf], EDGE_CORE, env=dict(os.environ, RUST_LOG="warn"))
+    wait_port(lg_port, "livegate (hls)", proc)
+    signed = subprocess.run([LIVEGATE, "sign", "-c", conf, "--url", f"http://{HOST}/live/hls.m3u8",
+                             "--ttl", "86400"], capture_output=True, text=True, check=True).stdout.strip()
+    t0 = time.monotonic()
+    stats = loop.run_until_complete(hls_viewers(lg_port, signed[len(f"http://{HOST}"):], HLS_VIEWERS, HLS_SECONDS))
+    elapsed = time.monotonic() - t0
+    stop(proc)
+    server.close()
+    counts = list(origin.segments.values())
+    return {
+        "per_segment": sum(counts) / max(1, len(counts)),
+        "max_segment": max(counts, default=0),
+        "playlists_per_s": origin.playlists / elapsed,
+        "polls": stats["polls"],
+        "fetched": stats["segments"],
+        "failed": stats["failed"],
+    }
+
+
 def main():
     d = tempfile.mkdtemp(prefix="lgoffload")
     origin = Origin()
@@ -183,6 +286,9 @@ http {{ {temp}
     # ONLY=<part of an edge's name> runs just that edge; WRAP=<command> runs it
     # under a tool (the README's heap profile: WRAP="heaptrack -o /tmp/lg").
     only, wrap = os.environ.get("ONLY"), os.environ.get("WRAP", "").split()
+    if only == "hls":
+        print(run_hls(d, on_conf))
+        return
     results = {}
     for name, cmd, p, worker in edges:
         if only and only not in name:
@@ -192,6 +298,10 @@ http {{ {temp}
         print(results)
         return
     server.close()
+    if not only or "hls" in only:
+        hls_rows = run_hls(d, on_conf)
+    else:
+        hls_rows = None
 
     ng = results["nginx proxy_pass"]
     print(f"\n{VIEWERS} FLV viewers of one {KBPS} kbit/s stream, {SECONDS} s measured; "
@@ -201,6 +311,13 @@ http {{ {temp}
     for name, r in results.items():
         ratio = r["cpu_per_viewer"] / ng["cpu_per_viewer"] if ng["cpu_per_viewer"] else float("nan")
         print(f"| {name} | {r['conns']} | {r['rss_per_viewer']:,.0f} | {r['cpu_per_viewer']:.3f} | {ratio:.2f} | {r['kbps']:,.0f} | {r['alive']} |")
+    if hls_rows:
+        print(f"\n{HLS_VIEWERS} simulated HLS players of one live stream (2 s segments, "
+              f"TARGETDURATION 2) for {HLS_SECONDS} s through livegate with its micro-cache:\n")
+        print("| origin requests per segment | playlist requests per second (TTL 1 s) | player polls | segments fetched | failures |")
+        print("| --- | --- | --- | --- | --- |")
+        h = hls_rows
+        print(f"| {h['per_segment']:.2f} (max {h['max_segment']}) | {h['playlists_per_s']:.2f} | {h['polls']} | {h['fetched']} | {h['failed']} |")
     lg = results["livegate (fan-out)"]
     print(f"\nTargets: livegate origin connections = 1 (got {lg['conns']}); RSS per viewer ≤ 60 KB "
           f"(got {lg['rss_per_viewer'] / 1024:.1f} KB); CPU per viewer ≤ 0.7 × nginx "

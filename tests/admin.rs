@@ -18,7 +18,8 @@ fn domains(origin: &Origin) -> String {
         "  - name: {HOST}\n    origin: {}\n    auth:\n      \
          - {{ scene: pull, scheme: tencent, keys: [yamlPullKey1] }}\n      \
          - {{ scene: push, scheme: tencent, keys: [yamlPushKey1] }}\n      \
-         - {{ scene: pull, app: free, enabled: false }}\n",
+         - {{ scene: pull, app: free, enabled: false }}\n    \
+         cache: {{ enabled: false }}\n",
         origin_yaml(&[origin.addr], "")
     )
 }

@@ -198,3 +198,24 @@ async fn the_cache_holds_at_most_max_bytes_and_can_be_turned_off() {
     }
     assert_eq!(origin.asked("/live/cam3-1.ts"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fill_fails_over_a_dead_peer_and_a_stalled_origin_is_a_502_not_a_hang() {
+    let o = support::Origin::start("o1").await;
+    let dead = format!("127.0.0.1:{}", support::free_port());
+    let lg = Livegate::start(&format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{}] }}\n",
+        origin_yaml(&[dead, o.addr.to_string()], ", read_timeout_ms: 500"),
+        KEYS[0]
+    ));
+    for n in 0..6 {
+        let r = get(&lg, &format!("/live/cam1-{n}.ts"), 0).await;
+        assert_eq!(r.status(), 200, "segment {n}");
+        assert_eq!(r.headers()["x-cache"], "MISS");
+    }
+    let asked = Instant::now();
+    let r = get(&lg, "/stall/cam1-1.ts", 0).await;
+    assert_eq!(r.status(), 502);
+    assert!(asked.elapsed() < Duration::from_secs(20));
+}

@@ -13,10 +13,13 @@ use support::{free_port, origin_yaml, sample, scrape, Livegate, Origin};
 const HOST: &str = "play.example.com";
 const NOTIFY_KEY: &str = "notifyKey123";
 
+/// Each request proxied: these tests read what the origin receives (and the
+/// access log and metrics) per request; the HLS micro-cache and FLV fan-out are
+/// tested in tests/cache.rs and tests/fanout.rs.
 fn domain(peers: &[String], extra: &str) -> String {
-    let origin = origin_yaml(peers, ", health_check: { interval_ms: 200 }");
+    let origin = origin_yaml(peers, ", health_check: { interval_ms: 200 }, fanout: false");
     format!(
-        "  - name: {HOST}\n    origin: {origin}\n    auth:\n      \
+        "  - name: {HOST}\n    origin: {origin}\n    cache: {{ enabled: false }}\n    auth:\n      \
          - {{ scene: pull, scheme: tencent, keys: [pullKey1] }}\n      - {{ scene: push, enabled: false }}\n{extra}"
     )
 }

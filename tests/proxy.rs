@@ -10,9 +10,12 @@ use support::{
 
 const HOST: &str = "play.example.com";
 
+/// Each request proxied: these tests read what the origin receives (and the
+/// access log and metrics) per request; the HLS micro-cache and FLV fan-out are
+/// tested in tests/cache.rs and tests/fanout.rs.
 fn domain(name: &str, peers: &[String], origin_extra: &str, auth: &str) -> String {
-    let origin = origin_yaml(peers, origin_extra);
-    format!("  - name: \"{name}\"\n    origin: {origin}\n    auth:\n{auth}")
+    let origin = origin_yaml(peers, &format!("{origin_extra}, fanout: false"));
+    format!("  - name: \"{name}\"\n    origin: {origin}\n    cache: {{ enabled: false }}\n    auth:\n{auth}")
 }
 
 const TENCENT: &str = "      - { scene: pull, scheme: tencent, keys: [primary1, backup2] }\n      \

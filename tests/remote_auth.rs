@@ -10,13 +10,14 @@ use support::{client, free_port, origin_yaml, send, Livegate, Method, Origin};
 
 const HOST: &str = "play.example.com";
 
-/// A domain whose scenes need no signature, so that only remote auth decides.
+/// A domain whose scenes need no signature, so that only remote auth decides;
+/// each request proxied (what the origin receives is read per request).
 fn domain(origin: &Origin, remote: &str) -> String {
     format!(
-        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+        "  - name: {HOST}\n    origin: {}\n    cache: {{ enabled: false }}\n    auth:\n      \
          - {{ scene: pull, enabled: false }}\n      - {{ scene: push, enabled: false }}\n    \
          remote_auth: {{ {remote} }}\n",
-        origin_yaml(&[origin.addr], "")
+        origin_yaml(&[origin.addr], ", fanout: false")
     )
 }
 

@@ -206,35 +206,87 @@ def run_edge(name, cmd, p, path, origin, worker_of=None):
     }
 
 
+NGINX_COMMON = ("worker_rlimit_nofile 65536; error_log {d}/nginx-error.log; pid {d}/{name}.pid; daemon off; "
+                "master_process on; events {{ worker_connections 16384; }}\n")
+NGINX_TEMP = ("client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; "
+              "uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st; access_log off;")
 HLS_VIEWERS = int(os.environ.get("HLS_VIEWERS", "500"))
 HLS_SECONDS = int(os.environ.get("HLS_SECONDS", "30"))
 
 
 def run_hls(d, on_conf):
-    """HLS_VIEWERS players polling one live playlist through livegate."""
-    origin = HlsOrigin()
-    o_port, lg_port = port(), port()
+    """HLS_VIEWERS players polling one live playlist, through livegate (with its
+    micro-cache) and through nginx secure_link + proxy_pass, one after the other."""
+    rows = {}
     loop = asyncio.get_event_loop()
-    server = loop.run_until_complete(asyncio.start_server(origin.serve, "127.0.0.1", o_port, backlog=4096))
-    conf = livegate_conf(d, "hls", lg_port, HOST, o_port, KEY, True)
+    for name in ("nginx proxy_pass", "livegate (micro-cache)"):
+        origin = HlsOrigin()
+        o_port, e_port = port(), port()
+        server = loop.run_until_complete(asyncio.start_server(origin.serve, "127.0.0.1", o_port, backlog=4096))
+        conf = livegate_conf(d, "hls", e_port, HOST, o_port, KEY, True)
+        signed = subprocess.run([LIVEGATE, "sign", "-c", conf, "--url", f"http://{HOST}/live/hls.m3u8",
+                                 "--ttl", "86400"], capture_output=True, text=True, check=True).stdout.strip()
+        if name.startswith("nginx"):
+            with open(f"{d}/hls.conf", "w") as f:
+                f.write(NGINX_COMMON.format(d=d, name="hls") + f"""worker_processes 1;
+http {{ {NGINX_TEMP.format(d=d)}
+  upstream origin {{ server 127.0.0.1:{o_port}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{e_port} backlog=4096;
+    location ~ \\.m3u8$ {{
+      secure_link $arg_md5,$arg_expires;
+      secure_link_md5 "$secure_link_expires$uri {KEY}";
+      if ($secure_link = "") {{ return 403; }}
+      if ($secure_link = "0") {{ return 403; }}
+      proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location /live/ {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""")
+            proc = start(["nginx", "-p", d, "-c", f"{d}/hls.conf"], EDGE_CORE)
+        else:
+            proc = start([LIVEGATE, "-c", conf], EDGE_CORE, env=dict(os.environ, RUST_LOG="warn"))
+        wait_port(e_port, name, proc)
+        t0 = time.monotonic()
+        stats = loop.run_until_complete(hls_viewers(e_port, signed[len(f"http://{HOST}"):], HLS_VIEWERS, HLS_SECONDS))
+        elapsed = time.monotonic() - t0
+        stop(proc)
+        server.close()
+        counts = list(origin.segments.values())
+        rows[name] = {
+            "per_segment": sum(counts) / max(1, len(counts)),
+            "max_segment": max(counts, default=0),
+            "playlists_per_s": origin.playlists / elapsed,
+            "polls": stats["polls"],
+            "fetched": stats["segments"],
+            "failed": stats["failed"],
+        }
+    return rows
+
+
+def decodable(d):
+    """ffmpeg decodes a sample of fan-out viewers of a real H.264/AAC stream (the
+    demo origin) while 50 others watch: how many of the sample decoded cleanly."""
+    demo, lg_port = port(), port()
+    start([LIVEGATE, "demo-origin", "--listen", f"127.0.0.1:{demo}"], LOAD_CORE)
+    wait_port(demo, "demo origin")
+    conf = livegate_conf(d, "demo", lg_port, HOST, demo, KEY, True)
     proc = start([LIVEGATE, "-c", conf], EDGE_CORE, env=dict(os.environ, RUST_LOG="warn"))
-    wait_port(lg_port, "livegate (hls)", proc)
-    signed = subprocess.run([LIVEGATE, "sign", "-c", conf, "--url", f"http://{HOST}/live/hls.m3u8",
+    wait_port(lg_port, "livegate (demo)", proc)
+    signed = subprocess.run([LIVEGATE, "sign", "-c", conf, "--url", f"http://{HOST}/live/cam1.flv",
                              "--ttl", "86400"], capture_output=True, text=True, check=True).stdout.strip()
-    t0 = time.monotonic()
-    stats = loop.run_until_complete(hls_viewers(lg_port, signed[len(f"http://{HOST}"):], HLS_VIEWERS, HLS_SECONDS))
-    elapsed = time.monotonic() - t0
+    path = signed[len(f"http://{HOST}"):]
+    loop = asyncio.get_event_loop()
+    tasks, _, _ = loop.run_until_complete(viewers(lg_port, path, 50, 0, ramp=1))
+    url = f"http://127.0.0.1:{lg_port}{path}"
+    players = [subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-xerror", "-headers", f"Host: {HOST}\r\n",
+                                 "-i", url, "-t", "3", "-f", "null", "-"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(5)]
+    ok = 0
+    for p in players:
+        _, err = p.communicate(timeout=60)
+        ok += p.returncode == 0 and not err.strip()
+    for t in tasks:
+        t.cancel()
     stop(proc)
-    server.close()
-    counts = list(origin.segments.values())
-    return {
-        "per_segment": sum(counts) / max(1, len(counts)),
-        "max_segment": max(counts, default=0),
-        "playlists_per_s": origin.playlists / elapsed,
-        "polls": stats["polls"],
-        "fetched": stats["segments"],
-        "failed": stats["failed"],
-    }
+    return ok, len(players)
 
 
 def main():
@@ -255,10 +307,8 @@ def main():
     with open(off_conf, "w") as f:
         f.write(text.replace(f'origin: {{ peers: ["127.0.0.1:{o_port}"] }}',
                              f'origin: {{ peers: ["127.0.0.1:{o_port}"], fanout: false }}'))
-    common = (f"worker_rlimit_nofile 65536; error_log {d}/nginx-error.log; pid {d}/nginx.pid; daemon off; "
-              f"master_process on; events {{ worker_connections 16384; }}\n")
-    temp = (f"client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; "
-            f"uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st; access_log off;")
+    common = NGINX_COMMON.format(d=d, name="nginx")
+    temp = NGINX_TEMP.format(d=d)
     with open(f"{d}/edge.conf", "w") as f:
         f.write(common + f"""worker_processes 1;
 http {{ {temp}
@@ -298,10 +348,8 @@ http {{ {temp}
         print(results)
         return
     server.close()
-    if not only or "hls" in only:
-        hls_rows = run_hls(d, on_conf)
-    else:
-        hls_rows = None
+    hls_rows = run_hls(d, on_conf) if not only else None
+    decoded = decodable(d) if not only else None
 
     ng = results["nginx proxy_pass"]
     print(f"\n{VIEWERS} FLV viewers of one {KBPS} kbit/s stream, {SECONDS} s measured; "
@@ -311,13 +359,17 @@ http {{ {temp}
     for name, r in results.items():
         ratio = r["cpu_per_viewer"] / ng["cpu_per_viewer"] if ng["cpu_per_viewer"] else float("nan")
         print(f"| {name} | {r['conns']} | {r['rss_per_viewer']:,.0f} | {r['cpu_per_viewer']:.3f} | {ratio:.2f} | {r['kbps']:,.0f} | {r['alive']} |")
+    if decoded:
+        print(f"\nDecodable: ffmpeg -xerror decoded {decoded[0]} of {decoded[1]} fan-out viewers of the demo "
+              "origin's H.264/AAC stream (50 other viewers watching).")
     if hls_rows:
         print(f"\n{HLS_VIEWERS} simulated HLS players of one live stream (2 s segments, "
-              f"TARGETDURATION 2) for {HLS_SECONDS} s through livegate with its micro-cache:\n")
-        print("| origin requests per segment | playlist requests per second (TTL 1 s) | player polls | segments fetched | failures |")
-        print("| --- | --- | --- | --- | --- |")
-        h = hls_rows
-        print(f"| {h['per_segment']:.2f} (max {h['max_segment']}) | {h['playlists_per_s']:.2f} | {h['polls']} | {h['fetched']} | {h['failed']} |")
+              f"TARGETDURATION 2), {HLS_SECONDS} s each edge:\n")
+        print("| edge | origin requests per segment | playlist requests at the origin per second | player polls | segments fetched | failures |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, h in hls_rows.items():
+            print(f"| {name} | {h['per_segment']:.2f} (max {h['max_segment']}) | {h['playlists_per_s']:.2f} | "
+                  f"{h['polls']} | {h['fetched']} | {h['failed']} |")
     lg = results["livegate (fan-out)"]
     print(f"\nTargets: livegate origin connections = 1 (got {lg['conns']}); RSS per viewer ≤ 60 KB "
           f"(got {lg['rss_per_viewer'] / 1024:.1f} KB); CPU per viewer ≤ 0.7 × nginx "

@@ -2,22 +2,23 @@
 //! phase asks a module and acts on the answer; nothing reaches an origin unless
 //! `request_filter` admitted it:
 //!
-//! canonical target → route → access → sign → forbid → remote → origin.
+//! canonical target → route → access → sign → forbid → remote → origin, where
+//! "origin" is the stream's shared pull for an FLV viewer (`fanout`), the HLS
+//! micro-cache for a playlist or segment (`cache`), or a proxied request.
 
 mod cache;
+mod ctx;
 mod fanout;
 mod hls;
 mod remote;
 mod report;
 mod request;
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use log::warn;
 use pingora_core::modules::http::HttpModules;
 use pingora_core::prelude::HttpPeer;
@@ -30,8 +31,7 @@ use crate::access::{self, limits::Limiter};
 use crate::auth::remote::Remote;
 use crate::canon;
 use crate::config::LogFormat;
-use crate::cors::Cors;
-use crate::hls::{Rewrite, Secret};
+use crate::hls::Secret;
 use crate::hygiene;
 use crate::metrics::DomainMetrics;
 use crate::notify::Notifier;
@@ -43,6 +43,7 @@ use crate::streams::{session_stream, StreamKey, Streams, Ticket};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 pub use cache::for_domain as cache_for;
+pub use ctx::Ctx;
 use request::{client_ip, host_header, upstream_target, IpText};
 
 /// What livegate runs per domain (same order as the configuration).
@@ -72,48 +73,6 @@ pub struct Gate {
     pub hls_secret: Secret,
     /// Running FLV pulls, shared by their viewers.
     pub hub: crate::fanout::SharedHub,
-}
-
-/// What one request carries from phase to phase.
-pub struct Ctx {
-    started: Instant,
-    /// The domain once the Host matched one.
-    domain: Option<usize>,
-    scene: Option<Scene>,
-    client: Option<IpAddr>,
-    /// `client` as text, formatted once per request (empty when unknown).
-    client_ip: IpText,
-    /// The URI to send upstream when it differs from the canonical target (prefix
-    /// or auth parameters removed).
-    upstream_uri: Option<http::Uri>,
-    /// `app/stream`, the consistent-hashing key, when the pool hashes.
-    hash_key: String,
-    /// Peers that refused a connection for this request.
-    tried: Vec<SocketAddr>,
-    peer: Option<SocketAddr>,
-    /// Headers the auth server's answer asks to pass to the origin.
-    upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
-    /// The stream session this connection counts in, once admitted.
-    stream: Option<StreamKey>,
-    /// Tells an admitted connection when the management API cut its stream.
-    ticket: Option<Ticket>,
-    /// The client whose connection slot (access limits) this request holds.
-    slot: Option<IpAddr>,
-    /// A pull on a domain with segment authorisation: when the tokens written
-    /// into its response (if a playlist) expire.
-    playlist: Option<i64>,
-    /// The playlist being rewritten.
-    rewrite: Option<Rewrite>,
-    /// Admitted by a segment token: the stream it opens.
-    session: Option<String>,
-    /// The domain's CORS policy and the allowed `Origin` of this request.
-    cors: Option<(Arc<Cors>, HeaderValue)>,
-    /// An `.flv` request (fan-out candidate).
-    flv: bool,
-    /// An HLS object (cache candidate).
-    hls: bool,
-    /// Why the request was refused.
-    reason: Option<Reason>,
 }
 
 impl Gate {
@@ -199,28 +158,7 @@ impl ProxyHttp for Gate {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            started: Instant::now(),
-            domain: None,
-            scene: None,
-            client: None,
-            client_ip: IpText::default(),
-            upstream_uri: None,
-            hash_key: String::new(),
-            tried: Vec::new(),
-            peer: None,
-            upstream_headers: None,
-            stream: None,
-            ticket: None,
-            slot: None,
-            playlist: None,
-            rewrite: None,
-            session: None,
-            cors: None,
-            flv: false,
-            hls: false,
-            reason: None,
-        }
+        Ctx::new()
     }
 
     /// No downstream modules: Pingora's default adds a (disabled) compression

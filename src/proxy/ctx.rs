@@ -1,0 +1,84 @@
+//! What one request carries from phase to phase of the proxy.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderName, HeaderValue};
+
+use super::request::IpText;
+use crate::cors::Cors;
+use crate::hls::Rewrite;
+use crate::route::Scene;
+use crate::streams::{StreamKey, Ticket};
+use crate::verdict::Reason;
+
+/// What one request carries from phase to phase.
+pub struct Ctx {
+    pub(super) started: Instant,
+    /// The domain once the Host matched one.
+    pub(super) domain: Option<usize>,
+    pub(super) scene: Option<Scene>,
+    pub(super) client: Option<IpAddr>,
+    /// `client` as text, formatted once per request (empty when unknown).
+    pub(super) client_ip: IpText,
+    /// The URI to send upstream when it differs from the canonical target (prefix
+    /// or auth parameters removed).
+    pub(super) upstream_uri: Option<http::Uri>,
+    /// `app/stream`, the consistent-hashing key, when the pool hashes.
+    pub(super) hash_key: String,
+    /// Peers that refused a connection for this request.
+    pub(super) tried: Vec<SocketAddr>,
+    pub(super) peer: Option<SocketAddr>,
+    /// Headers the auth server's answer asks to pass to the origin.
+    pub(super) upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+    /// The stream session this connection counts in, once admitted.
+    pub(super) stream: Option<StreamKey>,
+    /// Tells an admitted connection when the management API cut its stream.
+    pub(super) ticket: Option<Ticket>,
+    /// The client whose connection slot (access limits) this request holds.
+    pub(super) slot: Option<IpAddr>,
+    /// A pull on a domain with segment authorisation: when the tokens written
+    /// into its response (if a playlist) expire.
+    pub(super) playlist: Option<i64>,
+    /// The playlist being rewritten.
+    pub(super) rewrite: Option<Rewrite>,
+    /// Admitted by a segment token: the stream it opens.
+    pub(super) session: Option<String>,
+    /// The domain's CORS policy and the allowed `Origin` of this request.
+    pub(super) cors: Option<(Arc<Cors>, HeaderValue)>,
+    /// An `.flv` request (fan-out candidate).
+    pub(super) flv: bool,
+    /// An HLS object (cache candidate).
+    pub(super) hls: bool,
+    /// Why the request was refused.
+    pub(super) reason: Option<Reason>,
+}
+
+impl Ctx {
+    /// A request's context before any phase ran.
+    pub(super) fn new() -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            domain: None,
+            scene: None,
+            client: None,
+            client_ip: IpText::default(),
+            upstream_uri: None,
+            hash_key: String::new(),
+            tried: Vec::new(),
+            peer: None,
+            upstream_headers: None,
+            stream: None,
+            ticket: None,
+            slot: None,
+            playlist: None,
+            rewrite: None,
+            session: None,
+            cors: None,
+            flv: false,
+            hls: false,
+            reason: None,
+        }
+    }
+}

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::Method;
 use pingora_cache::CacheKey;
 use pingora_core::Result;
 use pingora_http::ResponseHeader;
@@ -14,7 +13,6 @@ use pingora_proxy::Session;
 
 use super::{Ctx, Gate, Site};
 use crate::cache::{self, policy, Fetched, Object};
-use crate::route::Scene;
 
 /// Extensions of what HLS players fetch: playlists, segments, keys' neighbours.
 const HLS: [&str; 8] = ["m3u8", "ts", "m4s", "aac", "mp4", "m4a", "m4v", "vtt"];
@@ -37,11 +35,7 @@ impl Gate {
         let site = &self.sites[d];
         let cache = site.cache.as_ref()?;
         let req = session.req_header();
-        if !ctx.hls
-            || ctx.scene != Some(Scene::Pull)
-            || req.method != Method::GET
-            || ctx.upstream_headers.is_some()
-        {
+        if !ctx.hls {
             return None;
         }
         let (host, target) = self.asked_upstream(req, ctx)?;

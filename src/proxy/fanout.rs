@@ -13,14 +13,21 @@ use crate::fanout::{self, PullKey, Source, Viewer};
 use crate::route::Scene;
 
 impl Gate {
-    /// What the origin is asked for an admitted request, when the edge asks on
-    /// behalf of many clients: the Host sent upstream and the canonical target
-    /// with auth parameters and tokens stripped.
+    /// What the origin is asked for an admitted request that the edge may ask on
+    /// behalf of many clients — a pull `GET` with no headers from the auth server
+    /// to pass on (a shared answer cannot carry one client's): the Host sent
+    /// upstream and the canonical target with auth parameters and tokens stripped.
     pub(super) fn asked_upstream(
         &self,
         req: &RequestHeader,
         ctx: &Ctx,
     ) -> Option<(String, String)> {
+        if ctx.scene != Some(Scene::Pull)
+            || req.method != Method::GET
+            || ctx.upstream_headers.is_some()
+        {
+            return None;
+        }
         let site = &self.sites[ctx.domain?];
         let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
         let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
@@ -40,11 +47,7 @@ impl Gate {
         let site = &self.sites[d];
         let settings = site.fanout.as_ref()?;
         let req = session.req_header();
-        if !ctx.flv
-            || ctx.scene != Some(Scene::Pull)
-            || req.method != Method::GET
-            || ctx.upstream_headers.is_some()
-        {
+        if !ctx.flv {
             return None;
         }
         let (host, target) = self.asked_upstream(req, ctx)?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use support::server::Server;
 use support::{origin_yaml, tencent, Livegate};
 
@@ -44,6 +44,22 @@ impl Counting {
                         "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:{n}\n#EXTINF:1,\ncam1-{n}.ts\n"
                     )
                     .into_bytes()
+                } else if path.contains("slowbody") {
+                    // Ten pieces, 300 ms apart: 3 s for the whole segment.
+                    let seed = path.len() as u8;
+                    let body: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_add(seed)).collect();
+                    let pieces: Vec<Bytes> = body
+                        .chunks(size.div_ceil(10))
+                        .map(Bytes::copy_from_slice)
+                        .collect();
+                    let stream = futures_util::stream::unfold(pieces.into_iter(), |mut it| async move {
+                        let next = it.next()?;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Some((Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(next)), it))
+                    });
+                    return resp
+                        .body(http_body_util::StreamBody::new(stream).boxed())
+                        .unwrap();
                 } else {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     if path.contains("nostore") {
@@ -55,7 +71,8 @@ impl Counting {
                     let seed = path.len() as u8;
                     (0..size).map(|i| (i as u8).wrapping_add(seed)).collect()
                 };
-                resp.body(Full::new(Bytes::from(body))).unwrap()
+                resp.body(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed())
+                    .unwrap()
             }
         })
         .await;
@@ -218,4 +235,42 @@ async fn a_fill_fails_over_a_dead_peer_and_a_stalled_origin_is_a_502_not_a_hang(
     let r = get(&lg, "/stall/cam1-1.ts", 0).await;
     assert_eq!(r.status(), 502);
     assert!(asked.elapsed() < Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_during_a_fill_streams_it_as_it_arrives() {
+    let origin = Counting::start(1_000_000).await;
+    let lg = Arc::new(edge(&origin, "{ max_bytes: 67108864 }"));
+    let first = {
+        let lg = lg.clone();
+        tokio::spawn(async move {
+            let r = get(&lg, "/live/slowbody-1.ts", 0).await;
+            (
+                r.headers()["x-cache"].to_str().unwrap().to_owned(),
+                r.bytes().await.unwrap(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let asked = Instant::now();
+    let mut r = get(&lg, "/live/slowbody-1.ts", 1).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "HIT-FOLLOWING");
+    let mut body = Vec::new();
+    let mut first_byte = None;
+    while let Some(c) = r.chunk().await.unwrap() {
+        first_byte.get_or_insert(asked.elapsed());
+        body.extend_from_slice(&c);
+    }
+    let whole = asked.elapsed();
+    let (status, first_body) = first.await.unwrap();
+    assert_eq!(status, "MISS");
+    assert_eq!(body, first_body, "the follower got other bytes");
+    assert_eq!(origin.asked("/live/slowbody-1.ts"), 1);
+    // The fill takes ~3 s; the follower's first bytes came long before its end.
+    let first_byte = first_byte.unwrap();
+    assert!(
+        first_byte + Duration::from_millis(800) < whole,
+        "first byte after {first_byte:?}, whole after {whole:?}"
+    );
 }

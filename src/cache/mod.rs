@@ -6,8 +6,10 @@
 //!   each object weighs its size in KiB — so the cache never holds more than
 //!   `cache.max_bytes`.
 //! - Coalescing: pingora-cache's cache lock. The first miss of a key takes the
-//!   write permit and fetches; concurrent misses wait on the read lock, then find
-//!   the object (or, if it turned out not cacheable, fetch again one at a time).
+//!   write permit and fetches; concurrent misses of a segment follow that fill,
+//!   streaming its bytes as they arrive ([`Following`]); playlists and ranges
+//!   wait on the read lock, then find the object (or, if it turned out not
+//!   cacheable, fetch again one at a time).
 //! - Freshness ([`policy`]): a playlist for half its `EXT-X-TARGETDURATION`, at
 //!   most 1 s; a segment until evicted. Only 200 answers are cached, never one
 //!   with `Cache-Control: no-store` or `private`.
@@ -25,6 +27,7 @@ use pingora_cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked};
 use pingora_cache::{key::CacheHashKey, CacheKey};
 use pingora_http::ResponseHeader;
 use tinyufo::TinyUfo;
+use tokio::sync::watch;
 
 /// The largest object cached (a segment of a very high bitrate stream).
 pub const MAX_OBJECT: usize = 32 << 20;
@@ -61,6 +64,8 @@ pub enum Status {
     Hit,
     /// Waited for another request's fill.
     Coalesced,
+    /// Streamed another request's fill as it arrived.
+    Following,
     Miss,
     Pass,
 }
@@ -70,16 +75,75 @@ impl Status {
         match self {
             Status::Hit => "HIT",
             Status::Coalesced => "HIT-COALESCED",
+            Status::Following => "HIT-FOLLOWING",
             Status::Miss => "MISS",
             Status::Pass => "PASS",
         }
     }
 }
 
+/// A fill as it arrives: the origin's head once known, the body so far, and
+/// whether it ended (`Some(true)`: whole; `Some(false)`: failed).
+#[derive(Default)]
+pub struct Progress {
+    pub head: Option<ResponseHeader>,
+    pub chunks: Vec<Bytes>,
+    pub end: Option<bool>,
+}
+
+/// What a fill reports its progress through, for requests that stream it as it
+/// arrives. Dropped before `end(true)`, the fill counts as failed.
+pub struct Feed(Option<watch::Sender<Progress>>);
+
+impl Feed {
+    /// The origin's head (hop-by-hop headers removed).
+    pub fn head(&self, head: &ResponseHeader) {
+        if let Some(tx) = &self.0 {
+            tx.send_modify(|p| p.head = Some(head.clone()));
+        }
+    }
+
+    /// The next piece of the body.
+    pub fn chunk(&self, chunk: &Bytes) {
+        if let Some(tx) = &self.0 {
+            tx.send_modify(|p| p.chunks.push(chunk.clone()));
+        }
+    }
+
+    /// The body is whole.
+    pub fn done(&mut self) {
+        if let Some(tx) = self.0.take() {
+            tx.send_modify(|p| p.end = Some(true));
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            tx.send_modify(|p| p.end = Some(false));
+        }
+    }
+}
+
+/// A fill another request is making, followed as it arrives.
+pub struct Following(pub watch::Receiver<Progress>);
+
+/// What a request gets.
+pub enum Got {
+    Object(Arc<Object>, Status),
+    /// Another request's fill, streamed as it arrives.
+    Following(Following),
+    /// No origin answered: this status from the edge.
+    Failed(u16),
+}
+
 /// One domain's cache.
 pub struct Cache {
     store: TinyUfo<u128, Arc<Object>>,
     lock: CacheLock,
+    /// Fills in progress, for requests that follow them instead of waiting.
+    filling: std::sync::Mutex<std::collections::HashMap<u128, watch::Receiver<Progress>>>,
 }
 
 impl Cache {
@@ -90,6 +154,7 @@ impl Cache {
             // Estimated objects: segments of ~256 KiB on average.
             store: TinyUfo::new(kib, (kib / 256).max(16)),
             lock: CacheLock::new(LOCK_AGE),
+            filling: Default::default(),
         }
     }
 
@@ -97,15 +162,26 @@ impl Cache {
         self.store.get(&id).filter(|o| o.fresh(Instant::now()))
     }
 
+    fn following(&self, id: u128) -> Option<watch::Receiver<Progress>> {
+        self.filling.lock().ok()?.get(&id).cloned()
+    }
+
+    fn filling(&self, id: u128, rx: Option<watch::Receiver<Progress>>) {
+        if let Ok(mut f) = self.filling.lock() {
+            match rx {
+                Some(rx) => f.insert(id, rx),
+                None => f.remove(&id),
+            };
+        }
+    }
+
     /// The cached answer for `key`, or one fill (`fetch`) shared by every
-    /// concurrent request for it.
-    pub async fn get<F, Fut>(
-        &self,
-        key: &CacheKey,
-        mut fetch: F,
-    ) -> (Result<Arc<Object>, u16>, Status)
+    /// concurrent request for it. With `follow`, a request arriving during a fill
+    /// streams it as it arrives; without (playlists, which are rewritten whole,
+    /// and ranges), it waits for the fill to end.
+    pub async fn get<F, Fut>(&self, key: &CacheKey, follow: bool, mut fetch: F) -> Got
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Feed) -> Fut,
         Fut: std::future::Future<Output = Fetched>,
     {
         let id = u128::from_be_bytes(key.combined_bin());
@@ -117,10 +193,13 @@ impl Cache {
                 } else {
                     Status::Hit
                 };
-                return (Ok(o), status);
+                return Got::Object(o, status);
             }
             match self.lock.lock(key, false) {
                 Locked::Read(r) => {
+                    if let Some(rx) = self.following(id).filter(|_| follow) {
+                        return Got::Following(Following(rx));
+                    }
                     r.wait().await;
                     waited = true;
                 }
@@ -128,9 +207,12 @@ impl Cache {
                     // Another fill may have finished between lookup and lock.
                     if let Some(o) = self.lookup(id) {
                         self.lock.release(key, permit, LockStatus::Done);
-                        return (Ok(o), Status::Hit);
+                        return Got::Object(o, Status::Hit);
                     }
-                    let fetched = fetch().await;
+                    let (tx, rx) = watch::channel(Progress::default());
+                    self.filling(id, Some(rx));
+                    let fetched = fetch(Feed(Some(tx))).await;
+                    self.filling(id, None);
                     return match fetched {
                         Fetched::Keep(o, ttl) => {
                             let weight = (o.body.len() / 1024 + 1).min(u16::MAX as usize) as u16;
@@ -141,24 +223,24 @@ impl Cache {
                             });
                             self.store.put(id, o.clone(), weight);
                             self.lock.release(key, permit, LockStatus::Done);
-                            (Ok(o), Status::Miss)
+                            Got::Object(o, Status::Miss)
                         }
                         Fetched::Pass(o) => {
                             self.lock.release(key, permit, LockStatus::GiveUp);
-                            (Ok(o), Status::Pass)
+                            Got::Object(o, Status::Pass)
                         }
                         Fetched::Failed(code) => {
                             self.lock.release(key, permit, LockStatus::GiveUp);
-                            (Err(code), Status::Pass)
+                            Got::Failed(code)
                         }
                     };
                 }
             }
         }
         // Fills keep failing or passing: this request fetches for itself.
-        match fetch().await {
-            Fetched::Keep(o, _) | Fetched::Pass(o) => (Ok(o), Status::Pass),
-            Fetched::Failed(code) => (Err(code), Status::Pass),
+        match fetch(Feed(None)).await {
+            Fetched::Keep(o, _) | Fetched::Pass(o) => Got::Object(o, Status::Pass),
+            Fetched::Failed(code) => Got::Failed(code),
         }
     }
 }

@@ -12,7 +12,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 use super::{Ctx, Gate, Site};
-use crate::cache::{self, policy, Fetched, Object};
+use crate::cache::{self, policy, Feed, Fetched, Following, Got, Object};
 
 /// Extensions of what HLS players fetch: playlists, segments, keys' neighbours.
 const HLS: [&str; 8] = ["m3u8", "ts", "m4s", "aac", "mp4", "m4a", "m4v", "vtt"];
@@ -45,15 +45,78 @@ impl Gate {
             .is_some_and(|p| p.to_ascii_lowercase().ends_with(".m3u8"));
         // Unambiguous: neither a Host nor a canonical target holds a NUL.
         let key = CacheKey::new(format!("{d}\0{host}\0{target}"), "");
-        let fill = || fill(site, &ctx.hash_key, &host, &target, playlist);
-        let (got, status) = cache.get(&key, fill).await;
-        Some(match got {
-            Ok(object) => {
+        let ranged = req.headers.contains_key(http::header::RANGE);
+        let fill = |feed| fill(site, &ctx.hash_key, &host, &target, playlist, feed);
+        Some(match cache.get(&key, !playlist && !ranged, fill).await {
+            Got::Object(object, status) => {
                 self.answer(session, ctx, site, &object, playlist, status)
                     .await
             }
-            Err(code) => session.respond_error(code).await.map(|_| true),
+            Got::Following(f) => self.follow(session, ctx, site, f).await,
+            Got::Failed(code) => session.respond_error(code).await.map(|_| true),
         })
+    }
+
+    /// Streams another request's fill to this client as it arrives.
+    async fn follow(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        site: &Site,
+        Following(mut progress): Following,
+    ) -> Result<bool> {
+        let head = match progress
+            .wait_for(|p| p.head.is_some() || p.end.is_some())
+            .await
+        {
+            Ok(p) => p.head.clone(),
+            Err(_) => None,
+        };
+        let Some(mut head) = head else {
+            session.respond_error(502).await?;
+            return Ok(true);
+        };
+        if session.req_header().version == http::Version::HTTP_11 {
+            head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
+        head.insert_header("x-cache", cache::Status::Following.as_str())?;
+        self.cors_headers(&mut head, ctx)?;
+        session.write_response_header(Box::new(head), false).await?;
+        let mut sent = 0;
+        loop {
+            let (chunks, end) = {
+                let p = progress.borrow_and_update();
+                (p.chunks[sent.min(p.chunks.len())..].to_vec(), p.end)
+            };
+            sent += chunks.len();
+            for c in chunks {
+                let n = c.len();
+                session.write_response_body(Some(c), false).await?;
+                site.metrics.sent.inc_by(n as u64);
+                if let Some(t) = &ctx.ticket {
+                    t.sent(n);
+                }
+            }
+            match end {
+                Some(true) => {
+                    session.write_response_body(None, true).await?;
+                    return Ok(true);
+                }
+                Some(false) => {
+                    return pingora_core::Error::e_explain(
+                        pingora_core::ErrorType::Custom("fill failed"),
+                        "the origin fetch this request followed failed",
+                    )
+                }
+                None if progress.changed().await.is_err() => {
+                    return pingora_core::Error::e_explain(
+                        pingora_core::ErrorType::Custom("fill failed"),
+                        "the origin fetch this request followed ended",
+                    )
+                }
+                None => {}
+            }
+        }
     }
 
     /// Writes a cached (or passed) object to the client.
@@ -130,8 +193,16 @@ impl Gate {
     }
 }
 
-/// Asks the origin for an object, whole: kept when cacheable, passed otherwise.
-async fn fill(site: &Site, hash_key: &str, host: &str, target: &str, playlist: bool) -> Fetched {
+/// Asks the origin for an object, whole — reporting its progress to `feed` for
+/// requests that follow it: kept when cacheable, passed otherwise.
+async fn fill(
+    site: &Site,
+    hash_key: &str,
+    host: &str,
+    target: &str,
+    playlist: bool,
+    mut feed: Feed,
+) -> Fetched {
     let asked = site
         .origin
         .request(hash_key, host, target, "livegate-cache")
@@ -149,10 +220,12 @@ async fn fill(site: &Site, hash_key: &str, host: &str, target: &str, playlist: b
     };
     site.metrics.upstream_status(resp.status.as_u16());
     let head = crate::origin::end_to_end(resp);
+    feed.head(&head);
     let mut body = BytesMut::new();
     loop {
         match http.read_response_body().await {
             Ok(Some(b)) => {
+                feed.chunk(&b);
                 body.extend_from_slice(&b);
                 if body.len() > cache::MAX_OBJECT {
                     log::warn!(
@@ -169,6 +242,7 @@ async fn fill(site: &Site, hash_key: &str, host: &str, target: &str, playlist: b
             }
         }
     }
+    feed.done();
     let body: Bytes = body.freeze();
     let keep = head.status.as_u16() == 200 && !policy::forbidden(&head);
     let ttl = playlist.then(|| policy::playlist_ttl(&body));

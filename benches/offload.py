@@ -124,8 +124,16 @@ async def hls_viewers(p, playlist, n, seconds):
         w.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
         head = await r.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ")[1])
-        length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
-        body = await r.readexactly(length)
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        if length:
+            body = await r.readexactly(int(length.group(1)))
+        else:  # chunked (a request that followed another's fill)
+            body = b""
+            while True:
+                size = int((await r.readuntil(b"\r\n")).split(b";")[0], 16)
+                body += await r.readexactly(size + 2)
+                if size == 0:
+                    break
         if status != 200:
             stats["failed"] += 1
         return body

@@ -274,3 +274,40 @@ async fn a_request_during_a_fill_streams_it_as_it_arrives() {
         "first byte after {first_byte:?}, whole after {whole:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn followers_get_every_byte_when_the_client_that_started_the_fill_leaves() {
+    let origin = Counting::start(1_000_000).await;
+    let lg = edge(&origin, "{ max_bytes: 67108864 }");
+    let path = "/live/slowbody-2.ts";
+    // The first client starts the fill on a raw socket, then goes away mid-fill.
+    let mut starter = std::net::TcpStream::connect(("127.0.0.1", lg.port)).unwrap();
+    std::io::Write::write_all(
+        &mut starter,
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {HOST}\r\n\r\n",
+            tencent(path, KEYS[0])
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let follower = get(&lg, path, 1);
+    let leave = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(starter);
+    };
+    let (r, ()) = tokio::join!(follower, leave);
+    assert_eq!(r.headers()["x-cache"], "HIT-FOLLOWING");
+    let body = r.bytes().await.unwrap();
+    let seed = path.len() as u8;
+    let want: Vec<u8> = (0..1_000_000)
+        .map(|i| (i as u8).wrapping_add(seed))
+        .collect();
+    assert!(
+        body == want,
+        "the follower got {} bytes, not the whole",
+        body.len()
+    );
+    assert_eq!(origin.asked(path), 1);
+}

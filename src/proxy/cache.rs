@@ -46,7 +46,19 @@ impl Gate {
         // Unambiguous: neither a Host nor a canonical target holds a NUL.
         let key = CacheKey::new(format!("{d}\0{host}\0{target}"), "");
         let ranged = req.headers.contains_key(http::header::RANGE);
-        let fill = |feed| fill(site, &ctx.hash_key, &host, &target, playlist, feed);
+        // A fill runs as its own task: if the client that started it goes away,
+        // the requests following it still get every byte.
+        let fill = |feed| {
+            let asked = Asked {
+                origin: site.origin.clone(),
+                metrics: site.metrics.clone(),
+                hash_key: ctx.hash_key.clone(),
+                host: host.clone(),
+                target: target.clone(),
+            };
+            let task = tokio::spawn(fill(asked, playlist, feed));
+            async move { task.await.unwrap_or(Fetched::Failed(502)) }
+        };
         Some(match cache.get(&key, !playlist && !ranged, fill).await {
             Got::Object(object, status) => {
                 self.answer(session, ctx, site, &object, playlist, status)
@@ -195,30 +207,38 @@ impl Gate {
 
 /// Asks the origin for an object, whole — reporting its progress to `feed` for
 /// requests that follow it: kept when cacheable, passed otherwise.
-async fn fill(
-    site: &Site,
-    hash_key: &str,
-    host: &str,
-    target: &str,
-    playlist: bool,
-    mut feed: Feed,
-) -> Fetched {
-    let asked = site
-        .origin
-        .request(hash_key, host, target, "livegate-cache")
+/// What a fill asks, and of whom.
+struct Asked {
+    origin: Arc<crate::origin::Origin>,
+    metrics: crate::metrics::DomainMetrics,
+    hash_key: String,
+    host: String,
+    target: String,
+}
+
+async fn fill(asked: Asked, playlist: bool, mut feed: Feed) -> Fetched {
+    let Asked {
+        origin,
+        metrics,
+        hash_key,
+        host,
+        target,
+    } = asked;
+    let asked = origin
+        .request(&hash_key, &host, &target, "livegate-cache")
         .await;
     let mut http = match asked {
         Ok(h) => h,
         Err(why) => {
             log::warn!("cache fill of {target}: {why}");
-            site.metrics.upstream_status(502);
+            metrics.upstream_status(502);
             return Fetched::Failed(502);
         }
     };
     let Some(resp) = http.response_header() else {
         return Fetched::Failed(502);
     };
-    site.metrics.upstream_status(resp.status.as_u16());
+    metrics.upstream_status(resp.status.as_u16());
     let head = crate::origin::end_to_end(resp);
     feed.head(&head);
     let mut body = BytesMut::new();

@@ -50,8 +50,8 @@ impl Object {
 
 /// What a fill fetched.
 pub enum Fetched {
-    /// Cached for this long (`None`: until evicted) and served.
-    Keep(Arc<Object>, Option<Duration>),
+    /// Cached (until the object's expiry) and served.
+    Keep(Arc<Object>),
     /// Served to this request only (not 200, `no-store`, too large).
     Pass(Arc<Object>),
     /// No origin answered: this status from the edge.
@@ -214,13 +214,8 @@ impl Cache {
                     let fetched = fetch(Feed(Some(tx))).await;
                     self.filling(id, None);
                     return match fetched {
-                        Fetched::Keep(o, ttl) => {
+                        Fetched::Keep(o) => {
                             let weight = (o.body.len() / 1024 + 1).min(u16::MAX as usize) as u16;
-                            let o = Arc::new(Object {
-                                head: o.head.clone(),
-                                body: o.body.clone(),
-                                expires: ttl.map(|t| Instant::now() + t),
-                            });
                             self.store.put(id, o.clone(), weight);
                             self.lock.release(key, permit, LockStatus::Done);
                             Got::Object(o, Status::Miss)
@@ -239,17 +234,17 @@ impl Cache {
         }
         // Fills keep failing or passing: this request fetches for itself.
         match fetch(Feed(None)).await {
-            Fetched::Keep(o, _) | Fetched::Pass(o) => Got::Object(o, Status::Pass),
+            Fetched::Keep(o) | Fetched::Pass(o) => Got::Object(o, Status::Pass),
             Fetched::Failed(code) => Got::Failed(code),
         }
     }
 }
 
-/// An object to be kept or passed.
-pub fn object(head: ResponseHeader, body: Bytes) -> Arc<Object> {
+/// An object to be kept (for `ttl`, `None`: until evicted) or passed.
+pub fn object(head: ResponseHeader, body: Bytes, ttl: Option<Duration>) -> Arc<Object> {
     Arc::new(Object {
         head,
         body,
-        expires: None,
+        expires: ttl.map(|t| Instant::now() + t),
     })
 }

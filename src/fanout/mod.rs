@@ -154,18 +154,21 @@ impl Hub {
     }
 
     /// Removes a pull that ended (if it is still the one registered).
-    fn remove(&self, pull: &Arc<Pull>) {
+    fn remove(&self, pull: &Pull) {
         let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
-        if pulls.get(&pull.key).is_some_and(|p| Arc::ptr_eq(p, pull)) {
-            pulls.remove(&pull.key);
-        }
-        crate::metrics::fanout_pulls(pulls.len());
+        unregister(&mut pulls, pull);
     }
+}
 
-    /// Running pulls (for tests and metrics).
-    pub fn pulls(&self) -> usize {
-        self.pulls.lock().map_or(0, |p| p.len())
+/// Takes `pull` out of the running pulls, if it is the one registered for its key.
+fn unregister(pulls: &mut HashMap<PullKey, Arc<Pull>>, pull: &Pull) {
+    if pulls
+        .get(&pull.key)
+        .is_some_and(|p| std::ptr::eq(&**p, pull))
+    {
+        pulls.remove(&pull.key);
     }
+    crate::metrics::fanout_pulls(pulls.len());
 }
 
 impl Pull {
@@ -188,13 +191,8 @@ impl Pull {
         let mut pulls = hub.pulls.lock().unwrap_or_else(|e| e.into_inner());
         let s = self.shared();
         let over = s.viewers == 0 && s.idle_since.is_some_and(|t| t.elapsed() >= linger);
-        if over
-            && pulls
-                .get(&self.key)
-                .is_some_and(|p| std::ptr::eq(&**p, self))
-        {
-            pulls.remove(&self.key);
-            crate::metrics::fanout_pulls(pulls.len());
+        if over {
+            unregister(&mut pulls, self);
         }
         over
     }

@@ -266,10 +266,9 @@ async fn fill(asked: Asked, playlist: bool, mut feed: Feed) -> Fetched {
     let body: Bytes = body.freeze();
     let keep = head.status.as_u16() == 200 && !policy::forbidden(&head);
     let ttl = playlist.then(|| policy::playlist_ttl(&body));
-    let object = cache::object(head, body);
     match keep {
-        true => Fetched::Keep(object, ttl),
-        false => Fetched::Pass(object),
+        true => Fetched::Keep(cache::object(head, body, ttl)),
+        false => Fetched::Pass(cache::object(head, body, None)),
     }
 }
 

@@ -145,11 +145,6 @@ impl Fleet {
         &self.config.endpoints
     }
 
-    /// A client for the configured endpoints.
-    async fn connect(&self) -> Result<Client, String> {
-        connect(&self.config).await
-    }
-
     /// The client, once the watch has connected (a write right after start
     /// waits for it, up to the call timeout).
     async fn connected(&self) -> Result<Conn, StateError> {
@@ -437,7 +432,7 @@ async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result
     let mut client = match current {
         Some((c, _)) => c,
         None => {
-            let c = fleet.connect().await?;
+            let c = connect(&fleet.config).await?;
             fleet
                 .conn
                 .send_replace(Some((c.clone(), tokio::runtime::Handle::current())));

@@ -188,12 +188,6 @@ fn new_forbids(before: &Saved, after: &Saved, now: i64) -> Vec<Forbid> {
         .collect()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Live {
     /// The state of a configuration's domains with `saved` (read at start) over them.
     pub fn new(
@@ -359,7 +353,7 @@ impl Live {
         for (k, _, r) in fresh {
             held.seen.insert(k, r);
         }
-        let cut = new_forbids(&held.saved, &next, now());
+        let cut = new_forbids(&held.saved, &next, crate::unix_now());
         self.current.store(Arc::new(snap));
         held.saved = next;
         cut

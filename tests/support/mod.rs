@@ -536,14 +536,7 @@ pub async fn text(url: &str) -> String {
 
 /// GETs a Prometheus endpoint.
 pub async fn scrape(port: u16) -> String {
-    client()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text(&format!("http://127.0.0.1:{port}/metrics")).await
 }
 
 /// The value of the sample `name` whose labels include all of `labels`, if any.

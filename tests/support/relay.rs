@@ -9,32 +9,63 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::free_port;
-
 /// A TCP relay from a loopback port to another that can be cut and restored,
-/// and counts the connections it relayed.
+/// and counts the connections it relayed. Its port stays bound throughout (a cut
+/// relay closes what it accepts at once), so nothing else can take it meanwhile.
 pub struct Relay {
     pub port: u16,
-    target: u16,
     on: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     open: Arc<AtomicUsize>,
+    /// The relayed connections.
     tasks: Arc<Mutex<JoinSet<()>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.tasks.lock().unwrap().abort_all();
+    }
 }
 
 impl Relay {
-    /// Starts relaying `port` → `target`.
+    /// Starts relaying a free port → `target`.
     pub async fn start(target: u16) -> Relay {
-        let r = Relay {
-            port: free_port(),
-            target,
-            on: Arc::new(AtomicBool::new(false)),
-            accepted: Arc::new(AtomicUsize::new(0)),
-            open: Arc::new(AtomicUsize::new(0)),
-            tasks: Arc::new(Mutex::new(JoinSet::new())),
-        };
-        r.restore().await;
-        r
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let on = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let tasks: Arc<Mutex<JoinSet<()>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (on, accepted, open, tasks) =
+                (on.clone(), accepted.clone(), open.clone(), tasks.clone());
+            async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !on.load(Ordering::SeqCst) {
+                        continue; // cut: closed at once
+                    }
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let open = open.clone();
+                    tasks.lock().unwrap().spawn(async move {
+                        open.fetch_add(1, Ordering::SeqCst);
+                        let _counted = Counted(open);
+                        if let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                }
+            }
+        });
+        Relay {
+            port,
+            on,
+            accepted,
+            open,
+            tasks,
+            accept,
+        }
     }
 
     /// Its address, `127.0.0.1:port`.
@@ -57,42 +88,20 @@ impl Relay {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Drops every relayed connection and refuses new ones.
+    /// Drops every relayed connection and closes new ones at once.
     pub fn cut(&self) {
         self.on.store(false, Ordering::SeqCst);
         self.tasks.lock().unwrap().abort_all();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(Instant::now() < deadline, "the relay did not stop");
+        while self.open() > 0 {
+            assert!(Instant::now() < deadline, "the relay did not cut");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Relays again.
     pub async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
         self.on.store(true, Ordering::SeqCst);
-        let (on, tasks, target) = (self.on.clone(), self.tasks.clone(), self.target);
-        let (accepted, open) = (self.accepted.clone(), self.open.clone());
-        let accept = async move {
-            while on.load(Ordering::SeqCst) {
-                let Ok(Ok((mut client, _))) =
-                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await
-                else {
-                    continue;
-                };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let open = open.clone();
-                tasks.lock().unwrap().spawn(async move {
-                    open.fetch_add(1, Ordering::SeqCst);
-                    let _counted = Counted(open);
-                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        };
-        self.tasks.lock().unwrap().spawn(accept);
     }
 }
 

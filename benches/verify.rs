@@ -50,34 +50,52 @@ fn verify(c: &mut Criterion) {
 /// What segment authorisation adds: a token check per segment request, and one
 /// playlist rewrite per playlist request (a 6-segment live playlist).
 fn hls(c: &mut Criterion) {
-    use livegate::hls::{playlist, Scope, Secret};
+    use livegate::hls::{playlist, Grant, Scope, Secret};
     use livegate::route::Scene;
+    use livegate::sign::{Binds, Request};
     let mut group = c.benchmark_group("hls");
     let secret = Secret::new([9; 32]);
+    let grant = Grant {
+        expiry: 2_000_000_000,
+        binds: Binds {
+            addr: true,
+            host: false,
+        },
+    };
+    let viewer = |path| Request {
+        host: "play.example.com",
+        path,
+        remote_addr: "192.0.2.10",
+        ..Default::default()
+    };
     let token = secret.mint(
         "play.example.com",
         Scene::Pull,
         &Scope::of("/live/cam1.m3u8", false),
-        2_000_000_000,
+        grant,
+        &viewer("/live/cam1.m3u8"),
     );
+    let segment = viewer("/live/cam1-12.ts");
     group.bench_function("token verify", |b| {
         b.iter(|| {
             secret.verify(
                 black_box(&token),
                 "play.example.com",
                 Scene::Pull,
-                "/live/cam1-12.ts",
+                &segment,
                 1_900_000_000,
             )
         })
     });
+    let playlist_req = viewer("/live/cam1.m3u8");
     group.bench_function("token mint", |b| {
         b.iter(|| {
             secret.mint(
                 "play.example.com",
                 Scene::Pull,
                 &Scope::of(black_box("/live/cam1.m3u8"), false),
-                2_000_000_000,
+                grant,
+                &playlist_req,
             )
         })
     });
@@ -87,8 +105,17 @@ fn hls(c: &mut Criterion) {
     for n in 100..106 {
         list.push_str(&format!("#EXTINF:2.000,\ncam1-{n}.ts\n"));
     }
+    let base = playlist::Base {
+        host: "play.example.com",
+        port: 80,
+        tls: false,
+    };
     group.bench_function("playlist rewrite (6 segments)", |b| {
-        b.iter(|| playlist::rewrite(black_box(&list), "play.example.com", "lgt", &token))
+        b.iter(|| playlist::rewrite(black_box(&list), &base, "lgt", &token))
+    });
+    let template = playlist::Template::parse(bytes::Bytes::from(list.clone())).unwrap();
+    group.bench_function("playlist fill of a parsed template (6 segments)", |b| {
+        b.iter(|| template.fill(black_box(&base), "lgt", &token, usize::MAX))
     });
     group.finish();
 }

@@ -44,16 +44,31 @@ impl Cors {
             .then(|| origin.clone())
     }
 
-    /// Adds the CORS headers for `allowed` (from [`Cors::allow`]) to a response.
-    pub fn apply(&self, resp: &mut ResponseHeader, allowed: &HeaderValue) -> Result<()> {
+    /// Replaces whatever `Access-Control-*` headers a response has (the
+    /// origin's own `Access-Control-Allow-Origin: *` must not open a stream to
+    /// pages the policy does not allow) with this policy's for `allowed` (from
+    /// [`Cors::allow`]; `None`: no CORS header at all).
+    pub fn apply(&self, resp: &mut ResponseHeader, allowed: Option<&HeaderValue>) -> Result<()> {
+        let theirs: Vec<http::HeaderName> = resp
+            .headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in theirs {
+            resp.remove_header(&name);
+        }
+        if !self.any {
+            resp.append_header(http::header::VARY, "Origin")?;
+        }
+        let Some(allowed) = allowed else {
+            return Ok(());
+        };
         resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed.clone())?;
         resp.insert_header(
             http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
             "Content-Length, Content-Range",
         )?;
-        if !self.any {
-            resp.append_header(http::header::VARY, "Origin")?;
-        }
         Ok(())
     }
 
@@ -67,7 +82,7 @@ impl Cors {
             return Ok(r);
         };
         let mut r = ResponseHeader::build(204, Some(6))?;
-        self.apply(&mut r, &allowed)?;
+        self.apply(&mut r, Some(&allowed))?;
         r.insert_header(
             http::header::ACCESS_CONTROL_ALLOW_METHODS,
             "GET, HEAD, OPTIONS",
@@ -141,5 +156,38 @@ mod tests {
             max_age: 5,
         });
         assert_eq!(any.allow(&req(Some("https://x"))).unwrap(), "*");
+    }
+
+    #[test]
+    fn the_origins_own_cors_headers_are_replaced() {
+        let c = Cors::new(&CorsConfig {
+            allow_origins: vec!["https://player.example.com".into()],
+            max_age: 600,
+        });
+        let theirs = || {
+            let mut r = ResponseHeader::build(200, None).unwrap();
+            r.insert_header("access-control-allow-origin", "*").unwrap();
+            r.insert_header("access-control-allow-credentials", "true")
+                .unwrap();
+            r.insert_header("content-type", "video/x-flv").unwrap();
+            r
+        };
+        let mut refused = theirs();
+        c.apply(&mut refused, None).unwrap();
+        assert!(refused
+            .headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-")));
+        assert_eq!(refused.headers["content-type"], "video/x-flv");
+        let mut allowed = theirs();
+        let origin = HeaderValue::from_static("https://player.example.com");
+        c.apply(&mut allowed, Some(&origin)).unwrap();
+        assert_eq!(
+            allowed.headers["access-control-allow-origin"],
+            "https://player.example.com"
+        );
+        assert!(!allowed
+            .headers
+            .contains_key("access-control-allow-credentials"));
     }
 }

@@ -30,8 +30,11 @@ enum Pool {
 /// One domain's origin pool and the settings of connections to it.
 pub struct Origin {
     pool: Pool,
-    /// Number of configured peers: the most a request tries before giving up.
+    /// Number of configured peers.
     pub peers: usize,
+    /// Connection attempts a request makes before giving up (`server.max_retries`,
+    /// Pingora's default 16): every peer once, then the same ones again.
+    pub attempts: usize,
     /// Host header sent upstream instead of the client's.
     pub host: Option<String>,
     pub connect_timeout: Duration,
@@ -53,6 +56,7 @@ impl Origin {
         Ok(Origin {
             pool,
             peers: cfg.peers.len(),
+            attempts: server.configuration.max_retries.max(1),
             host: cfg.host.clone(),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
@@ -95,10 +99,7 @@ impl Origin {
     ) -> Result<HttpSession, String> {
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last = String::from("no origin peer");
-        while tried.len() < self.peers.max(1) {
-            let Some(backend) = self.select(hash_key.as_bytes(), &tried) else {
-                break;
-            };
+        while let Some(backend) = self.next(hash_key.as_bytes(), &tried) {
             let peer = self.peer(&backend);
             if let Some(a) = backend.addr.as_inet() {
                 tried.push(*a);
@@ -108,7 +109,7 @@ impl Origin {
             let mut http = match self.connector.get_http_session(&peer).await {
                 Ok((h, _reused)) => h,
                 Err(e) => {
-                    log::warn!("origin {} refused: {e}; trying another peer", backend.addr);
+                    log::warn!("origin {} refused: {e}", backend.addr);
                     last = e.to_string();
                     continue;
                 }
@@ -131,6 +132,17 @@ impl Origin {
             }
         }
         Err(last)
+    }
+
+    /// The peer for the next attempt of a request whose connections to `tried`
+    /// failed: one not tried yet, else (every peer refused, as a busy origin's
+    /// full accept queue does) the first choice again — until [`Origin::attempts`]
+    /// were made. Proxied requests and what the edge asks itself retry alike.
+    pub fn next(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
+        if tried.len() >= self.attempts {
+            return None;
+        }
+        self.select(key, tried).or_else(|| self.select(key, &[]))
     }
 
     /// A healthy peer not in `tried`; failing that, any peer not in `tried` (a

@@ -91,8 +91,21 @@ impl Redact {
             if i > 0 {
                 out.push('/');
             }
-            let signature = seg.len() == 32 && seg.bytes().all(|b| b.is_ascii_hexdigit());
-            out.push_str(if signature { REDACTED } else { seg });
+            // Path parameters (`/live/a.flv;txSecret=…`) are judged like query pairs.
+            for (j, piece) in seg.split(';').enumerate() {
+                if j > 0 {
+                    out.push(';');
+                    let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+                    if self.hides(name, value) {
+                        out.push_str(name);
+                        out.push('=');
+                        out.push_str(REDACTED);
+                        continue;
+                    }
+                }
+                let signature = piece.len() == 32 && piece.bytes().all(|b| b.is_ascii_hexdigit());
+                out.push_str(if signature { REDACTED } else { piece });
+            }
         }
         if q.is_empty() {
             return out;
@@ -159,10 +172,79 @@ impl Redact {
     }
 }
 
+/// A parser's error message without the values it quotes: serde reports a
+/// wrong-typed field as `invalid type: string "MyRealKey2027", expected a
+/// sequence`, and the field may hold a key. What is left names the field (the
+/// YAML path), the kind of value and what was expected.
+pub fn parse_error(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = ["invalid type: ", "invalid value: ", "invalid length "]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| (i, m.len())))
+        .min()
+    {
+        let (i, len) = at;
+        out.push_str(&rest[..i + len]);
+        rest = &rest[i + len..];
+        // The kind (`string`, `integer`, …), then a quoted value: "…" or `…`.
+        let kind_end = rest.find([' ', ',']).unwrap_or(rest.len());
+        out.push_str(&rest[..kind_end]);
+        rest = &rest[kind_end..];
+        let Some(after) = rest.strip_prefix(' ') else {
+            continue;
+        };
+        let Some(close) = after.chars().next().filter(|c| *c == '"' || *c == '`') else {
+            continue;
+        };
+        let mut escaped = false;
+        let end = after[1..].char_indices().find_map(|(j, c)| {
+            let done = c == close && !escaped;
+            escaped = c == '\\' && !escaped;
+            done.then_some(j + 2)
+        });
+        rest = &after[end.unwrap_or(after.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn parse_errors_name_the_field_never_the_value() {
+        let yaml: Result<std::collections::HashMap<String, Vec<String>>, _> =
+            serde_yaml::from_str("keys: MyRealKey2027\n");
+        let m = parse_error(&yaml.unwrap_err().to_string());
+        assert!(
+            m.contains("keys") && m.contains("invalid type: string"),
+            "{m}"
+        );
+        assert!(!m.contains("MyRealKey2027"), "{m}");
+        let json: Result<Vec<i64>, _> = serde_json::from_str(r#"["My\"Real\"Key2027"]"#);
+        let m = parse_error(&json.unwrap_err().to_string());
+        assert!(!m.contains("Real"), "{m}");
+        assert!(m.contains("expected i64"), "{m}");
+        let json: Result<Vec<String>, _> = serde_json::from_str("[20272027]");
+        let m = parse_error(&json.unwrap_err().to_string());
+        assert!(!m.contains("20272027") && m.contains("integer"), "{m}");
+        assert_eq!(parse_error("missing field `keys`"), "missing field `keys`");
+    }
+
+    #[test]
+    fn hides_path_parameters_like_query_pairs() {
+        let r = redact();
+        let out =
+            r.url("http://good.test/live/a.flv;txSecret=f85a2ab363fe4deaffef9754d79da6fe;x=1?a=2");
+        assert_eq!(
+            out,
+            "http://good.test/live/a.flv;txSecret=<redacted>;x=1?a=2"
+        );
+        assert_eq!(r.url("/live/a;b.flv"), "/live/a;b.flv");
+    }
 
     fn redact() -> Redact {
         Redact::new(vec![

@@ -24,8 +24,9 @@ use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::proxy::{Gate, Site};
 use crate::sign::Key;
-use crate::state::fleet::{self, host_name, Fleet, FleetWatch};
+use crate::state::fleet::{host_name, Fleet};
 use crate::state::live::{Live, Store};
+use crate::state::sync::{self, FleetWatch};
 use crate::streams::{DomainInfo, Streams};
 use crate::watchdog::SigintWatchdog;
 
@@ -301,7 +302,7 @@ fn open_state(loaded: &Loaded) -> Result<Opened, RunError> {
         }
         StateBackend::Etcd => {
             let state_error = |e: crate::state::StateError| RunError::State(e.to_string());
-            let boot = fleet::boot(&config.state, &dir, &yaml).map_err(state_error)?;
+            let boot = sync::boot(&config.state, &dir, &yaml).map_err(state_error)?;
             let fleet = Arc::new(Fleet::new(&config.state, &dir, boot.secret, boot.revision));
             fleet
                 .save_snapshot(&boot.state, boot.revision)

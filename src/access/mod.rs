@@ -89,12 +89,44 @@ pub struct Seen<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-/// The host of a Referer URL: after `scheme://`, without userinfo or port.
-pub fn referer_host(referer: &str) -> &str {
-    let rest = referer.split_once("://").map_or(referer, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    crate::route::host_name(host)
+/// The host of a Referer as browsers send it — `http(s)://host[:port]/…`, no
+/// userinfo — or `None` for one no browser sends (another scheme, a backslash,
+/// a control character or space, `@`, percent-encoding or a trailing dot in the
+/// host, an empty or non-numeric port): a URL parsers could read as two hosts
+/// is never an allowed host.
+pub fn referer_host(referer: &str) -> Option<&str> {
+    let (scheme, rest) = referer.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    if referer
+        .bytes()
+        .any(|b| b <= b' ' || b == 0x7f || b == b'\\')
+    {
+        return None;
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains(['@', '%']) {
+        return None;
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6.find(']')?;
+            (&authority[..end + 2], &v6[end + 1..])
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, _)) => (h, &authority[h.len()..]),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let name_ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    (port_ok && name_ok && !host.is_empty() && !host.ends_with('.')).then_some(host)
 }
 
 /// A case-insensitive glob: `*` any run, `?` one character.
@@ -130,6 +162,30 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A CIDR as clients are matched against it: clients' IPv4-mapped addresses are
+/// read as IPv4 ([`canonical_ip`]), so an IPv4-mapped net (`::ffff:192.0.2.0/120`)
+/// is the IPv4 net it maps (`192.0.2.0/24`), and a v6 net that holds all of
+/// `::ffff:0:0/96` (`::/0`) also holds every IPv4 client.
+fn canonical_nets(net: IpNet) -> Vec<IpNet> {
+    let IpNet::V6(v6) = net else {
+        return vec![net];
+    };
+    let mapped: ipnet::Ipv6Net = "::ffff:0:0/96".parse().unwrap_or(v6);
+    if v6.prefix_len() >= 96 && mapped.contains(&v6.network()) {
+        let v4 = v6
+            .network()
+            .to_ipv4_mapped()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        if let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96) {
+            return vec![IpNet::V4(n)];
+        }
+    }
+    if v6.contains(&mapped) {
+        return vec![net, "0.0.0.0/0".parse().unwrap_or(net)];
+    }
+    vec![net]
+}
+
 fn cidrs(items: &[String], at: &str, problems: &mut Problems) -> Vec<IpNet> {
     items
         .iter()
@@ -147,6 +203,7 @@ fn cidrs(items: &[String], at: &str, problems: &mut Problems) -> Vec<IpNet> {
                 })
                 .ok()
         })
+        .flat_map(canonical_nets)
         .collect()
 }
 
@@ -377,10 +434,8 @@ impl Checks {
         {
             let ok = match seen.referer.filter(|r| !r.is_empty()) {
                 None => *allow_empty,
-                Some(r) => {
-                    let host = referer_host(r);
-                    l.passes(|p| p.matches(host))
-                }
+                // A Referer no browser sends passes neither kind of list.
+                Some(r) => referer_host(r).is_some_and(|host| l.passes(|p| p.matches(host))),
             };
             if !ok {
                 return Err(Failure::new(
@@ -436,7 +491,8 @@ mod tests {
         for ok in [
             "https://example.com/p",
             "http://a.example.com",
-            "https://u@x.y.EXAMPLE.com:8443/?a=1",
+            "https://x.y.EXAMPLE.com:8443/?a=1",
+            "HTTPS://example.com",
         ] {
             assert_eq!(
                 reason(&a, "live", &seen("192.0.2.1", Some(ok), None)),
@@ -449,6 +505,19 @@ mod tests {
             "https://example.com.evil.com/",
             "https://notexample.com/",
             "https://evil.com/?r=a.example.com",
+            // Referers no browser sends: never an allowed host.
+            "https://u@x.y.example.com/",
+            "http://evil.test\\@example.com/",
+            "http://example.com./",
+            "http://example%2ecom/",
+            "http://a.example.com%23.evil.test/",
+            "http://a.example.com%2F.evil.test/",
+            "http://a.exam\tple.com/",
+            "javascript://example.com/%0aalert(1)",
+            "example.com",
+            "//example.com/",
+            "http://example.com:/",
+            "http://example.com:x/",
         ] {
             assert_eq!(
                 reason(&a, "live", &seen("192.0.2.1", Some(bad), None)),
@@ -461,6 +530,18 @@ mod tests {
             Some(Reason::RefererDenied)
         );
         let d = compile("referer: { deny: [\"*.pirate.example\"] }");
+        assert_eq!(
+            reason(
+                &d,
+                "live",
+                &seen(
+                    "192.0.2.1",
+                    Some("http://www.pirate.example\\@good.test/"),
+                    None
+                )
+            ),
+            Some(Reason::RefererDenied)
+        );
         assert_eq!(
             reason(
                 &d,
@@ -493,6 +574,29 @@ mod tests {
         for bad in ["11.0.0.1", "2001:db9::1", "192.0.2.8"] {
             assert_eq!(
                 reason(&a, "x", &seen(bad, None, None)),
+                Some(Reason::IpDenied),
+                "{bad}"
+            );
+        }
+        // IPv4-mapped forms match both ways.
+        let d = compile("ip: { deny: [\"::ffff:127.0.0.6/128\", \"::ffff:10.0.0.0/104\"] }");
+        for bad in [
+            "127.0.0.6",
+            "::ffff:127.0.0.6",
+            "10.2.3.4",
+            "::ffff:10.2.3.4",
+        ] {
+            assert_eq!(
+                reason(&d, "x", &seen(bad, None, None)),
+                Some(Reason::IpDenied),
+                "{bad}"
+            );
+        }
+        assert_eq!(reason(&d, "x", &seen("127.0.0.7", None, None)), None);
+        let d = compile("ip: { deny: [\"127.0.0.6\", \"::/0\"] }");
+        for bad in ["::ffff:127.0.0.6", "192.0.2.1", "2001:db8::1"] {
+            assert_eq!(
+                reason(&d, "x", &seen(bad, None, None)),
                 Some(Reason::IpDenied),
                 "{bad}"
             );

@@ -2,6 +2,7 @@
 //! [`Live::change`](crate::state::live::Live::change): validated, written durably,
 //! then applied — answered 200 only once all three happened.
 
+use crate::redact::parse_error;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,8 +99,12 @@ impl Ctx<'_> {
     }
 
     fn body_json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(self.body)
-            .map_err(|e| ApiError::invalid(format!("the body is not the expected JSON: {e}")))
+        serde_json::from_slice(self.body).map_err(|e| {
+            ApiError::invalid(format!(
+                "the body is not the expected JSON: {}",
+                parse_error(&e.to_string())
+            ))
+        })
     }
 
     fn scene(&self) -> Result<Option<Scene>, ApiError> {
@@ -175,8 +180,12 @@ impl Ctx<'_> {
 
     /// `PUT /v1/auth/rules`: add or fully replace the rule for (domain, app, scene).
     pub async fn put_rule(&self) -> Answer {
-        let mut body: Value = serde_json::from_slice(self.body)
-            .map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
+        let mut body: Value = serde_json::from_slice(self.body).map_err(|e| {
+            ApiError::invalid(format!(
+                "the body is not JSON: {}",
+                parse_error(&e.to_string())
+            ))
+        })?;
         let obj = body
             .as_object_mut()
             .ok_or_else(|| ApiError::invalid("the body must be one rule, a JSON object"))?;
@@ -185,8 +194,12 @@ impl Ctx<'_> {
             _ => return Err(ApiError::invalid("domain is required (a string)")),
         };
         let enabled_given = obj.contains_key("enabled");
-        let mut rule: RuleConfig = serde_json::from_value(body)
-            .map_err(|e| ApiError::invalid(format!("the rule is not valid: {e}")))?;
+        let mut rule: RuleConfig = serde_json::from_value(body).map_err(|e| {
+            ApiError::invalid(format!(
+                "the rule is not valid: {}",
+                parse_error(&e.to_string())
+            ))
+        })?;
         if !self.live.has_domain(&domain) {
             return Err(ApiError::new(
                 Code::ResourceNotFound,

@@ -89,6 +89,7 @@ impl Domain {
                 key_index: 0,
                 auth: Default::default(),
                 expires: None,
+                binds: Default::default(),
             }),
             Entry::Rule(r) => r.verify(req, now),
         }

@@ -12,7 +12,9 @@
 //!   cacheable, fetch again one at a time).
 //! - Freshness ([`policy`]): a playlist for half its `EXT-X-TARGETDURATION`, at
 //!   most 1 s; a segment until evicted. Only 200 answers are cached, never one
-//!   with `Cache-Control: no-store` or `private`.
+//!   with `Cache-Control: no-store` or `private`, a `Set-Cookie` or a `Vary` on
+//!   request headers ([`policy::shareable`]); a request following a fill never
+//!   gets the fill's cookie.
 //!
 //! Admission happens before: the key is what the origin is asked (domain, Host
 //! sent upstream, path and query with every auth parameter and token stripped).
@@ -29,6 +31,8 @@ use pingora_http::ResponseHeader;
 use tinyufo::TinyUfo;
 use tokio::sync::watch;
 
+use crate::hls::playlist::Template;
+
 /// The largest object cached (a segment of a very high bitrate stream).
 pub const MAX_OBJECT: usize = 32 << 20;
 /// How long a fill may hold its key before waiters fetch themselves.
@@ -38,6 +42,8 @@ const LOCK_AGE: Duration = Duration::from_secs(30);
 pub struct Object {
     pub head: ResponseHeader,
     pub body: Bytes,
+    /// A playlist whose viewers get tokens: parsed once, filled per viewer.
+    pub template: Option<Template>,
     /// `None`: until evicted.
     expires: Option<Instant>,
 }
@@ -240,11 +246,20 @@ impl Cache {
     }
 }
 
-/// An object to be kept (for `ttl`, `None`: until evicted) or passed.
-pub fn object(head: ResponseHeader, body: Bytes, ttl: Option<Duration>) -> Arc<Object> {
-    Arc::new(Object {
+/// An object fetched, to be kept or passed.
+pub fn object(head: ResponseHeader, body: Bytes, template: Option<Template>) -> Object {
+    Object {
         head,
         body,
-        expires: ttl.map(|t| Instant::now() + t),
-    })
+        template,
+        expires: None,
+    }
+}
+
+impl Object {
+    /// The object, fresh for `ttl` from now (`None`: until evicted).
+    pub fn kept(mut self, ttl: Option<Duration>) -> Arc<Object> {
+        self.expires = ttl.map(|t| Instant::now() + t);
+        Arc::new(self)
+    }
 }

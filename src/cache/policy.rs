@@ -8,6 +8,36 @@ use pingora_http::ResponseHeader;
 /// Longest a playlist is kept: never stale enough to stall a player.
 const MAX_PLAYLIST_TTL: Duration = Duration::from_secs(1);
 
+/// Whether an answer may be kept and served to every viewer: a 200 that the
+/// origin does not forbid caching, that sets no cookie (one viewer's cookie must
+/// never reach another) and that varies on no request header the key does not
+/// hold. The key holds none: a fill sends no `Accept-Encoding` and livegate
+/// answers CORS itself, so `Vary: Accept-Encoding, Origin` is harmless and any
+/// other `Vary` (`Cookie`, `User-Agent`, `*`) is not stored.
+pub fn shareable(head: &ResponseHeader) -> bool {
+    let harmless = |name: &str| {
+        name.eq_ignore_ascii_case("accept-encoding") || name.eq_ignore_ascii_case("origin")
+    };
+    head.status.as_u16() == 200
+        && !forbidden(head)
+        && !head.headers.contains_key(http::header::SET_COOKIE)
+        && head.headers.get_all(http::header::VARY).iter().all(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|n| n.is_empty() || harmless(n))
+            })
+        })
+}
+
+/// A head without the cookies the origin set (what requests following another
+/// request's fill get).
+pub fn without_cookies(head: &ResponseHeader) -> ResponseHeader {
+    let mut head = head.clone();
+    head.remove_header(&http::header::SET_COOKIE);
+    head
+}
+
 /// Whether the origin forbids caching this answer (`Cache-Control: no-store`
 /// or `private`, `Pragma: no-cache` being advice for requests, not answers).
 pub fn forbidden(head: &ResponseHeader) -> bool {
@@ -106,6 +136,26 @@ mod tests {
         assert!(forbidden(&h));
         h.insert_header("cache-control", "private=\"x\"").unwrap();
         assert!(forbidden(&h));
+    }
+
+    #[test]
+    fn cookies_and_varying_answers_are_not_shared() {
+        let head = |extra: &[(&str, &str)]| {
+            let mut h = ResponseHeader::build(200, None).unwrap();
+            for (k, v) in extra {
+                h.append_header(k.to_string(), *v).unwrap();
+            }
+            h
+        };
+        assert!(shareable(&head(&[])));
+        assert!(shareable(&head(&[("vary", "Accept-Encoding, Origin")])));
+        assert!(!shareable(&head(&[("set-cookie", "s=1")])));
+        assert!(!shareable(&head(&[("vary", "Cookie")])));
+        assert!(!shareable(&head(&[("vary", "origin"), ("vary", "*")])));
+        assert!(!shareable(&head(&[("cache-control", "private")])));
+        assert!(!shareable(&ResponseHeader::build(404, None).unwrap()));
+        let h = without_cookies(&head(&[("set-cookie", "s=1"), ("set-cookie", "t=2")]));
+        assert!(!h.headers.contains_key("set-cookie"));
     }
 
     #[test]

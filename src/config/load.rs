@@ -81,12 +81,16 @@ impl Config {
     /// Parses YAML text; the error names the key path and line, as serde_yaml
     /// reports them, and says so when the culprit is a tab.
     pub fn parse(text: &str) -> Result<Config, String> {
-        serde_yaml::from_str(text).map_err(|e| match text.lines().position(|l| l.contains('\t')) {
-            Some(i) => format!(
-                "{e} (line {} holds a tab: YAML indents with spaces only)",
-                i + 1
-            ),
-            None => e.to_string(),
+        serde_yaml::from_str(text).map_err(|e| {
+            // Never the value: a wrong-typed `keys` would be echoed.
+            let e = crate::redact::parse_error(&e.to_string());
+            match text.lines().position(|l| l.contains('\t')) {
+                Some(i) => format!(
+                    "{e} (line {} holds a tab: YAML indents with spaces only)",
+                    i + 1
+                ),
+                None => e,
+            }
         })
     }
 

@@ -112,6 +112,8 @@ pub struct Source {
     /// The consistent-hashing key (`app/stream`), empty for round robin.
     pub hash_key: String,
     pub settings: Settings,
+    /// The target as log lines name it (redacted).
+    pub shown: String,
     /// Counts the origin's answer in `livegate_upstream_responses_total`.
     pub on_status: Box<dyn Fn(u16) + Send + Sync>,
 }

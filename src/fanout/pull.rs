@@ -39,7 +39,7 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
                     if pending.is_some() {
                         log::warn!(
                             "fan-out pull of {}: the origin's answer is not FLV (no FLV header); its viewers get 502",
-                            pull.key.target
+                            source.shown
                         );
                         pull.head.send_replace(Head::Failed(502));
                     }
@@ -50,7 +50,7 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
             }
         }
         Err(why) => {
-            log::warn!("fan-out pull of {}: {why}", pull.key.target);
+            log::warn!("fan-out pull of {}: {why}", source.shown);
             pull.head.send_replace(Head::Failed(502));
         }
     }
@@ -100,7 +100,7 @@ async fn stream(
             c = http.read_response_body() => c,
             _ = tick.tick() => {
                 if pull.lingered(hub, source.settings.linger) {
-                    log::debug!("fan-out pull of {} ends: no viewer", pull.key.target);
+                    log::debug!("fan-out pull of {} ends: no viewer", source.shown);
                     return;
                 }
                 continue;
@@ -111,22 +111,19 @@ async fn stream(
             Ok(None) => {
                 log::info!(
                     "fan-out pull of {}: the origin ended the stream",
-                    pull.key.target
+                    source.shown
                 );
                 return;
             }
             Err(e) => {
-                log::warn!("fan-out pull of {}: {e}", pull.key.target);
+                log::warn!("fan-out pull of {}: {e}", source.shown);
                 return;
             }
         };
         let split = match splitter.push(&chunk) {
             Ok(s) => s,
             Err(e) => {
-                log::warn!(
-                    "fan-out pull of {}: not FLV ({e}); ending it",
-                    pull.key.target
-                );
+                log::warn!("fan-out pull of {}: not FLV ({e}); ending it", source.shown);
                 return;
             }
         };

@@ -24,6 +24,8 @@ const BATCH: usize = 64 << 10;
 /// One admitted viewer, as the proxy describes it.
 pub struct Viewer<'a> {
     pub key: PullKey,
+    /// The target as log lines name it (redacted).
+    pub shown: &'a str,
     pub settings: &'a Settings,
     /// Cut by the management API (forbid, drop).
     pub ticket: Option<&'a Ticket>,
@@ -112,7 +114,7 @@ pub async fn serve(
         let packet = match ring.recv().await {
             Ok(p) => p,
             Err(RecvError::Lagged(_)) => {
-                slow(&viewer, &pull, "more than the ring behind")?;
+                slow(&viewer, "more than the ring behind")?;
                 (ring, keyed) = (ring.resubscribe(), false);
                 continue;
             }
@@ -127,7 +129,7 @@ pub async fn serve(
         if edge_bytes.saturating_sub(packet.end) > viewer.settings.queue_bytes
             || behind_ms > viewer.settings.queue.as_millis() as u64
         {
-            slow(&viewer, &pull, "over its queue")?;
+            slow(&viewer, "over its queue")?;
             (ring, keyed) = (ring.resubscribe(), false);
             continue;
         }
@@ -199,17 +201,17 @@ impl Batch {
 
 /// A viewer fell behind: cut, or (with `slow_viewer: skip`) drop what it has
 /// not sent and go on from the next keyframe at the live edge.
-fn slow(viewer: &Viewer<'_>, pull: &Pull, why: &str) -> Result<()> {
+fn slow(viewer: &Viewer<'_>, why: &str) -> Result<()> {
     crate::metrics::fanout_slow();
     match viewer.settings.slow {
         SlowViewer::Cut => {
-            log::info!("slow viewer of {} cut: {why}", pull.key.target);
+            log::info!("slow viewer of {} cut: {why}", viewer.shown);
             cut("slow viewer").map(drop)
         }
         SlowViewer::Skip => {
             log::info!(
                 "slow viewer of {} skips to the next keyframe: {why}",
-                pull.key.target
+                viewer.shown
             );
             Ok(())
         }
@@ -232,10 +234,7 @@ async fn write(session: &mut Session, viewer: &Viewer<'_>, bytes: Bytes) -> Resu
         Ok(r) => r?,
         Err(_) => {
             crate::metrics::fanout_slow();
-            log::info!(
-                "slow viewer of {} cut: its socket stalled",
-                viewer.key.target
-            );
+            log::info!("slow viewer of {} cut: its socket stalled", viewer.shown);
             return cut("slow viewer").map(drop);
         }
     }

@@ -1,12 +1,20 @@
 //! Segment tokens, pure: what a passing playlist hands its segments.
 //!
-//! A token is `<expiry hex>.<scope>.<mac>`: the Unix second it expires, the scope it
-//! covers (base64url of `dir` and `stream`), and the first 16 bytes of
-//! HMAC-SHA256 over (domain, scene, scope, expiry) with the edge's secret, in
-//! base64url. The scope is the playlist's stream: with `stream_path: nested` its
-//! directory (`/live/cam1/`: every file below), flat its directory and stream name
-//! (`/live/` + `cam1`: `cam1.m3u8`, `cam1-12.ts`, `cam1_hi.m3u8`, `cam1/…`), so a
-//! token for one stream never opens another stream's files.
+//! A token is `<expiry hex>.<binds>.<scope>.<mac>`: the Unix second it expires,
+//! what it is bound to (a digit: 1 the client address, 2 the host, 3 both), the
+//! stream it opens (base64url of a directory and a stream name), and the first 16
+//! bytes of HMAC-SHA256 with the edge's secret over all of that, the domain, the
+//! scene and the bound values, in base64url.
+//!
+//! A token is never wider than the URL that minted it:
+//! - its scope is exactly the stream the signature was checked for — with
+//!   `stream_path: nested` the stream's directory (`/live/cam1/`: the files
+//!   below it), flat the directory and the stream (`/live/` + `cam1`:
+//!   `cam1.m3u8`, `cam1-12.ts`, never `cam1_vip.m3u8` or `cam1/…`) — and it opens
+//!   playlists and segments only, never an endless `.flv` stream;
+//! - it binds what the rule bound (a `{remote_addr}` or `{host}` signature) and
+//!   expires with the URL;
+//! - it has one spelling: lowercase hex without leading zeros, canonical base64url.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,6 +22,8 @@ use ring::hmac;
 use subtle::ConstantTimeEq;
 
 use crate::route::{Route, Scene};
+use crate::sign::{Binds, Request};
+use crate::streams::session_stream;
 use crate::verdict::{Failure, Reason};
 
 /// What a token opens.
@@ -26,7 +36,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The scope of a playlist at `path`.
+    /// The scope of a playlist at `path`: the stream its signature was checked for.
     pub fn of(path: &str, nested: bool) -> Scope {
         let trimmed = path.strip_prefix('/').unwrap_or(path);
         let mut segments = trimmed.split('/');
@@ -41,22 +51,26 @@ impl Scope {
             }
         }
         let dir = path.rfind('/').map_or("/", |i| &path[..=i]);
+        let route = Route::of_path(path);
         Scope {
             dir: dir.to_owned(),
-            stream: Some(Route::of_path(path).stream.to_owned()),
+            stream: Some(session_stream(route.stream, route.ext).to_owned()),
         }
     }
 
-    /// Whether a request for `path` falls in this scope.
+    /// Whether a request for `path` falls in this scope: an HLS object (playlist,
+    /// segment, key, init section) of exactly this stream.
     pub fn covers(&self, path: &str) -> bool {
         let Some(rest) = path.strip_prefix(self.dir.as_str()) else {
             return false;
         };
+        let route = Route::of_path(rest);
+        if !super::is_object(route.ext) {
+            return false;
+        }
         match &self.stream {
-            None => true,
-            Some(s) => rest
-                .strip_prefix(s.as_str())
-                .is_some_and(|after| after.starts_with(['.', '-', '_', '/'])),
+            None => !rest.is_empty(),
+            Some(s) => !rest.contains('/') && session_stream(route.stream, route.ext) == s,
         }
     }
 
@@ -73,11 +87,33 @@ impl Scope {
     fn decode(s: &str) -> Option<Scope> {
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
         let (dir, stream) = raw.split_once('\n')?;
-        (dir.starts_with('/') && dir.ends_with('/')).then(|| Scope {
+        let scope = Scope {
             dir: dir.to_owned(),
             stream: (!stream.is_empty()).then(|| stream.to_owned()),
-        })
+        };
+        (dir.starts_with('/') && dir.ends_with('/') && scope.encoded() == s).then_some(scope)
     }
+}
+
+/// The binds of a token as its one digit.
+fn binds_digit(b: Binds) -> char {
+    match (b.addr, b.host) {
+        (false, false) => '0',
+        (true, false) => '1',
+        (false, true) => '2',
+        (true, true) => '3',
+    }
+}
+
+fn binds_of(digit: &str) -> Option<Binds> {
+    let (addr, host) = match digit {
+        "0" => (false, false),
+        "1" => (true, false),
+        "2" => (false, true),
+        "3" => (true, true),
+        _ => return None,
+    };
+    Some(Binds { addr, host })
 }
 
 /// The edge's token secret, keyed once (ring precomputes the HMAC's inner and
@@ -91,21 +127,47 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// What a token grants beyond its scope: when it expires and what it is bound to
+/// (those of the URL that minted it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub expiry: i64,
+    pub binds: Binds,
+}
+
 impl Secret {
     pub fn new(bytes: [u8; 32]) -> Secret {
         Secret(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
     }
 
-    fn mac(&self, domain: &str, scene: Scene, scope: &str, expiry: i64) -> [u8; 16] {
+    fn mac(
+        &self,
+        domain: &str,
+        scene: Scene,
+        scope: &str,
+        grant: Grant,
+        holder: &Request<'_>,
+    ) -> [u8; 16] {
         let mut m = hmac::Context::with_key(&self.0);
         let mut time = [0u8; 20];
-        let time = fmt_i64(expiry, &mut time);
+        let time = fmt_i64(grant.expiry, &mut time);
+        let mut digit = [0u8; 4];
+        let digit = binds_digit(grant.binds).encode_utf8(&mut digit);
+        let addr = if grant.binds.addr {
+            holder.remote_addr
+        } else {
+            ""
+        };
+        let host = if grant.binds.host { holder.host } else { "" };
         for part in [
-            b"lgt1".as_slice(),
+            b"lgt2".as_slice(),
             domain.as_bytes(),
             scene.as_str().as_bytes(),
             scope.as_bytes(),
             time,
+            digit.as_bytes(),
+            addr.as_bytes(),
+            host.as_bytes(),
         ] {
             m.update(part);
             m.update(b"\n");
@@ -116,45 +178,66 @@ impl Secret {
         out
     }
 
-    /// A token for `scope` that expires at `expiry`.
-    pub fn mint(&self, domain: &str, scene: Scene, scope: &Scope, expiry: i64) -> String {
+    /// A token for `scope` with `grant`, bound to `holder`'s address and host as
+    /// the grant says.
+    pub fn mint(
+        &self,
+        domain: &str,
+        scene: Scene,
+        scope: &Scope,
+        grant: Grant,
+        holder: &Request<'_>,
+    ) -> String {
         let encoded = scope.encoded();
-        let mac = self.mac(domain, scene, &encoded, expiry);
-        format!("{expiry:x}.{encoded}.{}", URL_SAFE_NO_PAD.encode(mac))
+        let mac = self.mac(domain, scene, &encoded, grant, holder);
+        format!(
+            "{:x}.{}.{encoded}.{}",
+            grant.expiry,
+            binds_digit(grant.binds),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
     }
 
-    /// Checks a token presented with a request for `path` at `now`; its expiry and
-    /// the scope it opens.
+    /// Checks a token presented with `req` at `now`; what it grants and the scope
+    /// it opens.
     pub fn verify(
         &self,
         token: &str,
         domain: &str,
         scene: Scene,
-        path: &str,
+        req: &Request<'_>,
         now: i64,
-    ) -> Result<(i64, Scope), Failure> {
+    ) -> Result<(Grant, Scope), Failure> {
         let bad = |why: &'static str| Failure::new(Reason::BadToken, why);
         let mut parts = token.split('.');
-        let (Some(t), Some(scope), Some(mac), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("the token is not expiry.scope.mac"));
+        let (Some(t), Some(b), Some(scope), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(bad("the token is not expiry.binds.scope.mac"));
         };
-        let expiry =
-            i64::from_str_radix(t, 16).map_err(|_| bad("the token's expiry is not hex"))?;
+        let expiry = i64::from_str_radix(t, 16)
+            .ok()
+            .filter(|e| *e >= 0 && format!("{e:x}") == t)
+            .ok_or_else(|| bad("the token's expiry is not lowercase hex as issued"))?;
+        let binds = binds_of(b).ok_or_else(|| bad("the token's binds are not 0-3"))?;
         let presented = URL_SAFE_NO_PAD
             .decode(mac)
             .ok()
             .filter(|m| m.len() == 16 && URL_SAFE_NO_PAD.encode(m) == mac)
             .ok_or_else(|| bad("the token's mac is not 16 bytes of base64url"))?;
-        let expected = self.mac(domain, scene, scope, expiry);
+        let grant = Grant { expiry, binds };
+        let expected = self.mac(domain, scene, scope, grant, req);
         if !bool::from(expected.ct_eq(&presented[..])) {
             return Err(bad(
-                "the token was not issued by this edge for this domain and scope",
+                "the token was not issued by this edge for this domain, scope and client",
             ));
         }
         let scope = Scope::decode(scope).ok_or_else(|| bad("the token's scope is unreadable"))?;
-        if !scope.covers(path) {
+        if !scope.covers(req.path) {
             return Err(bad("the token is for another stream's files"));
         }
         if now > expiry {
@@ -163,7 +246,7 @@ impl Secret {
                 format!("the token expired at {expiry}, now {now}"),
             ));
         }
-        Ok((expiry, scope))
+        Ok((grant, scope))
     }
 }
 
@@ -184,23 +267,54 @@ mod tests {
         Secret::new([7; 32])
     }
 
+    const NONE: Binds = Binds {
+        addr: false,
+        host: false,
+    };
+
+    fn from<'a>(path: &'a str, addr: &'a str, host: &'a str) -> Request<'a> {
+        Request {
+            host,
+            path,
+            remote_addr: addr,
+            ..Default::default()
+        }
+    }
+
+    fn mint(path: &str, nested: bool, expiry: i64, binds: Binds) -> String {
+        secret().mint(
+            "d",
+            Scene::Pull,
+            &Scope::of(path, nested),
+            Grant { expiry, binds },
+            &from(path, "192.0.2.1", "a.example.com"),
+        )
+    }
+
+    fn check_from(token: &str, path: &str, addr: &str, host: &str) -> Result<i64, Reason> {
+        secret()
+            .verify(token, "d", Scene::Pull, &from(path, addr, host), 999)
+            .map(|v| v.0.expiry)
+            .map_err(|f| f.reason)
+    }
+
     fn check(token: &str, path: &str, now: i64) -> Result<i64, Reason> {
         secret()
-            .verify(token, "d", Scene::Pull, path, now)
-            .map(|v| v.0)
+            .verify(
+                token,
+                "d",
+                Scene::Pull,
+                &from(path, "192.0.2.1", "a.example.com"),
+                now,
+            )
+            .map(|v| v.0.expiry)
             .map_err(|f| f.reason)
     }
 
     #[test]
-    fn a_flat_token_opens_its_streams_files_only() {
-        let scope = Scope::of("/live/cam1.m3u8", false);
-        let t = secret().mint("d", Scene::Pull, &scope, 1000);
-        for ok in [
-            "/live/cam1-12.ts",
-            "/live/cam1.m3u8",
-            "/live/cam1_hi.m3u8",
-            "/live/cam1/seg.ts",
-        ] {
+    fn a_flat_token_opens_exactly_its_streams_playlists_and_segments() {
+        let t = mint("/live/cam1.m3u8", false, 1000, NONE);
+        for ok in ["/live/cam1-12.ts", "/live/cam1.m3u8", "/live/cam1-3.m4s"] {
             assert_eq!(check(&t, ok, 999), Ok(1000), "{ok}");
         }
         for other in [
@@ -208,6 +322,13 @@ mod tests {
             "/live/cam10-1.ts",
             "/other/cam1-1.ts",
             "/live/cam1x.ts",
+            "/live/cam1_vip.m3u8",
+            "/live/cam1-paid.m3u8",
+            "/live/cam1_4k-3.ts",
+            "/live/cam1.secret/index.m3u8",
+            "/live/cam1/seg.ts",
+            "/live/cam1.flv",
+            "/live/cam1",
         ] {
             assert_eq!(check(&t, other, 999), Err(Reason::BadToken), "{other}");
         }
@@ -215,54 +336,129 @@ mod tests {
     }
 
     #[test]
-    fn a_nested_token_opens_its_directory() {
-        let t = secret().mint(
-            "d",
-            Scene::Pull,
-            &Scope::of("/live/cam1/index.m3u8", true),
-            1000,
-        );
+    fn a_nested_token_opens_its_directorys_hls_files() {
+        let t = mint("/live/cam1/index.m3u8", true, 1000, NONE);
         assert_eq!(check(&t, "/live/cam1/3.ts", 0), Ok(1000));
         assert_eq!(check(&t, "/live/cam1/hi/index.m3u8", 0), Ok(1000));
-        assert_eq!(check(&t, "/live/cam2/3.ts", 0), Err(Reason::BadToken));
+        for other in [
+            "/live/cam2/3.ts",
+            "/live/cam1_vip/3.ts",
+            "/live/cam1/live.flv",
+            "/live/cam1.flv",
+        ] {
+            assert_eq!(check(&t, other, 0), Err(Reason::BadToken), "{other}");
+        }
     }
 
     #[test]
-    fn forged_tampered_and_foreign_tokens_are_refused() {
+    fn a_token_binds_what_the_signature_bound() {
+        let addr = Binds {
+            addr: true,
+            host: false,
+        };
+        let t = mint("/live/cam1.m3u8", false, 1000, addr);
+        assert_eq!(
+            check_from(&t, "/live/cam1-1.ts", "192.0.2.1", "b.example.com"),
+            Ok(1000)
+        );
+        assert_eq!(
+            check_from(&t, "/live/cam1-1.ts", "192.0.2.2", "a.example.com"),
+            Err(Reason::BadToken)
+        );
+        let host = Binds {
+            addr: false,
+            host: true,
+        };
+        let t = mint("/live/cam1.m3u8", false, 1000, host);
+        assert_eq!(
+            check_from(&t, "/live/cam1-1.ts", "192.0.2.9", "a.example.com"),
+            Ok(1000)
+        );
+        assert_eq!(
+            check_from(&t, "/live/cam1-1.ts", "192.0.2.1", "b.example.com"),
+            Err(Reason::BadToken)
+        );
+        // Claiming fewer binds than were minted breaks the mac.
+        let unbound = t.replacen(".2.", ".0.", 1);
+        assert_eq!(
+            check_from(&unbound, "/live/cam1-1.ts", "192.0.2.1", "b.example.com"),
+            Err(Reason::BadToken)
+        );
+        // Unbound tokens work from anywhere on the domain.
+        let t = mint("/live/cam1.m3u8", false, 1000, NONE);
+        assert_eq!(
+            check_from(&t, "/live/cam1-1.ts", "198.51.100.7", "c.example.com"),
+            Ok(1000)
+        );
+    }
+
+    #[test]
+    fn forged_tampered_foreign_and_respelt_tokens_are_refused() {
         let scope = Scope::of("/live/cam1.m3u8", false);
-        let t = secret().mint("d", Scene::Pull, &scope, 1000);
-        let other_edge = Secret::new([8; 32]).mint("d", Scene::Pull, &scope, 1000);
+        let t = mint("/live/cam1.m3u8", false, 0x6b0eb085, NONE);
+        assert_eq!(check(&t, "/live/cam1-1.ts", 0), Ok(0x6b0eb085));
+        let holder = from("/live/cam1.m3u8", "192.0.2.1", "a.example.com");
+        let grant = Grant {
+            expiry: 1000,
+            binds: NONE,
+        };
+        let other_edge = Secret::new([8; 32]).mint("d", Scene::Pull, &scope, grant, &holder);
         assert_eq!(
             check(&other_edge, "/live/cam1-1.ts", 0),
             Err(Reason::BadToken)
         );
-        let other_domain = secret().mint("e", Scene::Pull, &scope, 1000);
+        let other_domain = secret().mint("e", Scene::Pull, &scope, grant, &holder);
         assert_eq!(
             check(&other_domain, "/live/cam1-1.ts", 0),
             Err(Reason::BadToken)
         );
-        // A later expiry, or a wider scope, with the same mac.
         let parts: Vec<&str> = t.split('.').collect();
-        let later = format!("{:x}.{}.{}", 5000, parts[1], parts[2]);
+        // A later expiry, or a wider scope, with the same mac.
+        let later = format!("7fffffff.{}.{}.{}", parts[1], parts[2], parts[3]);
         assert_eq!(check(&later, "/live/cam1-1.ts", 0), Err(Reason::BadToken));
         let wider = format!(
-            "{}.{}.{}",
-            parts[0],
-            Scope::of("/live/x/y.m3u8", true).encoded(),
-            parts[2]
-        );
-        assert_eq!(check(&wider, "/live/x/1.ts", 0), Err(Reason::BadToken));
-        // The same mac spelt differently (its last character's unused bits).
-        let last = parts[2].chars().last().unwrap();
-        let sibling = if last == 'A' { 'B' } else { 'A' };
-        let respelt = format!(
-            "{}.{}.{}{sibling}",
+            "{}.{}.{}.{}",
             parts[0],
             parts[1],
-            &parts[2][..parts[2].len() - 1]
+            Scope::of("/live/x/y.m3u8", true).encoded(),
+            parts[3]
         );
-        assert_eq!(check(&respelt, "/live/cam1-1.ts", 0), Err(Reason::BadToken));
-        for junk in ["", "a", "a.b.c", "zz.zz.zz", "3e8..", "3e8.x.y.z"] {
+        assert_eq!(check(&wider, "/live/x/1.ts", 0), Err(Reason::BadToken));
+        // The same values spelt another way.
+        let respelt = |i: usize, with: &str| {
+            let mut p = parts.clone();
+            p[i] = with;
+            p.join(".")
+        };
+        for (i, spelling) in [
+            (0, "6B0EB085"),
+            (0, "0006b0eb085"),
+            (0, "+6b0eb085"),
+            (1, "00"),
+            (1, "+0"),
+        ] {
+            let token = respelt(i, spelling);
+            assert_eq!(
+                check(&token, "/live/cam1-1.ts", 0),
+                Err(Reason::BadToken),
+                "{token}"
+            );
+        }
+        let last = parts[3].chars().last().unwrap();
+        let sibling = if last == 'A' { 'B' } else { 'A' };
+        let mac = format!("{}{sibling}", &parts[3][..parts[3].len() - 1]);
+        assert_eq!(
+            check(&respelt(3, &mac), "/live/cam1-1.ts", 0),
+            Err(Reason::BadToken)
+        );
+        let scope_last = parts[2].chars().last().unwrap();
+        let scope_sibling = if scope_last == 'A' { 'B' } else { 'A' };
+        let scope_respelt = format!("{}{scope_sibling}", &parts[2][..parts[2].len() - 1]);
+        assert_eq!(
+            check(&respelt(2, &scope_respelt), "/live/cam1-1.ts", 0),
+            Err(Reason::BadToken)
+        );
+        for junk in ["", "a", "a.b.c", "zz.zz.zz.zz", "3e8...", "3e8.0.x.y.z"] {
             assert_eq!(
                 check(junk, "/live/cam1-1.ts", 0),
                 Err(Reason::BadToken),

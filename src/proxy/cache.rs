@@ -13,14 +13,7 @@ use pingora_proxy::Session;
 
 use super::{Ctx, Gate, Site};
 use crate::cache::{self, policy, Feed, Fetched, Following, Got, Object};
-
-/// Extensions of what HLS players fetch: playlists, segments, keys' neighbours.
-const HLS: [&str; 8] = ["m3u8", "ts", "m4s", "aac", "mp4", "m4a", "m4v", "vtt"];
-
-/// Whether a path's extension is an HLS object.
-pub(super) fn is_hls(ext: &str) -> bool {
-    HLS.iter().any(|e| ext.eq_ignore_ascii_case(e))
-}
+use crate::hls::{self, playlist::Template};
 
 impl Gate {
     /// An admitted `GET` of an HLS object on a domain with the cache is answered
@@ -48,6 +41,7 @@ impl Gate {
         let ranged = req.headers.contains_key(http::header::RANGE);
         // A fill runs as its own task: if the client that started it goes away,
         // the requests following it still get every byte.
+        let shown = self.live.load().redact.url(&target);
         let fill = |feed| {
             let asked = Asked {
                 origin: site.origin.clone(),
@@ -55,8 +49,11 @@ impl Gate {
                 hash_key: ctx.hash_key.clone(),
                 host: host.clone(),
                 target: target.clone(),
+                shown: shown.clone(),
+                playlist,
+                rewrite: ctx.playlist.is_some(),
             };
-            let task = tokio::spawn(fill(asked, playlist, feed));
+            let task = tokio::spawn(fill(asked, feed));
             async move { task.await.unwrap_or(Fetched::Failed(502)) }
         };
         Some(match cache.get(&key, !playlist && !ranged, fill).await {
@@ -143,24 +140,18 @@ impl Gate {
     ) -> Result<bool> {
         let mut head = object.head.clone();
         let mut body = object.body.clone();
-        let rewrite = match (
-            playlist && object.head.status.as_u16() == 200,
-            ctx.playlist,
-            ctx.domain,
-        ) {
-            (true, Some(expiry), Some(d)) => {
-                let gzip = head
-                    .headers
-                    .get(http::header::CONTENT_ENCODING)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
-                self.rewriter(session.req_header(), d, expiry, gzip)
+        let template = object.template.as_ref().filter(|_| playlist);
+        if let (Some(t), Some(grant), Some(d)) = (template, ctx.playlist, ctx.domain) {
+            let req = session.req_header();
+            match self.fill(req, ctx, d, grant).map(|f| f.apply(t)) {
+                Some(Ok(rewritten)) => body = rewritten,
+                Some(Err(why)) => {
+                    self.refuse_playlist(session, ctx, &why);
+                    session.respond_error(502).await?;
+                    return Ok(true);
+                }
+                None => {}
             }
-            _ => None,
-        };
-        if let Some(mut r) = rewrite {
-            body = r.push(Some(body), true).unwrap_or_default();
-            head.remove_header(&http::header::CONTENT_ENCODING);
         }
         let range = session
             .req_header()
@@ -205,8 +196,6 @@ impl Gate {
     }
 }
 
-/// Asks the origin for an object, whole — reporting its progress to `feed` for
-/// requests that follow it: kept when cacheable, passed otherwise.
 /// What a fill asks, and of whom.
 struct Asked {
     origin: Arc<crate::origin::Origin>,
@@ -214,15 +203,26 @@ struct Asked {
     hash_key: String,
     host: String,
     target: String,
+    /// The target as log lines name it (redacted).
+    shown: String,
+    /// A playlist: held whole, decoded, kept briefly.
+    playlist: bool,
+    /// Its viewers get tokens written in: parsed once into a template.
+    rewrite: bool,
 }
 
-async fn fill(asked: Asked, playlist: bool, mut feed: Feed) -> Fetched {
+/// Asks the origin for an object, whole — reporting its progress to `feed` for
+/// requests that follow it: kept when it may be shared, passed otherwise.
+async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
     let Asked {
         origin,
         metrics,
         hash_key,
         host,
         target,
+        shown,
+        playlist,
+        rewrite,
     } = asked;
     let asked = origin
         .request(&hash_key, &host, &target, "livegate-cache")
@@ -230,7 +230,7 @@ async fn fill(asked: Asked, playlist: bool, mut feed: Feed) -> Fetched {
     let mut http = match asked {
         Ok(h) => h,
         Err(why) => {
-            log::warn!("cache fill of {target}: {why}");
+            log::warn!("cache fill of {shown}: {why}");
             metrics.upstream_status(502);
             return Fetched::Failed(502);
         }
@@ -239,36 +239,63 @@ async fn fill(asked: Asked, playlist: bool, mut feed: Feed) -> Fetched {
         return Fetched::Failed(502);
     };
     metrics.upstream_status(resp.status.as_u16());
-    let head = crate::origin::end_to_end(resp);
-    feed.head(&head);
+    let mut head = crate::origin::end_to_end(resp);
+    // Followers never get a cookie the origin set for this one fill.
+    feed.head(&policy::without_cookies(&head));
+    let limit = match playlist {
+        true => hls::MAX_PLAYLIST,
+        false => cache::MAX_OBJECT,
+    };
     let mut body = BytesMut::new();
     loop {
         match http.read_response_body().await {
             Ok(Some(b)) => {
                 feed.chunk(&b);
                 body.extend_from_slice(&b);
-                if body.len() > cache::MAX_OBJECT {
-                    log::warn!(
-                        "cache fill of {target}: over {} bytes; not served",
-                        cache::MAX_OBJECT
-                    );
+                if body.len() > limit {
+                    log::warn!("cache fill of {shown}: over {limit} bytes; answered 502");
                     return Fetched::Failed(502);
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                log::warn!("cache fill of {target}: {e}");
+                log::warn!("cache fill of {shown}: {e}");
                 return Fetched::Failed(502);
             }
         }
     }
     feed.done();
-    let body: Bytes = body.freeze();
-    let keep = head.status.as_u16() == 200 && !policy::forbidden(&head);
+    let mut body: Bytes = body.freeze();
+    let mut template = None;
+    if playlist && head.status.as_u16() == 200 {
+        let encoding = head
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        let gzip = match encoding.as_deref() {
+            None | Some("identity") => Some(false),
+            Some("gzip") => Some(true),
+            Some(_) => None,
+        };
+        if let Some(gzip) = gzip {
+            body = match hls::decode(&body, gzip) {
+                Ok(b) => b,
+                Err(why) => {
+                    log::warn!("cache fill of {shown}: {why}; answered 502");
+                    return Fetched::Failed(502);
+                }
+            };
+            head.remove_header(&http::header::CONTENT_ENCODING);
+            template = rewrite.then(|| Template::parse(body.clone())).flatten();
+        }
+    }
+    let keep = policy::shareable(&head);
     let ttl = playlist.then(|| policy::playlist_ttl(&body));
+    let object = cache::object(head, body, template);
     match keep {
-        true => Fetched::Keep(cache::object(head, body, ttl)),
-        false => Fetched::Pass(cache::object(head, body, None)),
+        true => Fetched::Keep(object.kept(ttl)),
+        false => Fetched::Pass(object.kept(None)),
     }
 }
 

@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::request::IpText;
 use crate::cors::Cors;
-use crate::hls::Rewrite;
+use crate::hls::{Grant, Rewrite};
 use crate::route::Scene;
 use crate::streams::{StreamKey, Ticket};
 use crate::verdict::Reason;
@@ -38,15 +38,20 @@ pub struct Ctx {
     pub(super) ticket: Option<Ticket>,
     /// The client whose connection slot (access limits) this request holds.
     pub(super) slot: Option<IpAddr>,
-    /// A pull on a domain with segment authorisation: when the tokens written
-    /// into its response (if a playlist) expire.
-    pub(super) playlist: Option<i64>,
+    /// A pull on a domain with segment authorisation: what the tokens written
+    /// into its response (if a playlist) grant.
+    pub(super) playlist: Option<Grant>,
     /// The playlist being rewritten.
     pub(super) rewrite: Option<Rewrite>,
+    /// A refused playlist's body is dropped (its head became a 502).
+    pub(super) swallow: bool,
+    /// Whether the client came over TLS (playlist URIs resolve against https).
+    pub(super) tls: bool,
     /// Admitted by a segment token: the stream it opens.
     pub(super) session: Option<String>,
-    /// The domain's CORS policy and the allowed `Origin` of this request.
-    pub(super) cors: Option<(Arc<Cors>, HeaderValue)>,
+    /// The domain's CORS policy and the allowed `Origin` of this request (none
+    /// when it is not allowed: the answer then carries no CORS header at all).
+    pub(super) cors: Option<(Arc<Cors>, Option<HeaderValue>)>,
     /// An `.flv` request (fan-out candidate).
     pub(super) flv: bool,
     /// An HLS object (cache candidate).
@@ -74,6 +79,8 @@ impl Ctx {
             slot: None,
             playlist: None,
             rewrite: None,
+            swallow: false,
+            tls: false,
             session: None,
             cors: None,
             flv: false,

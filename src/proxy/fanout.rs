@@ -31,9 +31,11 @@ impl Gate {
         let site = &self.sites[ctx.domain?];
         let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
         let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        // The canonical host (the one routing used), so `Host: a` and `Host:
+        // a:8080` share one pull and one cache entry.
         let host = match &site.origin.host {
             Some(h) => h.clone(),
-            None => host_header(req)?.to_owned(),
+            None => crate::route::host_key(host_header(req)?).into_owned(),
         };
         Some((host, target))
     }
@@ -53,10 +55,12 @@ impl Gate {
         let (host, target) = self.asked_upstream(req, ctx)?;
         let cors = ctx.cors.clone();
         let decorate = move |resp: &mut ResponseHeader| match &cors {
-            Some((c, origin)) => c.apply(resp, origin),
+            Some((c, origin)) => c.apply(resp, origin.as_ref()),
             None => Ok(()),
         };
+        let shown = self.live.load().redact.url(&target);
         let viewer = Viewer {
+            shown: &shown,
             key: PullKey {
                 domain: d,
                 host,
@@ -73,6 +77,7 @@ impl Gate {
                 origin: site.origin.clone(),
                 hash_key: ctx.hash_key.clone(),
                 settings: settings.clone(),
+                shown: shown.clone(),
                 on_status: Box::new(move |s| metrics.upstream_status(s)),
             }
         };

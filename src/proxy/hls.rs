@@ -10,7 +10,7 @@ use pingora_proxy::Session;
 use super::request::host_header;
 use super::{Ctx, Gate};
 use crate::auth::Domain;
-use crate::hls::{self, Rewrite, Scope};
+use crate::hls::{self, Fill, Grant, Rewrite, Scope};
 use crate::route::{host_key, Route, Scene};
 use crate::sign::query::{self, Spans};
 use crate::sign::Request;
@@ -22,9 +22,9 @@ pub(super) struct Admitted<'a> {
     pub path: &'a str,
     /// The auth parameters to strip from the query.
     pub strip: Spans<2>,
-    /// For a pull on a domain with segment authorisation: when tokens written into
-    /// the response (if it is a playlist) expire.
-    pub playlist: Option<i64>,
+    /// For a pull on a domain with segment authorisation: what tokens written
+    /// into the response (if it is a playlist) grant.
+    pub playlist: Option<Grant>,
     /// Admitted by a segment token: the stream it opens (remote auth's session key).
     pub session: Option<String>,
 }
@@ -53,22 +53,26 @@ impl Gate {
         let found = query::find(req.query, [&*h.token_param, ""])?;
         match &found.values[0] {
             Some(token) => {
-                let (expiry, scope) =
+                let (grant, scope) =
                     self.hls_secret
-                        .verify(token, &domain.name, scene, req.path, now)?;
+                        .verify(token, &domain.name, scene, req, now)?;
                 Ok(Admitted {
                     path: req.path,
                     strip: found.spans,
-                    playlist: Some(expiry),
+                    playlist: Some(grant),
                     session: Some(scope.key()),
                 })
             }
             None => {
                 let pass = domain.verify(scene, req, now)?;
+                let grant = Grant {
+                    expiry: pass.expires.unwrap_or(now + h.ttl),
+                    binds: pass.binds,
+                };
                 Ok(Admitted {
                     path: pass.path,
                     strip: pass.auth,
-                    playlist: Some(pass.expires.unwrap_or(now + h.ttl)),
+                    playlist: Some(grant),
                     session: None,
                 })
             }
@@ -92,9 +96,10 @@ impl Gate {
     }
 
     /// When the origin's answer is a playlist for a request that may have one
-    /// rewritten: sets up the rewrite (the length changes, a gzip body is decoded).
+    /// rewritten: sets up the rewrite (the length changes, a gzip body is
+    /// decoded). A playlist declared larger than the bound becomes a 502 here.
     pub(super) fn hls_response(&self, session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) {
-        let (Some(expiry), Some(d)) = (ctx.playlist, ctx.domain) else {
+        let (Some(grant), Some(d)) = (ctx.playlist, ctx.domain) else {
             return;
         };
         let req = session.req_header();
@@ -116,23 +121,42 @@ impl Gate {
                 return;
             }
         };
-        let Some(rewrite) = self.rewriter(req, d, expiry, gzip) else {
+        let declared = header(http::header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
+        if !gzip && declared.is_some_and(|l| l > hls::MAX_PLAYLIST) {
+            self.refuse_playlist(session, ctx, &hls::Refused::TooLarge);
+            if let Ok(refusal) = ResponseHeader::build(502, Some(1)) {
+                *resp = refusal;
+                let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
+                ctx.swallow = true;
+            }
+            return;
+        }
+        let Some(fill) = self.fill(req, ctx, d, grant) else {
             return;
         };
-        ctx.rewrite = Some(rewrite);
+        ctx.rewrite = Some(Rewrite::new(fill, gzip));
         resp.remove_header(&http::header::CONTENT_LENGTH);
         resp.remove_header(&http::header::CONTENT_ENCODING);
     }
 
-    /// The rewrite of a playlist for this request: the token it presented, or a
-    /// new one for its stream expiring at `expiry`.
-    pub(super) fn rewriter(
+    /// Logs why a playlist was refused (502), naming the request redacted.
+    pub(super) fn refuse_playlist(&self, session: &Session, ctx: &Ctx, why: &hls::Refused) {
+        let domain = ctx.domain.map_or("-", |d| self.sites[d].name.as_str());
+        log::warn!(
+            "playlist {} of {domain}: {why}; answered 502",
+            self.shown(session.req_header())
+        );
+    }
+
+    /// What a playlist for this request gets written into it: the token it
+    /// presented, or a new one for its stream with `grant`.
+    pub(super) fn fill(
         &self,
         req: &RequestHeader,
+        ctx: &Ctx,
         d: usize,
-        expiry: i64,
-        gzip: bool,
-    ) -> Option<Rewrite> {
+        grant: Grant,
+    ) -> Option<Fill> {
         let snap = self.live.load();
         let domain = snap.table.domains().get(d)?;
         let h = domain.hls.as_ref()?;
@@ -140,19 +164,51 @@ impl Gate {
         let presented = query::find(query, [&*h.token_param, ""])
             .ok()
             .and_then(|f| f.values[0].as_ref().map(|t| t.to_string()));
+        let host_header = host_header(req).unwrap_or("");
         let token = presented.unwrap_or_else(|| {
             let scope = Scope::of(req.uri.path(), domain.nested);
+            let host = host_key(host_header);
+            let holder = Request {
+                host: &host,
+                path: req.uri.path(),
+                remote_addr: ctx.client_ip.as_str(),
+                ..Default::default()
+            };
             self.hls_secret
-                .mint(&domain.name, Scene::Pull, &scope, expiry)
+                .mint(&domain.name, Scene::Pull, &scope, grant, &holder)
         });
-        let host = host_key(host_header(req).unwrap_or(""));
-        Some(Rewrite::new(token, &h.token_param, &host, gzip))
+        Some(Fill::new(token, &h.token_param, host_header, ctx.tls))
     }
 
-    /// A body chunk of a playlist being rewritten: held until the playlist is whole.
-    pub(super) fn hls_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut Ctx) {
-        if let Some(r) = ctx.rewrite.as_mut() {
-            *body = r.push(body.take(), end);
+    /// A body chunk of a playlist being rewritten: held until the playlist is
+    /// whole; one past the bounds ends the response (its head is already out).
+    pub(super) fn hls_body(
+        &self,
+        session: &Session,
+        body: &mut Option<Bytes>,
+        end: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if ctx.swallow {
+            *body = None;
+            return Ok(());
+        }
+        let Some(r) = ctx.rewrite.as_mut() else {
+            return Ok(());
+        };
+        match r.push(body.take(), end) {
+            Ok(b) => {
+                *body = b;
+                Ok(())
+            }
+            Err(why) => {
+                ctx.rewrite = None;
+                self.refuse_playlist(session, ctx, &why);
+                pingora_core::Error::e_explain(
+                    pingora_core::ErrorType::Custom("playlist refused"),
+                    why.to_string(),
+                )
+            }
         }
     }
 
@@ -176,7 +232,7 @@ impl Gate {
     /// Adds the CORS headers a response (admitted or refused) needs.
     pub(super) fn cors_headers(&self, resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
         match &ctx.cors {
-            Some((cors, origin)) => cors.apply(resp, origin),
+            Some((cors, origin)) => cors.apply(resp, origin.as_ref()),
             None => Ok(()),
         }
     }

@@ -79,15 +79,16 @@ impl Gate {
     /// Settles, routes and verifies one request head, recording what it learns in
     /// `ctx`. From here on the request's target is its canonical one.
     fn admit(&self, req: &mut RequestHeader, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
-        // Two Hosts: we would route by one and the origin might serve the other.
-        if req
-            .headers
-            .get_all(http::header::HOST)
-            .iter()
-            .nth(1)
-            .is_some()
-        {
-            return Err(Failure::new(Reason::BadRequest, "more than one Host"));
+        // Two Hosts: we would route by one and the origin might serve the other;
+        // two Referers or User-Agents: the access lists would judge one.
+        for (name, why) in [
+            (http::header::HOST, "more than one Host"),
+            (http::header::REFERER, "more than one Referer"),
+            (http::header::USER_AGENT, "more than one User-Agent"),
+        ] {
+            if req.headers.get_all(name).iter().nth(1).is_some() {
+                return Err(Failure::new(Reason::BadRequest, why));
+            }
         }
         canon::settle(req).map_err(|why| Failure::new(Reason::BadRequest, why))?;
         let req = &*req;
@@ -106,10 +107,7 @@ impl Gate {
         ctx.scene = Some(scene);
         let path = req.uri.path();
         let limiter = &self.sites[index].limiter;
-        ctx.cors = domain
-            .cors
-            .as_ref()
-            .and_then(|c| Some((c.clone(), c.allow(req)?)));
+        ctx.cors = domain.cors.as_ref().map(|c| (c.clone(), c.allow(req)));
         ctx.slot = access::admit(
             domain.access.as_deref(),
             limiter,
@@ -137,7 +135,7 @@ impl Gate {
         }
         let route = Route::of(pass.path, domain.nested);
         ctx.flv = route.ext.eq_ignore_ascii_case("flv");
-        ctx.hls = cache::is_hls(route.ext);
+        ctx.hls = crate::hls::is_object(route.ext);
         let stream = session_stream(route.stream, route.ext);
         snap.check_forbid(index, route.app, stream, now)?;
         if self.sites[index].origin.keyed() {
@@ -171,6 +169,7 @@ impl ProxyHttp for Gate {
         }
         ctx.client = client_ip(session);
         ctx.client_ip = IpText::new(ctx.client);
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let verdict = match self.admit(session.req_header_mut(), ctx, unix_now()) {
             Ok(()) => self.ask_remote(session, ctx).await,
             Err(f) => Err(f),
@@ -199,7 +198,7 @@ impl ProxyHttp for Gate {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no domain"))?;
         let origin = &self.sites[d].origin;
         let backend = origin
-            .select(ctx.hash_key.as_bytes(), &ctx.tried)
+            .next(ctx.hash_key.as_bytes(), &ctx.tried)
             .ok_or_else(|| {
                 Error::explain(ErrorType::ConnectNoRoute, "no origin peer left to try")
             })?;
@@ -215,15 +214,13 @@ impl ProxyHttp for Gate {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(addr) = peer.address().as_inet() {
-            warn!("origin {addr} refused: {e}; trying another peer");
+            warn!("origin {addr} refused: {e}");
             ctx.tried.push(*addr);
         }
-        if ctx
+        let more = ctx
             .domain
-            .is_some_and(|d| ctx.tried.len() < self.sites[d].origin.peers)
-        {
-            e.set_retry(true);
-        }
+            .is_some_and(|d| ctx.tried.len() < self.sites[d].origin.attempts);
+        e.set_retry(more);
         e
     }
 
@@ -316,12 +313,12 @@ impl ProxyHttp for Gate {
     /// a playlist is held here until it is whole and rewritten.
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
-        self.hls_body(body, end_of_stream, ctx);
+        self.hls_body(session, body, end_of_stream, ctx)?;
         if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
             self.sites[d].metrics.sent.inc_by(b.len() as u64);
             if let Some(t) = &ctx.ticket {

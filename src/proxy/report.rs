@@ -138,4 +138,9 @@ impl Gate {
             redact.text(host_header(req).unwrap_or("-"))
         )
     }
+
+    /// A request's target as every log line names it: redacted.
+    pub(super) fn shown(&self, req: &pingora_http::RequestHeader) -> String {
+        self.live.load().redact.url(&raw_target(req))
+    }
 }

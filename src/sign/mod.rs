@@ -52,6 +52,20 @@ pub struct Pass<'a> {
     pub auth: query::Spans<2>,
     /// When the URL expires (with skew), for rules whose URLs do.
     pub expires: Option<i64>,
+    /// What else the signature bound the URL to, so that what it admits (segment
+    /// tokens) is bound to the same.
+    pub binds: Binds,
+}
+
+/// The parts of a request besides its path and time that a signature covers: a
+/// URL signed with `{remote_addr}` works from that client only, one signed with
+/// `{host}` (Volcengine's `Domain`) on that host only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Binds {
+    /// The client address.
+    pub addr: bool,
+    /// The host (without port).
+    pub host: bool,
 }
 
 /// Why a rule could not be built.
@@ -203,6 +217,10 @@ impl Rule {
                     key_index,
                     auth: found.spans,
                     expires,
+                    binds: Binds {
+                        addr: self.layout.uses(&Piece::RemoteAddr),
+                        host: self.layout.uses(&Piece::Host),
+                    },
                 });
             }
         }

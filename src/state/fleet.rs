@@ -1,10 +1,12 @@
-//! Fleet mode: the state lives in etcd, shared by every edge of the fleet.
+//! Fleet mode's store: the state lives in etcd, shared by every edge of the
+//! fleet. This module is the I/O below the live state ([`super::live`] writes
+//! through it); [`super::sync`] above both keeps the live state in step.
 //!
 //! - A management API write becomes one etcd transaction that compares every key
 //!   it touches on the revision this edge last saw of it, so two edges writing the
 //!   same rule at once never mix their bodies: one wins, the other re-reads and
 //!   applies its edit again ([`Fleet::commit`]).
-//! - Every edge watches the prefix ([`watch`]): a full read at a revision, then a
+//! - Every edge watches the prefix ([`super::sync::watch`]): a full read at a revision, then a
 //!   watch from that revision + 1, so no change is missed; a watch cut or compacted
 //!   away starts over with a full read. Meanwhile the edge serves the last state it
 //!   saw.
@@ -16,7 +18,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
@@ -27,15 +28,11 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::Layout;
 pub use super::keys::Op;
-use super::live::{lay_over, Change, Live};
 use super::{Saved, StateError};
-use crate::config::{DomainConfig, StateConfig};
-use crate::streams::Streams;
+use crate::config::StateConfig;
 
 /// How long one etcd call may take before it counts as etcd being unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often a live watch asks etcd for its current revision.
-const PROGRESS: Duration = Duration::from_secs(2);
 /// The local snapshot's name under `state_dir`.
 pub const SNAPSHOT: &str = "etcd-snapshot.json";
 
@@ -55,13 +52,6 @@ pub struct Read {
     pub kvs: Vec<(String, Vec<u8>, i64)>,
 }
 
-/// What a start-up found: the state at a revision, and the token secret.
-pub struct Boot {
-    pub state: Saved,
-    pub revision: i64,
-    pub secret: [u8; 32],
-}
-
 /// The local snapshot of the last synced state (mode 0600: it holds keys).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,26 +64,26 @@ pub struct Snapshot {
 
 /// The connection to etcd and what this edge applied from it.
 pub struct Fleet {
-    config: StateConfig,
+    pub(super) config: StateConfig,
     pub layout: Layout,
     pub prefix: String,
     dir: PathBuf,
     /// The client and the runtime it lives on, once the watch connected.
-    conn: tokio::sync::watch::Sender<Option<Conn>>,
+    pub(super) conn: tokio::sync::watch::Sender<Option<Conn>>,
     applied: AtomicI64,
     watching: AtomicBool,
     secret: [u8; 32],
 }
 
 /// A client and the runtime its connection lives on.
-type Conn = (Client, tokio::runtime::Handle);
+pub(super) type Conn = (Client, tokio::runtime::Handle);
 
 /// An etcd failure, for logs and `StoreUnavailable`.
-fn fail(what: &str, e: impl std::fmt::Display) -> String {
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> String {
     format!("etcd {what}: {e}")
 }
 
-async fn timed<T, E: std::fmt::Display>(
+pub(super) async fn timed<T, E: std::fmt::Display>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
@@ -135,7 +125,7 @@ impl Fleet {
         self.watching.load(Ordering::Acquire)
     }
 
-    fn set_watching(&self, on: bool) {
+    pub(super) fn set_watching(&self, on: bool) {
         self.watching.store(on, Ordering::Release);
         crate::metrics::state_watch(on);
     }
@@ -225,7 +215,7 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "livegate".into())
 }
 
-async fn connect(config: &StateConfig) -> Result<Client, String> {
+pub(super) async fn connect(config: &StateConfig) -> Result<Client, String> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(CALL_TIMEOUT)
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -247,7 +237,7 @@ async fn connect(config: &StateConfig) -> Result<Client, String> {
     timed("connect", Client::connect(&config.endpoints, Some(options))).await
 }
 
-async fn read_all(client: &mut Client, root: &str) -> Result<Read, String> {
+pub(super) async fn read_all(client: &mut Client, root: &str) -> Result<Read, String> {
     let r = timed(
         "read",
         client.get(root, Some(GetOptions::new().with_prefix())),
@@ -267,7 +257,7 @@ async fn read_all(client: &mut Client, root: &str) -> Result<Read, String> {
 
 /// The fleet's HLS token secret: the one in etcd, or a new random one put there
 /// if there is none yet (only if still none, so every edge ends with the same).
-async fn fleet_secret(client: &mut Client, key: &str) -> Result<[u8; 32], String> {
+pub(super) async fn fleet_secret(client: &mut Client, key: &str) -> Result<[u8; 32], String> {
     let fresh = crate::hls::random_secret().map_err(|e| fail("secret", e))?;
     let txn = Txn::new()
         .when([Compare::version(key, CompareOp::Equal, 0)])
@@ -293,82 +283,8 @@ async fn fleet_secret(client: &mut Client, key: &str) -> Result<[u8; 32], String
     })
 }
 
-fn parse_secret(value: &[u8]) -> Option<[u8; 32]> {
+pub(super) fn parse_secret(value: &[u8]) -> Option<[u8; 32]> {
     hex::decode(value.trim_ascii()).ok()?.try_into().ok()
-}
-
-/// Start-up: the state and secret from etcd, or — etcd unreachable — from the
-/// local snapshot. With neither, a clear error.
-pub fn boot(config: &StateConfig, dir: &Path, yaml: &[DomainConfig]) -> Result<Boot, StateError> {
-    let prefix = config.prefix.clone().unwrap_or_else(|| "/livegate".into());
-    let layout = Layout::new(&prefix);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StateError::Etcd(e.to_string()))?;
-    let from_etcd = rt.block_on(async {
-        let mut client = connect(config).await?;
-        let secret = fleet_secret(&mut client, &layout.secret()).await?;
-        let read = read_all(&mut client, layout.root()).await?;
-        Ok::<_, String>((secret, read))
-    });
-    match from_etcd {
-        Ok((secret, read)) => {
-            let changes: Vec<Change> = read
-                .kvs
-                .into_iter()
-                .map(|(k, v, r)| (k, Some(v), r))
-                .collect();
-            let state = lay_over(yaml, &layout, &Saved::default(), &changes)
-                .map(|(s, _)| s)
-                .ok_or_else(|| {
-                    StateError::Etcd(format!(
-                        "the state under {prefix} in etcd does not validate against this configuration (see the log)"
-                    ))
-                })?;
-            log::info!(
-                "state from etcd at revision {} ({} keys under {prefix})",
-                read.revision,
-                changes.len()
-            );
-            Ok(Boot {
-                state,
-                revision: read.revision,
-                secret,
-            })
-        }
-        Err(e) => {
-            let file = dir.join(SNAPSHOT);
-            let snap = read_snapshot(&file)?.ok_or_else(|| {
-                StateError::Etcd(format!(
-                    "{e}; and there is no snapshot of an earlier sync at {} to start from: start etcd (or fix state.endpoints) first",
-                    file.display()
-                ))
-            })?;
-            if snap.prefix != prefix {
-                return Err(StateError::Etcd(format!(
-                    "{e}; the snapshot at {} is of prefix {:?}, not {prefix:?}",
-                    file.display(),
-                    snap.prefix
-                )));
-            }
-            let secret =
-                parse_secret(snap.secret.as_bytes()).ok_or_else(|| StateError::Unreadable {
-                    file: file.clone(),
-                    message: "its secret is not 64 hex digits".into(),
-                })?;
-            log::warn!(
-                "{e}: serving the snapshot of etcd revision {} from {} until etcd answers",
-                snap.revision,
-                file.display()
-            );
-            Ok(Boot {
-                state: snap.state,
-                revision: snap.revision,
-                secret,
-            })
-        }
-    }
 }
 
 /// Reads the local snapshot; `None` when there is none.
@@ -387,152 +303,6 @@ pub fn read_snapshot(file: &Path) -> Result<Option<Snapshot>, StateError> {
         .map(Some)
         .map_err(|e| StateError::Unreadable {
             file: file.to_owned(),
-            message: e.to_string(),
+            message: crate::redact::parse_error(&e.to_string()),
         })
-}
-
-/// The watch: connects, reads everything, watches from the next revision, and
-/// starts over (with backoff when etcd failed) whenever the watch ends. Runs until
-/// `shutdown`.
-pub async fn watch(
-    fleet: Arc<Fleet>,
-    live: Arc<Live>,
-    streams: Arc<Streams>,
-    mut shutdown: pingora_core::server::ShutdownWatch,
-) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let ended = tokio::select! {
-            _ = shutdown.changed() => return,
-            e = sync_and_watch(&fleet, &live, &streams) => e,
-        };
-        fleet.set_watching(false);
-        match ended {
-            // Compacted past our revision: read everything again, at once.
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(e) => {
-                log::warn!(
-                    "{e}; serving the state of etcd revision {} and retrying in {backoff:?}",
-                    fleet.applied()
-                );
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// One round: a full read, then the watch until it ends. `Ok` when it ended
-/// because its revision was compacted (re-read at once), `Err` on a failure.
-async fn sync_and_watch(fleet: &Fleet, live: &Live, streams: &Streams) -> Result<(), String> {
-    let current = fleet.conn.borrow().clone();
-    let mut client = match current {
-        Some((c, _)) => c,
-        None => {
-            let c = connect(&fleet.config).await?;
-            fleet
-                .conn
-                .send_replace(Some((c.clone(), tokio::runtime::Handle::current())));
-            c
-        }
-    };
-    let read = read_all(&mut client, fleet.layout.root()).await?;
-    let from = read.revision + 1;
-    cut(live, streams, live.resync(read).await);
-    let options = etcd_client::WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(from);
-    let mut stream = timed("watch", client.watch(fleet.layout.root(), Some(options))).await?;
-    // Progress requests keep the reported revision etcd's current one even when
-    // nothing under the prefix changes, so edges in step report the same number.
-    let mut progress = tokio::time::interval(PROGRESS);
-    loop {
-        let message = tokio::select! {
-            m = stream.message() => m,
-            _ = progress.tick() => {
-                if fleet.watching() {
-                    stream.request_progress().await.map_err(|e| fail("watch", e))?;
-                }
-                continue;
-            }
-        };
-        let Some(resp) = message.map_err(|e| fail("watch", e))? else {
-            return Err(fail("watch", "the stream ended"));
-        };
-        if resp.compact_revision() > 0 {
-            log::warn!(
-                "etcd compacted its history past revision {from} (to {}); reading the whole state again",
-                resp.compact_revision()
-            );
-            return Ok(());
-        }
-        if resp.canceled() {
-            return Err(fail("watch", format!("canceled: {}", resp.cancel_reason())));
-        }
-        if resp.created() {
-            fleet.set_watching(true);
-            log::info!("watching etcd from revision {from}");
-            continue;
-        }
-        let changes = resp
-            .events()
-            .iter()
-            .filter_map(|ev| {
-                let kv = ev.kv()?;
-                let key = String::from_utf8(kv.key().to_vec()).ok()?;
-                let value = match ev.event_type() {
-                    etcd_client::EventType::Put => Some(kv.value().to_vec()),
-                    etcd_client::EventType::Delete => None,
-                };
-                Some((key, value, kv.mod_revision()))
-            })
-            .collect::<Vec<_>>();
-        // A progress answer says the watch is current at the header's revision;
-        // events say the state is at their latest (a catching-up watch's header
-        // may be ahead of the events it has sent so far).
-        match changes.iter().map(|c| c.2).max() {
-            None => fleet.set_applied(resp.header().map_or(0, |h| h.revision())),
-            Some(revision) => cut(live, streams, live.apply_changes(changes, revision).await),
-        }
-    }
-}
-
-/// Cuts the open connections of streams another edge just forbade.
-fn cut(live: &Live, streams: &Streams, forbids: Vec<super::Forbid>) {
-    let snap = live.load();
-    for f in forbids {
-        if let Some(d) = snap.table.index_of(&super::domain_key(&f.domain)) {
-            let n = streams.cut(d, &f.app.to_ascii_lowercase(), &f.stream, None);
-            log::info!(
-                "stream {}/{} of {} forbidden through the fleet: {n} connections cut",
-                f.app,
-                f.stream,
-                f.domain
-            );
-        }
-    }
-}
-
-/// The watch as a Pingora background service (so it runs in Pingora's runtime,
-/// after daemonising, and stops with the server).
-pub struct FleetWatch {
-    pub fleet: Arc<Fleet>,
-    pub live: Arc<Live>,
-    pub streams: Arc<Streams>,
-}
-
-#[async_trait::async_trait]
-impl pingora_core::services::background::BackgroundService for FleetWatch {
-    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
-        watch(
-            self.fleet.clone(),
-            self.live.clone(),
-            self.streams.clone(),
-            shutdown,
-        )
-        .await
-    }
 }

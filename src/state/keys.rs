@@ -36,6 +36,28 @@ pub struct Op {
     pub seen: i64,
 }
 
+/// What this edge last saw of one key: the revision of its last change, and
+/// whether that change left it holding a value. A write is conditional on the
+/// key's modification revision being what was seen — or, for a key seen
+/// deleted, on its not existing (a deleted key's modification revision is 0,
+/// never the revision of the delete).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub revision: i64,
+    pub present: bool,
+}
+
+impl Seen {
+    /// The modification revision a write of this key is conditional on.
+    pub fn expected(self) -> i64 {
+        if self.present {
+            self.revision
+        } else {
+            0
+        }
+    }
+}
+
 /// What one key holds.
 #[derive(Debug)]
 enum Entry {
@@ -130,10 +152,10 @@ impl Layout {
         &self,
         before: &Saved,
         after: &Saved,
-        seen: &std::collections::HashMap<String, i64>,
+        seen: &std::collections::HashMap<String, Seen>,
     ) -> Vec<Op> {
         let (old, new) = (self.entries(before), self.entries(after));
-        let seen_of = |k: &str| seen.get(k).copied().unwrap_or(0);
+        let seen_of = |k: &str| seen.get(k).map_or(0, |s| s.expected());
         let puts = new
             .iter()
             .filter(|(k, v)| old.get(*k) != Some(*v))
@@ -150,7 +172,9 @@ impl Layout {
         puts.chain(deletes).collect()
     }
 
-    /// Applies one key's new value (`None`: deleted) to a state.
+    /// Applies one key's new value (`None`: deleted) to a state. A value that
+    /// is not taken ([`Skip::Bad`]) leaves the state as it was: the key keeps
+    /// its previous good value (a forbid stays, a rule keeps protecting).
     pub fn apply(&self, saved: &mut Saved, key: &str, value: Option<&[u8]>) -> Result<(), Skip> {
         let kind = key
             .strip_prefix(&self.root)
@@ -160,20 +184,26 @@ impl Layout {
         if !matches!(kind, "rules" | "forbids" | "access") {
             return Err(Skip::Other);
         }
-        // Whatever is at the key goes first; a deletion ends there.
+        let entry = match value {
+            None => None,
+            Some(v) => {
+                let entry = parse(kind, v).map_err(Skip::Bad)?;
+                let at = match &entry {
+                    Entry::Rule(r) => self.rule_key(r),
+                    Entry::Forbid(f) => self.forbid_key(f),
+                    Entry::Access(a) => self.access_key(a),
+                };
+                if at != key {
+                    return Err(Skip::Bad(format!("the value belongs at {at}")));
+                }
+                Some(entry)
+            }
+        };
+        // Whatever is at the key goes; a deletion ends there.
         saved.rules.retain(|r| self.rule_key(r) != key);
         saved.forbids.retain(|f| self.forbid_key(f) != key);
         saved.access.retain(|a| self.access_key(a) != key);
-        let Some(value) = value else { return Ok(()) };
-        let entry = parse(kind, value).map_err(Skip::Bad)?;
-        let at = match &entry {
-            Entry::Rule(r) => self.rule_key(r),
-            Entry::Forbid(f) => self.forbid_key(f),
-            Entry::Access(a) => self.access_key(a),
-        };
-        if at != key {
-            return Err(Skip::Bad(format!("the value belongs at {at}")));
-        }
+        let Some(entry) = entry else { return Ok(()) };
         match entry {
             Entry::Rule(r) => saved.rules.push(r),
             Entry::Forbid(f) => saved.forbids.push(f),
@@ -198,7 +228,7 @@ fn rule_json(r: &SavedRule) -> Vec<u8> {
 }
 
 fn parse(kind: &str, value: &[u8]) -> Result<Entry, String> {
-    let bad = |e: serde_json::Error| e.to_string();
+    let bad = |e: serde_json::Error| crate::redact::parse_error(&e.to_string());
     Ok(match kind {
         "rules" => {
             let mut v: Value = serde_json::from_slice(value).map_err(bad)?;
@@ -288,7 +318,15 @@ mod tests {
             access: serde_json::from_str("{}").unwrap(),
         });
         let fkey = l.entries(&before).keys().next().unwrap().clone();
-        let seen = [(fkey.clone(), 7)].into_iter().collect();
+        let seen = [(
+            fkey.clone(),
+            Seen {
+                revision: 7,
+                present: true,
+            },
+        )]
+        .into_iter()
+        .collect();
         let ops = l.diff(&before, &after, &seen);
         assert_eq!(ops.len(), 2, "{ops:?}");
         assert_eq!(ops[0].key, "/lg/access/play.example.com");
@@ -298,6 +336,20 @@ mod tests {
             (fkey.as_str(), 7, &None)
         );
         assert!(l.diff(&before, &before, &seen).is_empty());
+        // A key seen deleted (at revision 9) is written on the condition that it
+        // still does not exist: a deleted key's modification revision is 0.
+        let gone = [(
+            fkey.clone(),
+            Seen {
+                revision: 9,
+                present: false,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let again = l.diff(&after, &before, &gone);
+        let put = again.iter().find(|o| o.key == fkey).unwrap();
+        assert_eq!((put.seen, put.value.is_some()), (0, true));
     }
 
     #[test]
@@ -319,5 +371,43 @@ mod tests {
             Err(Skip::Bad(m)) if m.contains("belongs at")
         ));
         assert_eq!(s.rules.len(), 1);
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_keeps_the_keys_good_value() {
+        let l = Layout::new("/lg");
+        let good = saved();
+        let entries = l.entries(&good);
+        let other_forbid = l.entries(&Saved {
+            forbids: vec![Forbid {
+                stream: "other".into(),
+                ..good.forbids[0].clone()
+            }],
+            ..Saved::default()
+        });
+        let (other_key, other_value) = other_forbid.iter().next().unwrap();
+        for key in entries.keys() {
+            let wrong_key = format!(
+                "{{\"domain\":\"play.example.com\",\"app\":\"live\",\"stream\":{}}}",
+                7
+            );
+            for junk in [
+                b"not json".as_slice(),
+                b"",
+                b"[]",
+                b"null",
+                b"\"text\"",
+                b"{\"domain\": 5}",
+                b"{\"unknown_field\": true}",
+                wrong_key.as_bytes(),
+                other_value.as_slice(),
+            ] {
+                let mut s = good.clone();
+                let taken = l.apply(&mut s, key, Some(junk));
+                assert!(matches!(taken, Err(Skip::Bad(_))), "{key} {junk:?}");
+                assert_eq!(l.entries(&s), entries, "{key} lost its value to {junk:?}");
+            }
+        }
+        assert_ne!(other_key, entries.keys().next().unwrap());
     }
 }

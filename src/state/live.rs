@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Guard};
 
 use super::fleet::{self, Commit, Fleet};
-use super::keys::{Layout, Skip};
+use super::keys::{Layout, Seen, Skip};
 use super::{domain_key, Forbid, Saved, StateError};
 use crate::auth::Table;
 use crate::config::{DomainConfig, Problems};
@@ -82,11 +82,11 @@ pub enum Store {
     Etcd(Arc<Fleet>),
 }
 
-/// The saved state and, in fleet mode, the etcd modification revision this edge
-/// last saw of each key (what its writes are conditional on).
+/// The saved state and, in fleet mode, what this edge last saw of each key
+/// (what its writes are conditional on, and which watch events are news).
 struct Held {
     saved: Saved,
-    seen: HashMap<String, i64>,
+    seen: HashMap<String, Seen>,
 }
 
 /// How often a fleet write re-reads and retries when other edges keep winning.
@@ -278,7 +278,8 @@ impl Live {
                     match fleet.commit(ops.clone()).await.map_err(Refusal::Store)? {
                         Commit::Done(revision) => {
                             for op in ops {
-                                held.seen.insert(op.key, revision);
+                                let present = op.value.is_some();
+                                held.seen.insert(op.key, Seen { revision, present });
                             }
                         }
                         Commit::Conflict => {
@@ -342,7 +343,7 @@ impl Live {
     fn lay(&self, held: &mut Held, fleet: &Fleet, changes: Vec<Change>) -> Vec<Forbid> {
         let fresh: Vec<_> = changes
             .into_iter()
-            .filter(|(k, _, r)| held.seen.get(k).is_none_or(|s| s < r))
+            .filter(|(k, _, r)| held.seen.get(k).is_none_or(|s| s.revision < *r))
             .collect();
         if fresh.is_empty() {
             return Vec::new();
@@ -350,8 +351,15 @@ impl Live {
         let Some((next, snap)) = lay_over(&self.yaml, &fleet.layout, &held.saved, &fresh) else {
             return Vec::new();
         };
-        for (k, _, r) in fresh {
-            held.seen.insert(k, r);
+        for (k, v, r) in fresh {
+            let present = v.is_some();
+            held.seen.insert(
+                k,
+                Seen {
+                    revision: r,
+                    present,
+                },
+            );
         }
         let cut = new_forbids(&held.saved, &next, crate::unix_now());
         self.current.store(Arc::new(snap));

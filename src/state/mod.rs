@@ -13,6 +13,7 @@
 pub mod fleet;
 pub mod keys;
 pub mod live;
+pub mod sync;
 
 use std::fs::File;
 use std::io::Write;
@@ -150,7 +151,7 @@ impl Saved {
         };
         serde_json::from_str(&text).map_err(|e| StateError::Unreadable {
             file,
-            message: e.to_string(),
+            message: crate::redact::parse_error(&e.to_string()),
         })
     }
 

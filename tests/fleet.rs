@@ -475,3 +475,78 @@ async fn with_etcd_users_a_password_is_needed() {
     assert!(err.contains("etcd") && err.contains("no snapshot"), "{err}");
     assert!(!err.contains("wrongPassword"), "{err}");
 }
+
+/// Waits until the edge behind `api` has applied etcd revision `rev`.
+async fn applied(api: &Api, rev: i64) {
+    until!(
+        format!("revision {rev} applied"),
+        Duration::from_secs(10),
+        state_of(api).await["revision"].as_i64().unwrap_or(0) >= rev
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fails_open() {
+    let etcd = Etcd::start().await;
+    let o = Origin::start("o").await;
+    let (a, api_a) = edge("edge-a", &etcd.url(), &domains(o.addr));
+    let (b, api_b) = edge("edge-b", &etcd.url(), &domains(o.addr));
+    agree(&api_a, &api_b, Duration::from_secs(10)).await;
+    let cam1 = json!({"domain": HOST, "app": "live", "stream": "cam1"});
+    // Forbid → resume → forbid, through one edge and across both.
+    for (api, what) in [(&api_a, "a"), (&api_a, "a again"), (&api_b, "b"), (&api_a, "a after b")] {
+        let (s, v) = api.call("POST", "/v1/streams/forbid", Some(cam1.clone())).await;
+        assert_eq!(s, 200, "forbid through {what}: {v}");
+        agree(&api_a, &api_b, Duration::from_secs(10)).await;
+        let (s, v) = api.call("POST", "/v1/streams/resume", Some(cam1.clone())).await;
+        assert_eq!(s, 200, "resume through {what}: {v}");
+        agree(&api_a, &api_b, Duration::from_secs(10)).await;
+    }
+    // Rule PUT → DELETE → PUT.
+    let delete = format!("/v1/auth/rules?domain={HOST}&app=live&scene=pull");
+    for round in 0..2 {
+        let (s, v) = api_a
+            .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+            .await;
+        assert_eq!(s, 200, "PUT round {round}: {v}");
+        let (s, v) = api_a.call("DELETE", &delete, None).await;
+        assert_eq!(s, 200, "DELETE round {round}: {v}");
+    }
+    // An operator's `etcdctl del` of a rule: the next PUT is written.
+    let (s, v) = api_a
+        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut c = etcd.client().await;
+    let rule_key = format!("{PREFIX}/rules/{HOST}/pull/live");
+    let rev = c.delete(rule_key.as_str(), None).await.unwrap().header().unwrap().revision();
+    applied(&api_a, rev).await;
+    let (s, v) = api_a
+        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .await;
+    assert_eq!(s, 200, "PUT after etcdctl del: {v}");
+
+    // Values that do not parse keep the key's good value on every edge: the
+    // forbidden stream stays forbidden, the API rule keeps protecting its app.
+    let cam2 = json!({"domain": HOST, "app": "live", "stream": "cam2"});
+    let (s, v) = api_a.call("POST", "/v1/streams/forbid", Some(cam2)).await;
+    assert_eq!(s, 200, "{v}");
+    let forbid_key = format!("{PREFIX}/forbids/{HOST}/live/cam2");
+    let fleet_signed = tencent("/live/cam2-1.ts", "fleetKey2026");
+    let yaml_signed = tencent("/live/cam3-1.ts", "yamlPullKey1");
+    let api_signed = tencent("/live/cam3-1.ts", "fleetKey2026");
+    for junk in ["not json", "", "[]", "{\"domain\": 5}", "{\"unknown\": true}"] {
+        for key in [&forbid_key, &rule_key] {
+            let rev = c.put(key.as_str(), junk, None).await.unwrap().header().unwrap().revision();
+            applied(&api_a, rev).await;
+            applied(&api_b, rev).await;
+        }
+        for lg in [&a, &b] {
+            assert_eq!(status(lg, &fleet_signed).await, 403, "cam2 played after {junk:?}");
+            assert_eq!(status(lg, &yaml_signed).await, 403, "the API rule vanished after {junk:?}");
+            assert_eq!(status(lg, &api_signed).await, 200, "after {junk:?}");
+        }
+    }
+    let log = a.log();
+    assert!(log.contains("is not taken"), "{log}");
+}

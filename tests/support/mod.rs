@@ -378,6 +378,11 @@ impl Livegate {
             .is_ok_and(|s| s.success())
     }
 
+    /// The process id (for its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

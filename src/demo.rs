@@ -16,8 +16,8 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
 
+use crate::media::{flv, ts};
 use crate::route::Route;
-use crate::{flv, ts};
 
 /// The demo origin application.
 pub struct DemoOrigin;

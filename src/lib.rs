@@ -14,9 +14,9 @@ pub mod conn;
 pub mod cors;
 pub mod demo;
 pub mod fanout;
-pub mod flv;
 pub mod hls;
 pub mod hygiene;
+pub mod media;
 pub mod metrics;
 pub mod notify;
 pub mod origin;
@@ -27,7 +27,6 @@ pub mod server;
 pub mod sign;
 pub mod state;
 pub mod streams;
-pub mod ts;
 pub mod verdict;
 pub mod watchdog;
 

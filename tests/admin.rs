@@ -672,3 +672,27 @@ async fn a_forbid_that_ends_a_session_emits_its_stream_end() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_typed_key_is_named_never_echoed() {
+    let (_o, lg, api) = setup().await;
+    for (body, value) in [
+        (
+            json!({"domain": HOST, "app": "live", "scene": "pull", "scheme": "tencent", "keys": "MyRealKey2027"}),
+            "MyRealKey2027",
+        ),
+        (
+            json!({"domain": HOST, "app": "live", "scene": "pull", "scheme": "tencent", "keys": ["okKey1"], "skew": "MySkewKey2027"}),
+            "MySkewKey2027",
+        ),
+    ] {
+        let (s, v) = api.call("PUT", "/v1/auth/rules", Some(body)).await;
+        assert_eq!((s, code(&v)), (400, "InvalidParam"), "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("invalid type"),
+            "{v}"
+        );
+        assert!(!v.to_string().contains(value), "{v}");
+        assert!(!lg.log().contains(value), "{}", lg.log());
+    }
+}

@@ -494,11 +494,20 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     agree(&api_a, &api_b, Duration::from_secs(10)).await;
     let cam1 = json!({"domain": HOST, "app": "live", "stream": "cam1"});
     // Forbid → resume → forbid, through one edge and across both.
-    for (api, what) in [(&api_a, "a"), (&api_a, "a again"), (&api_b, "b"), (&api_a, "a after b")] {
-        let (s, v) = api.call("POST", "/v1/streams/forbid", Some(cam1.clone())).await;
+    for (api, what) in [
+        (&api_a, "a"),
+        (&api_a, "a again"),
+        (&api_b, "b"),
+        (&api_a, "a after b"),
+    ] {
+        let (s, v) = api
+            .call("POST", "/v1/streams/forbid", Some(cam1.clone()))
+            .await;
         assert_eq!(s, 200, "forbid through {what}: {v}");
         agree(&api_a, &api_b, Duration::from_secs(10)).await;
-        let (s, v) = api.call("POST", "/v1/streams/resume", Some(cam1.clone())).await;
+        let (s, v) = api
+            .call("POST", "/v1/streams/resume", Some(cam1.clone()))
+            .await;
         assert_eq!(s, 200, "resume through {what}: {v}");
         agree(&api_a, &api_b, Duration::from_secs(10)).await;
     }
@@ -519,7 +528,13 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     assert_eq!(s, 200, "{v}");
     let mut c = etcd.client().await;
     let rule_key = format!("{PREFIX}/rules/{HOST}/pull/live");
-    let rev = c.delete(rule_key.as_str(), None).await.unwrap().header().unwrap().revision();
+    let rev = c
+        .delete(rule_key.as_str(), None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     applied(&api_a, rev).await;
     let (s, v) = api_a
         .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
@@ -535,18 +550,43 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     let fleet_signed = tencent("/live/cam2-1.ts", "fleetKey2026");
     let yaml_signed = tencent("/live/cam3-1.ts", "yamlPullKey1");
     let api_signed = tencent("/live/cam3-1.ts", "fleetKey2026");
-    for junk in ["not json", "", "[]", "{\"domain\": 5}", "{\"unknown\": true}"] {
+    let wrong_typed = format!(
+        "{{\"domain\":\"{HOST}\",\"app\":\"live\",\"scene\":\"pull\",\"scheme\":\"tencent\",\"keys\":\"MyRealKey2027\"}}"
+    );
+    for junk in [
+        "not json",
+        "",
+        "[]",
+        "{\"domain\": 5}",
+        "{\"unknown\": true}",
+        &wrong_typed,
+    ] {
         for key in [&forbid_key, &rule_key] {
-            let rev = c.put(key.as_str(), junk, None).await.unwrap().header().unwrap().revision();
+            let rev = c
+                .put(key.as_str(), junk, None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
             applied(&api_a, rev).await;
             applied(&api_b, rev).await;
         }
         for lg in [&a, &b] {
-            assert_eq!(status(lg, &fleet_signed).await, 403, "cam2 played after {junk:?}");
-            assert_eq!(status(lg, &yaml_signed).await, 403, "the API rule vanished after {junk:?}");
+            assert_eq!(
+                status(lg, &fleet_signed).await,
+                403,
+                "cam2 played after {junk:?}"
+            );
+            assert_eq!(
+                status(lg, &yaml_signed).await,
+                403,
+                "the API rule vanished after {junk:?}"
+            );
             assert_eq!(status(lg, &api_signed).await, 200, "after {junk:?}");
         }
     }
     let log = a.log();
     assert!(log.contains("is not taken"), "{log}");
+    assert!(!log.contains("MyRealKey2027"), "a key was logged: {log}");
 }

@@ -159,7 +159,10 @@ fn exchange(mut s: TcpStream, host: &str, target: &str, headers: &str) -> (u16, 
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = buf[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -168,7 +171,8 @@ fn exchange(mut s: TcpStream, host: &str, target: &str, headers: &str) -> (u16, 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap_or(0);
         if size == 0 || b.len() < eol + 2 + size {
             break;
         }
@@ -179,7 +183,12 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 fn get(port: u16, host: &str, target: &str) -> (u16, String, Vec<u8>) {
-    exchange(TcpStream::connect(("127.0.0.1", port)).unwrap(), host, target, "")
+    exchange(
+        TcpStream::connect(("127.0.0.1", port)).unwrap(),
+        host,
+        target,
+        "",
+    )
 }
 
 fn get_from(source: &str, port: u16, host: &str, target: &str) -> (u16, String, Vec<u8>) {
@@ -193,7 +202,10 @@ fn token_of(playlist: &[u8]) -> String {
         .lines()
         .find(|l| !l.starts_with('#') && !l.is_empty())
         .unwrap_or_else(|| panic!("no URI in {text}"));
-    uri.split("lgt=").nth(1).unwrap_or_else(|| panic!("no token in {text}")).to_owned()
+    uri.split("lgt=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no token in {text}"))
+        .to_owned()
 }
 
 fn path_of(signed: &str) -> String {
@@ -226,7 +238,10 @@ async fn a_token_opens_exactly_its_stream_and_binds_what_its_url_bound() {
     let (status, _, body) = get(p, "tokens.test", &signed);
     assert_eq!(status, 200);
     let token = token_of(&body);
-    assert_eq!(get(p, "tokens.test", &format!("/live/cam1-1.ts?lgt={token}")).0, 200);
+    assert_eq!(
+        get(p, "tokens.test", &format!("/live/cam1-1.ts?lgt={token}")).0,
+        200
+    );
     for other in [
         "/live/cam1_vip.m3u8",
         "/live/cam1-paid.m3u8",
@@ -323,15 +338,31 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
     let before = rss_mb(lg.pid());
     for _ in 0..4 {
         // 64 MB of gzip in ~64 KB: refused whole through the cache…
-        assert_eq!(get(p, "cached.test", &tencent("/live/bomb.m3u8", KEY)).0, 502);
+        assert_eq!(
+            get(p, "cached.test", &tencent("/live/bomb.m3u8", KEY)).0,
+            502
+        );
         // …and cut off while proxied (the head was out before the body grew).
         let (status, _, body) = get(p, "proxied.test", &tencent("/live/bomb.m3u8", KEY));
-        assert!(status != 200 || body.len() < 1 << 20, "{status}, {} bytes", body.len());
+        assert!(
+            status != 200 || body.len() < 1 << 20,
+            "{status}, {} bytes",
+            body.len()
+        );
         // A playlist declared larger than the bound: 502 on both paths.
-        assert_eq!(get(p, "cached.test", &tencent("/live/huge.m3u8", KEY)).0, 502);
-        assert_eq!(get(p, "proxied.test", &tencent("/live/huge.m3u8", KEY)).0, 502);
+        assert_eq!(
+            get(p, "cached.test", &tencent("/live/huge.m3u8", KEY)).0,
+            502
+        );
+        assert_eq!(
+            get(p, "proxied.test", &tencent("/live/huge.m3u8", KEY)).0,
+            502
+        );
         // One whose tokens would multiply it past the bound: 502.
-        assert_eq!(get(p, "cached.test", &tencent("/live/short.m3u8", KEY)).0, 502);
+        assert_eq!(
+            get(p, "cached.test", &tencent("/live/short.m3u8", KEY)).0,
+            502
+        );
     }
     let after = rss_mb(lg.pid());
     assert!(
@@ -344,8 +375,14 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
     }
     assert!(!log.contains("panicked"), "{log}");
     // An ordinary playlist still plays on both.
-    assert_eq!(get(p, "cached.test", &tencent("/live/cam1.m3u8", KEY)).0, 200);
-    assert_eq!(get(p, "proxied.test", &tencent("/live/cam1.m3u8", KEY)).0, 200);
+    assert_eq!(
+        get(p, "cached.test", &tencent("/live/cam1.m3u8", KEY)).0,
+        200
+    );
+    assert_eq!(
+        get(p, "proxied.test", &tencent("/live/cam1.m3u8", KEY)).0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -428,7 +465,12 @@ async fn the_cache_never_hands_one_viewer_another_viewers_cookie() {
     let follower = tokio::task::spawn_blocking(move || get(p, "127.0.0.1", &b));
     let (first, follower) = (first.await.unwrap(), follower.await.unwrap());
     assert_eq!(header(&first.1, "set-cookie"), Some("viewer=1; Path=/"));
-    assert_eq!(header(&follower.1, "x-cache"), Some("HIT-FOLLOWING"), "{}", follower.1);
+    assert_eq!(
+        header(&follower.1, "x-cache"),
+        Some("HIT-FOLLOWING"),
+        "{}",
+        follower.1
+    );
     assert_eq!(header(&follower.1, "set-cookie"), None, "{}", follower.1);
     assert_eq!(follower.2, b"slow segment");
 }
@@ -462,7 +504,11 @@ async fn no_signature_or_key_reaches_a_log_line_or_an_error() {
     let log = lg.log();
     assert!(log.contains("fan-out pull of"), "{log}");
     assert!(log.contains("cache fill of"), "{log}");
-    for secret in [flv.split("txSecret=").nth(1).unwrap(), seg.split("txSecret=").nth(1).unwrap(), sig] {
+    for secret in [
+        flv.split("txSecret=").nth(1).unwrap(),
+        seg.split("txSecret=").nth(1).unwrap(),
+        sig,
+    ] {
         let secret = secret.split('&').next().unwrap();
         assert!(!log.contains(secret), "{secret} logged:\n{log}");
     }
@@ -509,17 +555,29 @@ async fn two_referers_or_user_agents_are_refused_and_mapped_addresses_denied() {
     ));
     let seg = tencent("/live/cam1-1.ts", KEY);
     let ask = |headers: &str| {
-        exchange(TcpStream::connect(("127.0.0.1", lg.port)).unwrap(), "127.0.0.1", &seg, headers).0
+        exchange(
+            TcpStream::connect(("127.0.0.1", lg.port)).unwrap(),
+            "127.0.0.1",
+            &seg,
+            headers,
+        )
+        .0
     };
     assert_eq!(ask("Referer: http://good.test/p\r\n"), 200);
-    assert_eq!(ask("Referer: http://good.test/p\r\nReferer: http://evil.test/\r\n"), 400);
+    assert_eq!(
+        ask("Referer: http://good.test/p\r\nReferer: http://evil.test/\r\n"),
+        400
+    );
     assert_eq!(ask("User-Agent: a\r\nUser-Agent: b\r\n"), 400);
     assert_eq!(ask("Referer: http://evil.test\\@good.test/\r\n"), 403);
     assert_eq!(ask("Referer: http://good.test./\r\n"), 403);
     assert_eq!(get_from("127.0.0.6", lg.port, "127.0.0.1", &seg).0, 403);
     assert_eq!(get_from("127.0.0.7", lg.port, "127.0.0.1", &seg).0, 200);
     let log = lg.log();
-    assert!(log.contains("more than one Referer") && log.contains("IP_DENIED"), "{log}");
+    assert!(
+        log.contains("more than one Referer") && log.contains("IP_DENIED"),
+        "{log}"
+    );
 }
 
 /// An origin whose accept queue is full for its first second (as a busy one's
@@ -527,7 +585,14 @@ async fn two_referers_or_user_agents_are_refused_and_mapped_addresses_denied() {
 fn busy_origin(target: std::net::SocketAddr) -> (u16, Vec<TcpStream>) {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
     socket.listen(0).unwrap();
     let listener: std::net::TcpListener = socket.into();
     let port = listener.local_addr().unwrap().port();
@@ -545,7 +610,9 @@ fn busy_origin(target: std::net::SocketAddr) -> (u16, Vec<TcpStream>) {
         for conn in listener.incoming() {
             let Ok(mut client) = conn else { continue };
             std::thread::spawn(move || {
-                let Ok(mut up) = TcpStream::connect(target) else { return };
+                let Ok(mut up) = TcpStream::connect(target) else {
+                    return;
+                };
                 let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
                 std::thread::spawn(move || std::io::copy(&mut u2, &mut c2));
                 let _ = std::io::copy(&mut client, &mut up);
@@ -567,7 +634,10 @@ async fn a_cache_fill_retries_a_busy_origin_like_a_proxied_request() {
     let (status, head, _) = get(lg.port, "127.0.0.1", &tencent("/live/busy.m3u8", KEY));
     assert_eq!(status, 200, "{head}\n{}", lg.log());
     assert_eq!(header(&head, "x-cache"), Some("MISS"));
-    assert!(started.elapsed() >= Duration::from_millis(300), "the origin was not busy");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the origin was not busy"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -586,7 +656,11 @@ async fn every_host_spelling_of_a_domain_shares_one_pull() {
         write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
         let mut b = [0u8; 4096];
         assert!(s.read(&mut b).unwrap() > 0);
-        assert!(b.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&b));
+        assert!(
+            b.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
         s
     };
     let viewers = [
@@ -594,6 +668,10 @@ async fn every_host_spelling_of_a_domain_shares_one_pull() {
         open(format!("127.0.0.1:{}", lg.port)),
         open("127.0.0.1.".into()),
     ];
-    assert_eq!(relay.accepted(), 1, "one origin pull for every Host spelling");
+    assert_eq!(
+        relay.accepted(),
+        1,
+        "one origin pull for every Host spelling"
+    );
     drop(viewers);
 }

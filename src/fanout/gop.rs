@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::flv::{self, FlvError, Tag, AUDIO, SCRIPT, VIDEO};
+use crate::media::flv::{self, FlvError, Tag, AUDIO, SCRIPT, VIDEO};
 
 /// One tag of the live stream, as it is sent: the 11-byte tag header, the
 /// payload and the 4-byte `PreviousTagSize`.

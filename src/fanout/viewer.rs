@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{Head, Hub, Packet, Pull, PullKey, Settings, Source};
 use crate::config::SlowViewer;
-use crate::flv::VIDEO;
+use crate::media::flv::VIDEO;
 use crate::streams::Ticket;
 
 /// How long a viewer waits for the origin's answer.

@@ -100,7 +100,12 @@ fn stream_body(first: Option<Bytes>, endless: bool) -> Body {
                 let mut tag = Vec::with_capacity(64 * 1024);
                 let mut payload = vec![0x09u8; 64 * 1024 - 15];
                 payload[..2].copy_from_slice(&[0x17, 0x01]);
-                livegate::flv::write_tag(&mut tag, livegate::flv::VIDEO, n * 10, &payload);
+                livegate::media::flv::write_tag(
+                    &mut tag,
+                    livegate::media::flv::VIDEO,
+                    n * 10,
+                    &payload,
+                );
                 Some((Ok(Frame::data(Bytes::from(tag))), (None, n + 1)))
             }
             None => {
@@ -155,7 +160,7 @@ fn answer(req: &Request<Incoming>, id: &str) -> Response<Body> {
         return resp
             .header("content-type", "video/x-flv")
             .body(stream_body(
-                Some(Bytes::from_static(livegate::flv::HEADER)),
+                Some(Bytes::from_static(livegate::media::flv::HEADER)),
                 true,
             ))
             .unwrap();

@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_shifted_demo_segment_is_later_by_exactly_the_shift() {
-        let seg = include_bytes!("../assets/demo-0.ts");
+        let seg = include_bytes!("../../assets/demo-0.ts");
         let before = pts(seg);
         assert!(before.len() > 50, "{} PES headers", before.len());
         let after = pts(&shift(seg, 360_000, |_| 0));

@@ -4,4 +4,5 @@
 //! (`fanout`, `demo`, `rtmp`).
 
 pub mod flv;
+pub mod rtmp;
 pub mod ts;

@@ -1,5 +1,6 @@
 //! Assembling and running the Pingora server: settings, origin pools, listeners.
 
+use crate::admission::{Admission, Door};
 use std::sync::Arc;
 
 use pingora_core::server::configuration::{Opt, ServerConf};
@@ -155,18 +156,21 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         .map(|d| d.name.clone())
         .collect();
     let mut sites = Vec::with_capacity(config.domains.len());
+    let mut doors = Vec::with_capacity(config.domains.len());
     for (d, name) in config.domains.iter().zip(&names) {
         let origin =
             Origin::build(&d.origin, &mut server, &d.name).map_err(|source| RunError::Origin {
                 domain: d.name.clone(),
                 source,
             })?;
-        sites.push(Site {
+        doors.push(Door {
             name: name.clone(),
             limiter: Default::default(),
-            origin: Arc::new(origin),
             remote: d.remote_auth.as_ref().map(Remote::new),
             metrics: DomainMetrics::new(&d.name),
+        });
+        sites.push(Site {
+            origin: Arc::new(origin),
             fanout: d.origin.fanout.settings().map(Into::into),
             cache: crate::proxy::cache_for(&d.cache),
         });
@@ -226,10 +230,14 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         };
         server.add_service(background_service("etcd watch", watch));
     }
-    let gate = Gate {
-        hls_secret,
-        access_log: config.access_log.as_ref().map(|a| a.format),
+    let admission = Arc::new(Admission {
         live,
+        doors,
+        hls_secret,
+    });
+    let gate = Gate {
+        admission,
+        access_log: config.access_log.as_ref().map(|a| a.format),
         sites,
         streams,
         notifier,

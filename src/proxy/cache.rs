@@ -11,7 +11,8 @@ use pingora_core::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-use super::{Ctx, Gate, Site};
+use super::{Ctx, Gate};
+use crate::admission::Door;
 use crate::cache::{self, policy, Feed, Fetched, Following, Got, Object};
 use crate::hls::{self, playlist::Template};
 
@@ -41,11 +42,11 @@ impl Gate {
         let ranged = req.headers.contains_key(http::header::RANGE);
         // A fill runs as its own task: if the client that started it goes away,
         // the requests following it still get every byte.
-        let shown = self.live.load().redact.url(&target);
+        let shown = self.admission.live.load().redact.url(&target);
         let fill = |feed| {
             let asked = Asked {
                 origin: site.origin.clone(),
-                metrics: site.metrics.clone(),
+                metrics: self.door(d).metrics.clone(),
                 hash_key: ctx.hash_key.clone(),
                 host: host.clone(),
                 target: target.clone(),
@@ -58,10 +59,10 @@ impl Gate {
         };
         Some(match cache.get(&key, !playlist && !ranged, fill).await {
             Got::Object(object, status) => {
-                self.answer(session, ctx, site, &object, playlist, status)
+                self.answer(session, ctx, self.door(d), &object, playlist, status)
                     .await
             }
-            Got::Following(f) => self.follow(session, ctx, site, f).await,
+            Got::Following(f) => self.follow(session, ctx, self.door(d), f).await,
             Got::Failed(code) => session.respond_error(code).await.map(|_| true),
         })
     }
@@ -71,7 +72,7 @@ impl Gate {
         &self,
         session: &mut Session,
         ctx: &Ctx,
-        site: &Site,
+        door: &Door,
         Following(mut progress): Following,
     ) -> Result<bool> {
         let head = match progress
@@ -101,7 +102,7 @@ impl Gate {
             for c in chunks {
                 let n = c.len();
                 session.write_response_body(Some(c), false).await?;
-                site.metrics.sent.inc_by(n as u64);
+                door.metrics.sent.inc_by(n as u64);
                 if let Some(t) = &ctx.ticket {
                     t.sent(n);
                 }
@@ -133,7 +134,7 @@ impl Gate {
         &self,
         session: &mut Session,
         ctx: &Ctx,
-        site: &Site,
+        door: &Door,
         object: &Object,
         playlist: bool,
         status: cache::Status,
@@ -188,7 +189,7 @@ impl Gate {
         session.write_response_header(Box::new(head), false).await?;
         let n = body.len();
         session.write_response_body(Some(body), true).await?;
-        site.metrics.sent.inc_by(n as u64);
+        door.metrics.sent.inc_by(n as u64);
         if let Some(t) = &ctx.ticket {
             t.sent(n);
         }

@@ -58,6 +58,8 @@ pub struct Ctx {
     pub(super) hls: bool,
     /// Why the request was refused.
     pub(super) reason: Option<Reason>,
+    /// Admission counted the verdict (else the proxy counts what it refused).
+    pub(super) counted: bool,
 }
 
 impl Ctx {
@@ -86,6 +88,7 @@ impl Ctx {
             flv: false,
             hls: false,
             reason: None,
+            counted: false,
         }
     }
 }

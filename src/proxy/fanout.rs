@@ -58,7 +58,7 @@ impl Gate {
             Some((c, origin)) => c.apply(resp, origin.as_ref()),
             None => Ok(()),
         };
-        let shown = self.live.load().redact.url(&target);
+        let shown = self.admission.live.load().redact.url(&target);
         let viewer = Viewer {
             shown: &shown,
             key: PullKey {
@@ -68,11 +68,11 @@ impl Gate {
             },
             settings,
             ticket: ctx.ticket.as_ref(),
-            sent: &site.metrics.sent,
+            sent: &self.door(d).metrics.sent,
             decorate: &decorate,
         };
         let source = || {
-            let metrics = site.metrics.clone();
+            let metrics = self.door(d).metrics.clone();
             Source {
                 origin: site.origin.clone(),
                 hash_key: ctx.hash_key.clone(),

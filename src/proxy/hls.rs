@@ -9,76 +9,12 @@ use pingora_proxy::Session;
 
 use super::request::host_header;
 use super::{Ctx, Gate};
-use crate::auth::Domain;
 use crate::hls::{self, Fill, Grant, Rewrite, Scope};
 use crate::route::{host_key, Route, Scene};
-use crate::sign::query::{self, Spans};
+use crate::sign::query;
 use crate::sign::Request;
-use crate::verdict::Failure;
-
-/// What admitted a request.
-pub(super) struct Admitted<'a> {
-    /// The path the origin receives (a type B/C prefix removed).
-    pub path: &'a str,
-    /// The auth parameters to strip from the query.
-    pub strip: Spans<2>,
-    /// For a pull on a domain with segment authorisation: what tokens written
-    /// into the response (if it is a playlist) grant.
-    pub playlist: Option<Grant>,
-    /// Admitted by a segment token: the stream it opens (remote auth's session key).
-    pub session: Option<String>,
-}
 
 impl Gate {
-    /// The scheme's signature, or — for a pull on a domain with segment
-    /// authorisation that presents one — a segment token, which then stands in for
-    /// the signature (forbids and remote auth still apply).
-    pub(super) fn sign_or_token<'a>(
-        &self,
-        domain: &Domain,
-        scene: Scene,
-        req: &Request<'a>,
-        now: i64,
-    ) -> Result<Admitted<'a>, Failure> {
-        let Some(h) = domain.hls.as_ref().filter(|_| scene == Scene::Pull) else {
-            let pass = domain.verify(scene, req, now)?;
-            return Ok(Admitted {
-                path: pass.path,
-                strip: pass.auth,
-                playlist: None,
-                session: None,
-            });
-        };
-        // (An empty name never matches: one parameter, in the spans' shape.)
-        let found = query::find(req.query, [&*h.token_param, ""])?;
-        match &found.values[0] {
-            Some(token) => {
-                let (grant, scope) =
-                    self.hls_secret
-                        .verify(token, &domain.name, scene, req, now)?;
-                Ok(Admitted {
-                    path: req.path,
-                    strip: found.spans,
-                    playlist: Some(grant),
-                    session: Some(scope.key()),
-                })
-            }
-            None => {
-                let pass = domain.verify(scene, req, now)?;
-                let grant = Grant {
-                    expiry: pass.expires.unwrap_or(now + h.ttl),
-                    binds: pass.binds,
-                };
-                Ok(Admitted {
-                    path: pass.path,
-                    strip: pass.auth,
-                    playlist: Some(grant),
-                    session: None,
-                })
-            }
-        }
-    }
-
     /// A possible playlist is asked for in identity encoding, so it can be rewritten.
     pub(super) fn hls_upstream(
         &self,
@@ -141,7 +77,7 @@ impl Gate {
 
     /// Logs why a playlist was refused (502), naming the request redacted.
     pub(super) fn refuse_playlist(&self, session: &Session, ctx: &Ctx, why: &hls::Refused) {
-        let domain = ctx.domain.map_or("-", |d| self.sites[d].name.as_str());
+        let domain = ctx.domain.map_or("-", |d| self.door(d).name.as_str());
         log::warn!(
             "playlist {} of {domain}: {why}; answered 502",
             self.shown(session.req_header())
@@ -157,7 +93,7 @@ impl Gate {
         d: usize,
         grant: Grant,
     ) -> Option<Fill> {
-        let snap = self.live.load();
+        let snap = self.admission.live.load();
         let domain = snap.table.domains().get(d)?;
         let h = domain.hls.as_ref()?;
         let query = req.uri.query().unwrap_or("");
@@ -174,7 +110,8 @@ impl Gate {
                 remote_addr: ctx.client_ip.as_str(),
                 ..Default::default()
             };
-            self.hls_secret
+            self.admission
+                .hls_secret
                 .mint(&domain.name, Scene::Pull, &scope, grant, &holder)
         });
         Some(Fill::new(token, &h.token_param, host_header, ctx.tls))
@@ -219,7 +156,7 @@ impl Gate {
         if !crate::cors::is_preflight(req) {
             return Ok(false);
         }
-        let snap = self.live.load();
+        let snap = self.admission.live.load();
         let host = host_key(host_header(req).unwrap_or(""));
         let Some(cors) = snap.table.domain(&host).and_then(|(_, d)| d.cors.clone()) else {
             return Ok(false);

@@ -10,7 +10,6 @@ mod cache;
 mod ctx;
 mod fanout;
 mod hls;
-mod remote;
 mod report;
 mod request;
 
@@ -27,34 +26,24 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{ProxyHttp, Session};
 
-use crate::access::{self, limits::Limiter};
-use crate::auth::remote::Remote;
+use crate::admission::{Admission, Ask, Door};
 use crate::canon;
 use crate::config::LogFormat;
-use crate::hls::Secret;
 use crate::hygiene;
-use crate::metrics::DomainMetrics;
 use crate::notify::Notifier;
 use crate::origin::Origin;
-use crate::route::{host_key, Route, Scene};
-use crate::sign::Request;
-use crate::state::live::Live;
-use crate::streams::{session_stream, StreamKey, Streams, Ticket};
+use crate::route::Scene;
+use crate::streams::{Streams, Ticket};
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 pub use cache::for_domain as cache_for;
 pub use ctx::Ctx;
 use request::{client_ip, host_header, upstream_target, IpText};
 
-/// What livegate runs per domain (same order as the configuration).
+/// What the proxy runs per domain besides admission (same order as the
+/// configuration).
 pub struct Site {
-    /// The domain's configured name (for logs, metrics and events).
-    pub name: String,
-    /// Per-client request and connection counts (access limits).
-    pub limiter: Limiter,
     pub origin: Arc<Origin>,
-    pub remote: Option<Remote>,
-    pub metrics: DomainMetrics,
     /// FLV fan-out settings; `None` when `origin.fanout` is off.
     pub fanout: Option<crate::fanout::Settings>,
     /// The HLS micro-cache; `None` when `cache.enabled` is off.
@@ -63,22 +52,26 @@ pub struct Site {
 
 /// The edge.
 pub struct Gate {
-    /// Rules, forbids and redaction names: what the management API changes.
-    pub live: Arc<Live>,
+    /// Route, access, signature, forbid, remote auth: shared with the RTMP gate.
+    pub admission: Arc<Admission>,
     pub sites: Vec<Site>,
     pub streams: Arc<Streams>,
     pub notifier: Option<Arc<Notifier>>,
     pub access_log: Option<LogFormat>,
-    /// Signs and checks HLS segment tokens.
-    pub hls_secret: Secret,
     /// Running FLV pulls, shared by their viewers.
     pub hub: crate::fanout::SharedHub,
 }
 
 impl Gate {
-    /// Settles, routes and verifies one request head, recording what it learns in
+    /// A domain's admission state (name, limits, remote auth, metrics).
+    fn door(&self, d: usize) -> &Door {
+        &self.admission.doors[d]
+    }
+
+    /// Settles the request head and asks admission, recording what it learns in
     /// `ctx`. From here on the request's target is its canonical one.
-    fn admit(&self, req: &mut RequestHeader, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx, now: i64) -> Result<(), Failure> {
+        let req = session.req_header_mut();
         // Two Hosts: we would route by one and the origin might serve the other;
         // two Referers or User-Agents: the access lists would judge one.
         for (name, why) in [
@@ -91,62 +84,57 @@ impl Gate {
             }
         }
         canon::settle(req).map_err(|why| Failure::new(Reason::BadRequest, why))?;
-        let req = &*req;
+        let req = session.req_header();
         let host = host_header(req).ok_or(Failure::new(Reason::BadRequest, "no Host"))?;
-        let host = host_key(host);
-        let snap = self.live.load();
-        let (index, domain) = snap.table.domain(&host).ok_or(Failure::new(
-            Reason::UnknownDomain,
-            "no domain serves this host",
-        ))?;
-        ctx.domain = Some(index);
-        let scene = Scene::of_method(req.method.as_str()).ok_or(Failure::new(
-            Reason::BadMethod,
-            "the method belongs to neither pull nor push",
-        ))?;
-        ctx.scene = Some(scene);
-        let path = req.uri.path();
-        let limiter = &self.sites[index].limiter;
-        ctx.cors = domain.cors.as_ref().map(|c| (c.clone(), c.allow(req)));
-        ctx.slot = access::admit(
-            domain.access.as_deref(),
-            limiter,
-            ctx.client,
-            &req.headers,
-            path,
-        )?;
         let query = req.uri.query().unwrap_or("");
-        let request = Request {
-            host: &host,
-            path,
+        let scene = Scene::of_method(req.method.as_str());
+        let ask = Ask {
+            host,
+            path: req.uri.path(),
             query,
-            remote_addr: ctx.client_ip.as_str(),
-            nested: domain.nested,
+            scene,
+            method: &req.method,
+            headers: &req.headers,
+            peer: ctx.client,
+            client_ip: ctx.client_ip.as_str(),
+            https: ctx.tls,
+            tokens: true,
         };
-        let pass = self.sign_or_token(domain, scene, &request, now)?;
-        ctx.playlist = pass.playlist;
-        ctx.session = pass.session;
-        let kept = match domain.strip_auth_params {
-            true => pass.strip.strip(query),
+        let verdict = self.admission.admit(&ask, now).await;
+        let (domain, scene) = match &verdict {
+            Ok(a) => (Some(a.domain), Some(a.scene)),
+            Err(r) => (r.domain, r.scene),
+        };
+        ctx.domain = domain;
+        ctx.scene = scene;
+        ctx.counted = true;
+        if let Some(d) = domain {
+            let snap = self.admission.live.load();
+            ctx.cors = snap.table.domains()[d]
+                .cors
+                .as_ref()
+                .map(|c| (c.clone(), c.allow(req)));
+        }
+        let a = verdict.map_err(|r| r.failure)?;
+        let nested = self.admission.live.load().table.domains()[a.domain].nested;
+        let kept = match self.admission.live.load().table.domains()[a.domain].strip_auth_params {
+            true => a.strip.strip(query),
             false => query.into(),
         };
-        if pass.path.len() != path.len() || kept.len() != query.len() {
-            ctx.upstream_uri = Some(upstream_target(pass.path, &kept)?);
+        if a.path.len() != req.uri.path().len() || kept.len() != query.len() {
+            ctx.upstream_uri = Some(upstream_target(a.path, &kept)?);
         }
-        let route = Route::of(pass.path, domain.nested);
+        let route = a.route(nested);
         ctx.flv = route.ext.eq_ignore_ascii_case("flv");
         ctx.hls = crate::hls::is_object(route.ext);
-        let stream = session_stream(route.stream, route.ext);
-        snap.check_forbid(index, route.app, stream, now)?;
-        if self.sites[index].origin.keyed() {
+        if self.sites[a.domain].origin.keyed() {
             ctx.hash_key = format!("{}/{}", route.app, route.stream);
         }
-        ctx.stream = Some(StreamKey {
-            domain: index,
-            app: route.app.to_ascii_lowercase().into(),
-            stream: stream.into(),
-            scene,
-        });
+        ctx.playlist = a.playlist;
+        ctx.session = a.session;
+        ctx.slot = a.slot;
+        ctx.upstream_headers = a.upstream_headers;
+        ctx.stream = Some(a.stream);
         Ok(())
     }
 }
@@ -170,11 +158,11 @@ impl ProxyHttp for Gate {
         ctx.client = client_ip(session);
         ctx.client_ip = IpText::new(ctx.client);
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let verdict = match self.admit(session.req_header_mut(), ctx, unix_now()) {
-            Ok(()) => self.ask_remote(session, ctx).await,
-            Err(f) => Err(f),
-        };
-        self.count(ctx, verdict.as_ref().map(|_| ()).map_err(|f| f.reason));
+        let verdict = self.admit(session, ctx, unix_now()).await;
+        if let (Err(f), false) = (&verdict, ctx.counted) {
+            // Refused before admission could read it.
+            self.admission.count(None, None, Err(f.reason));
+        }
         match verdict {
             Ok(()) => {
                 if let Some(key) = &ctx.stream {
@@ -248,7 +236,10 @@ impl ProxyHttp for Gate {
             upstream.set_uri(uri);
         }
         let site = &self.sites[d];
-        hygiene::scrub(upstream, site.remote.as_ref().map_or(&[], |r| &r.copy));
+        hygiene::scrub(
+            upstream,
+            self.door(d).remote.as_ref().map_or(&[], |r| &r.copy),
+        );
         if let Some(headers) = ctx.upstream_headers.take() {
             for (name, value) in headers.iter() {
                 upstream.insert_header(name.clone(), value.clone())?;
@@ -280,7 +271,7 @@ impl ProxyHttp for Gate {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(d) = ctx.domain {
-            self.sites[d].metrics.upstream_status(resp.status.as_u16());
+            self.door(d).metrics.upstream_status(resp.status.as_u16());
         }
         self.hls_response(session, resp, ctx);
         Ok(())
@@ -320,7 +311,7 @@ impl ProxyHttp for Gate {
     ) -> Result<Option<Duration>> {
         self.hls_body(session, body, end_of_stream, ctx)?;
         if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
-            self.sites[d].metrics.sent.inc_by(b.len() as u64);
+            self.door(d).metrics.sent.inc_by(b.len() as u64);
             if let Some(t) = &ctx.ticket {
                 if t.cut() {
                     return Error::e_explain(
@@ -339,7 +330,7 @@ impl ProxyHttp for Gate {
             self.streams.close(key, ctx.client_ip.as_str());
         }
         if let (Some(d), Some(ip)) = (ctx.domain, ctx.slot) {
-            self.sites[d].limiter.release(ip);
+            self.door(d).limiter.release(ip);
         }
         self.log_access(session, ctx);
     }

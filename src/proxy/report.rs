@@ -12,28 +12,12 @@ use super::request::{host_header, raw_target};
 use super::{Ctx, Gate};
 use crate::access_log::{self, Entry};
 use crate::config::EventKind;
-use crate::metrics::{self, metrics, UNKNOWN_DOMAIN};
 use crate::notify::Event;
 use crate::route::{host_name, Route, Scene};
 use crate::unix_now;
-use crate::verdict::{Failure, Reason};
+use crate::verdict::Failure;
 
 impl Gate {
-    /// Counts a verdict under the domain and scene it reached.
-    pub(super) fn count(&self, ctx: &Ctx, verdict: Result<(), Reason>) {
-        metrics()
-            .auth_seconds
-            .observe(ctx.started.elapsed().as_secs_f64());
-        match (ctx.domain, ctx.scene, verdict) {
-            (Some(d), Some(scene), v) => self.sites[d].metrics.verdict(scene, v),
-            (d, scene, Err(r)) => {
-                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.sites[d].name.as_str());
-                metrics::unrouted(name, scene, r);
-            }
-            (_, _, Ok(())) => {}
-        }
-    }
-
     /// Answers a refused request: the status, the reason in the log (never in the
     /// body), and an `auth_denied` event when wanted.
     pub(super) async fn deny(
@@ -48,7 +32,7 @@ impl Gate {
         info!(
             "denied {} {}: {} ({})",
             req.method,
-            self.live.load().redact.target(path, ""),
+            self.admission.live.load().redact.target(path, ""),
             f.reason,
             f.detail
         );
@@ -60,7 +44,7 @@ impl Gate {
             let route = Route::of_path(path);
             let domain = ctx.domain.map_or_else(
                 || host_name(host_header(req).unwrap_or("")).to_owned(),
-                |d| self.sites[d].name.clone(),
+                |d| self.door(d).name.clone(),
             );
             n.emit(Event {
                 event_type: EventKind::AuthDenied,
@@ -122,7 +106,7 @@ impl Gate {
             origin: origin.as_deref(),
             reason: ctx.reason,
         };
-        let redact = &self.live.load().redact;
+        let redact = &self.admission.live.load().redact;
         info!(target: "access", "{}", access_log::line(format, redact, &entry));
     }
 
@@ -130,7 +114,7 @@ impl Gate {
     /// and signature-shaped segments hidden (the default prints them).
     pub(super) fn summary(&self, session: &Session) -> String {
         let req = session.req_header();
-        let redact = &self.live.load().redact;
+        let redact = &self.admission.live.load().redact;
         format!(
             "{} {}, Host: {}",
             req.method,
@@ -141,6 +125,6 @@ impl Gate {
 
     /// A request's target as every log line names it: redacted.
     pub(super) fn shown(&self, req: &pingora_http::RequestHeader) -> String {
-        self.live.load().redact.url(&raw_target(req))
+        self.admission.live.load().redact.url(&raw_target(req))
     }
 }

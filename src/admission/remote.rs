@@ -1,41 +1,37 @@
-//! The remote-auth step of the request path: ask the domain's auth server (or its
-//! cache) about an admitted request, and apply the timeout action.
+//! The remote-auth step of admission: ask the domain's auth server (or its
+//! cache) about an admitted request or session, and apply the timeout action.
 
 use std::time::Instant;
 
 use log::warn;
-use pingora_proxy::Session;
 
-use super::request::host_header;
-use super::{Ctx, Gate};
+use super::{Admission, Admitted, Ask};
 use crate::auth::remote::{Asked, Outcome};
 use crate::config::TimeoutAction;
 use crate::metrics::{metrics, RemoteOutcome};
 use crate::verdict::{Failure, Reason};
 
-impl Gate {
-    /// Remote authentication for an admitted request, when its domain has it and
-    /// the request is in scope.
-    pub(super) async fn ask_remote(&self, session: &Session, ctx: &mut Ctx) -> Result<(), Failure> {
-        let Some(d) = ctx.domain else { return Ok(()) };
-        let site = &self.sites[d];
+impl Admission {
+    /// Remote authentication for what [`Admission::check`] admitted, when its
+    /// domain has it and the request is in scope.
+    pub(super) async fn remote(&self, ask: &Ask<'_>, a: &mut Admitted<'_>) -> Result<(), Failure> {
+        let site = &self.doors[a.domain];
         let Some(remote) = &site.remote else {
             return Ok(());
         };
-        let req = session.req_header();
-        if !remote.in_scope(req.uri.path()) {
+        if !remote.in_scope(ask.path) {
             return Ok(());
         }
         let asked = Asked {
             domain: &site.name,
-            method: &req.method,
-            path: req.uri.path(),
-            query: req.uri.query().unwrap_or(""),
-            headers: &req.headers,
-            host: host_header(req).unwrap_or(""),
-            client_ip: ctx.client_ip.as_str(),
-            https: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-            session: ctx.session.as_deref(),
+            method: ask.method,
+            path: ask.path,
+            query: ask.query,
+            headers: ask.headers,
+            host: ask.host,
+            client_ip: ask.client_ip,
+            https: ask.https,
+            session: a.session.as_deref(),
         };
         let started = Instant::now();
         let outcome = remote.check(&asked).await;
@@ -52,7 +48,7 @@ impl Gate {
         let (reason, detail) = match outcome {
             Outcome::Allowed { headers, cached } => {
                 site.metrics.remote(counted(RemoteOutcome::Allow, cached));
-                ctx.upstream_headers = (!headers.is_empty()).then_some(headers);
+                a.upstream_headers = (!headers.is_empty()).then_some(headers);
                 return Ok(());
             }
             Outcome::Denied { status, cached } => {
@@ -81,7 +77,7 @@ impl Gate {
             TimeoutAction::Allow => {
                 warn!(
                     "{reason}, timeout action allow: letting {} through ({detail})",
-                    self.live.load().redact.target(req.uri.path(), "")
+                    self.live.load().redact.target(ask.path, "")
                 );
                 Ok(())
             }

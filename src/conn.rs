@@ -41,29 +41,49 @@ use crate::metrics::metrics;
 /// A server app with livegate's connection limits around it.
 pub struct Guard<A> {
     inner: Arc<A>,
-    max_connections: usize,
+    connections: Arc<Connections>,
     header_timeout: Duration,
+}
+
+/// The process's client connections, HTTP and RTMP alike: at most
+/// `server.max_connections` at once.
+pub struct Connections {
+    max_connections: usize,
     open: AtomicUsize,
     /// Unix second of the last "refused" warning (one a second at most).
     warned: AtomicI64,
 }
 
 impl<A> Guard<A> {
-    pub fn new(inner: A, max_connections: usize, header_timeout: Duration) -> Guard<A> {
+    pub fn new(inner: A, connections: Arc<Connections>, header_timeout: Duration) -> Guard<A> {
         Guard {
             inner: Arc::new(inner),
-            max_connections,
+            connections,
             header_timeout,
+        }
+    }
+}
+
+impl Connections {
+    pub fn new(max_connections: usize) -> Connections {
+        Connections {
+            max_connections,
             open: AtomicUsize::new(0),
             warned: AtomicI64::new(0),
         }
     }
 
-    /// Takes a connection slot, or `None` when every slot is in use.
-    fn slot(&self) -> Option<Slot<'_>> {
+    /// Takes a connection slot, or `None` (counted and warned about) when every
+    /// slot is in use.
+    pub fn slot(&self) -> Option<Slot<'_>> {
         let taken = self.open.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(&self.open);
-        (taken < self.max_connections).then_some(slot)
+        if taken < self.max_connections {
+            return Some(slot);
+        }
+        drop(slot);
+        self.refused();
+        None
     }
 
     fn refused(&self) {
@@ -80,7 +100,7 @@ impl<A> Guard<A> {
 }
 
 /// One open connection's place in the count, given back when dropped.
-struct Slot<'a>(&'a AtomicUsize);
+pub struct Slot<'a>(&'a AtomicUsize);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
@@ -95,10 +115,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let Some(_slot) = self.slot() else {
-            self.refused();
-            return None;
-        };
+        let _slot = self.connections.slot()?;
         let head = Arc::new(AtomicBool::new(false));
         let mut stream: Stream =
             Box::new(HeadDeadline::new(stream, self.header_timeout, head.clone()));

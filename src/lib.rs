@@ -24,6 +24,7 @@ pub mod origin;
 pub mod proxy;
 pub mod redact;
 pub mod route;
+pub mod rtmp;
 pub mod server;
 pub mod sign;
 pub mod state;

@@ -44,6 +44,10 @@ pub struct Metrics {
     fanout_viewers: IntGauge,
     fanout_slow: IntCounter,
     state_watch: IntGauge,
+    /// RTMP client connections open.
+    pub rtmp_connections: IntGauge,
+    rtmp_sessions: IntCounterVec,
+    rtmp_bytes: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -100,6 +104,23 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         notify_failed: register_int_counter!(
             "livegate_notify_failed_total",
             "Event notifications given up on after every retry"
+        )
+        .expect(bug),
+        rtmp_connections: register_int_gauge!(
+            "livegate_rtmp_connections",
+            "RTMP client connections open (handshaking, refused or relaying)"
+        )
+        .expect(bug),
+        rtmp_sessions: register_int_counter_vec!(
+            "livegate_rtmp_sessions_total",
+            "RTMP sessions by scene (push: publish, pull: play) and result; reason empty on pass",
+            &["domain", "scene", "result", "reason"]
+        )
+        .expect(bug),
+        rtmp_bytes: register_int_counter_vec!(
+            "livegate_rtmp_bytes_total",
+            "RTMP bytes relayed: in from clients, out to clients",
+            &["domain", "direction"]
         )
         .expect(bug),
         connections_refused: register_int_counter!(
@@ -318,4 +339,27 @@ impl Collector for OriginHealth {
         }
         gauges.collect()
     }
+}
+
+/// Counts an RTMP session's outcome (`domain` the configured name, or
+/// [`UNKNOWN_DOMAIN`] before one was known).
+pub fn rtmp_session(domain: &str, scene: Option<Scene>, verdict: Result<(), Reason>) {
+    let scene = scene.map_or("none", Scene::as_str);
+    let (result, reason) = match verdict {
+        Ok(()) => ("pass", ""),
+        Err(r) => ("fail", r.as_str()),
+    };
+    metrics()
+        .rtmp_sessions
+        .with_label_values(&[domain, scene, result, reason])
+        .inc();
+}
+
+/// The byte counters of one domain's RTMP relays: `[in, out]`.
+pub fn rtmp_bytes(domain: &str) -> [IntCounter; 2] {
+    let m = &metrics().rtmp_bytes;
+    [
+        m.with_label_values(&[domain, "in"]),
+        m.with_label_values(&[domain, "out"]),
+    ]
 }

@@ -49,13 +49,35 @@ impl Origin {
     /// a background service (started inside Pingora's runtime, so it survives
     /// daemonising).
     pub fn build(cfg: &OriginConfig, server: &mut Server, name: &str) -> std::io::Result<Origin> {
+        Origin::build_of(cfg, &cfg.peers, server, name)
+    }
+
+    /// The pool of a domain's `rtmp_peers` (balanced, timed out and health
+    /// checked like its HTTP peers); `None` when it has none.
+    pub fn build_rtmp(
+        cfg: &OriginConfig,
+        server: &mut Server,
+        name: &str,
+    ) -> std::io::Result<Option<Origin>> {
+        if cfg.rtmp_peers.is_empty() {
+            return Ok(None);
+        }
+        Origin::build_of(cfg, &cfg.rtmp_peers, server, &format!("{name} (rtmp)")).map(Some)
+    }
+
+    fn build_of(
+        cfg: &OriginConfig,
+        peers: &[String],
+        server: &mut Server,
+        name: &str,
+    ) -> std::io::Result<Origin> {
         let pool = match cfg.balance {
-            Balance::RoundRobin => Pool::RoundRobin(lb(cfg, server, name)?),
-            Balance::Consistent => Pool::Consistent(lb(cfg, server, name)?),
+            Balance::RoundRobin => Pool::RoundRobin(lb(cfg, peers, server, name)?),
+            Balance::Consistent => Pool::Consistent(lb(cfg, peers, server, name)?),
         };
         Ok(Origin {
             pool,
-            peers: cfg.peers.len(),
+            peers: peers.len(),
             attempts: server.configuration.max_retries.max(1),
             host: cfg.host.clone(),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
@@ -180,6 +202,7 @@ where
 
 fn lb<S>(
     cfg: &OriginConfig,
+    peers: &[String],
     server: &mut Server,
     name: &str,
 ) -> std::io::Result<Arc<LoadBalancer<S>>>
@@ -187,7 +210,7 @@ where
     S: BackendSelection + Send + Sync + 'static,
     S::Iter: BackendIter,
 {
-    let mut lb = LoadBalancer::<S>::try_from_iter(cfg.peers.iter().map(String::as_str))?;
+    let mut lb = LoadBalancer::<S>::try_from_iter(peers.iter().map(String::as_str))?;
     let Some(hc) = &cfg.health_check else {
         return Ok(Arc::new(lb));
     };

@@ -1,6 +1,7 @@
 //! Assembling and running the Pingora server: settings, origin pools, listeners.
 
 use crate::admission::{Admission, Door};
+use crate::rtmp::{RtmpGate, Settings as RtmpSettings};
 use std::sync::Arc;
 
 use pingora_core::server::configuration::{Opt, ServerConf};
@@ -17,7 +18,7 @@ use crate::admin::Admin;
 use crate::auth::remote::Remote;
 use crate::config::StateBackend;
 use crate::config::{default_linger, Loaded, ServerSection};
-use crate::conn::Guard;
+use crate::conn::{Connections, Guard};
 use crate::demo::DemoOrigin;
 use crate::hls::Secret;
 use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
@@ -123,7 +124,11 @@ fn check_free(config: &crate::config::Config) -> Result<(), RunError> {
         .metrics
         .iter()
         .map(|m| ("metrics.listen", m.listen.as_str()));
-    for (what, addr) in proxy.chain(admin).chain(metrics) {
+    let rtmp = config
+        .rtmp
+        .iter()
+        .flat_map(|r| r.listen.iter().map(|l| ("rtmp.listen", l.addr())));
+    for (what, addr) in proxy.chain(admin).chain(metrics).chain(rtmp) {
         std::net::TcpListener::bind(addr).map_err(|source| RunError::Bind {
             what,
             addr: addr.to_owned(),
@@ -157,12 +162,20 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         .collect();
     let mut sites = Vec::with_capacity(config.domains.len());
     let mut doors = Vec::with_capacity(config.domains.len());
+    let mut rtmp_pools = Vec::with_capacity(config.domains.len());
     for (d, name) in config.domains.iter().zip(&names) {
         let origin =
             Origin::build(&d.origin, &mut server, &d.name).map_err(|source| RunError::Origin {
                 domain: d.name.clone(),
                 source,
             })?;
+        let rtmp = Origin::build_rtmp(&d.origin, &mut server, &d.name).map_err(|source| {
+            RunError::Origin {
+                domain: d.name.clone(),
+                source,
+            }
+        })?;
+        rtmp_pools.push(rtmp.map(Arc::new));
         doors.push(Door {
             name: name.clone(),
             limiter: Default::default(),
@@ -236,16 +249,17 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         hls_secret,
     });
     let gate = Gate {
-        admission,
+        admission: admission.clone(),
         access_log: config.access_log.as_ref().map(|a| a.format),
         sites,
-        streams,
-        notifier,
+        streams: streams.clone(),
+        notifier: notifier.clone(),
         hub: Default::default(),
     };
+    let connections = Arc::new(Connections::new(config.server.max_connections));
     let guarded = Guard::new(
         pingora_proxy::http_proxy(&server.configuration, gate),
-        config.server.max_connections,
+        connections.clone(),
         Duration::from_millis(config.server.header_timeout_ms),
     );
     let mut proxy = Service::new("livegate".into(), guarded);
@@ -271,6 +285,36 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         }
     }
     server.add_service(proxy);
+    if let Some(r) = &config.rtmp {
+        let gate = RtmpGate::new(
+            admission,
+            rtmp_pools,
+            streams,
+            notifier,
+            connections,
+            RtmpSettings {
+                handshake_timeout: Duration::from_millis(r.handshake_timeout_ms),
+                duplicate: r.duplicate_publish,
+            },
+        );
+        let mut service = Service::new("rtmp".into(), gate);
+        for l in &r.listen {
+            match l.tls() {
+                None => service.add_tcp(l.addr()),
+                Some(tls) => service
+                    .add_tls(
+                        l.addr(),
+                        &tls.cert.to_string_lossy(),
+                        &tls.key.to_string_lossy(),
+                    )
+                    .map_err(|e| RunError::Tls {
+                        addr: l.addr().into(),
+                        message: e.to_string(),
+                    })?,
+            }
+        }
+        server.add_service(service);
+    }
     for w in &loaded.warnings {
         log::warn!("{w}");
     }

@@ -52,6 +52,8 @@ pub struct StreamKey {
 
 struct Live {
     connections: u32,
+    /// Of which over RTMP.
+    rtmp: u32,
     /// When the last connection closed (`None` while any is open).
     idle_since: Option<Instant>,
     last_ip: String,
@@ -105,6 +107,15 @@ pub struct Online {
     /// The publishers' addresses (push only: viewers are not listed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub client_ips: Vec<String>,
+    /// `http`, `rtmp`, or `http+rtmp` when both carry the stream's connections.
+    pub protocol: &'static str,
+}
+
+/// What a connection came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Rtmp,
 }
 
 /// Per-domain facts the registry reports with.
@@ -143,11 +154,18 @@ impl Streams {
         }
     }
 
-    /// A connection to `key` was admitted; its ticket tells it when it is cut.
+    /// An HTTP connection to `key` was admitted; its ticket tells it when it is cut.
     pub fn open(&self, key: &StreamKey, client_ip: &str) -> Option<Ticket> {
+        self.open_as(key, client_ip, Protocol::Http)
+    }
+
+    /// A connection to `key` over `protocol` was admitted.
+    pub fn open_as(&self, key: &StreamKey, client_ip: &str, protocol: Protocol) -> Option<Ticket> {
+        let rtmp = u32::from(protocol == Protocol::Rtmp);
         let mut live = self.live.lock().ok()?;
         if let Some(l) = live.get_mut(key) {
             l.connections += 1;
+            l.rtmp += rtmp;
             l.idle_since = None;
             l.last_ip.clear();
             l.last_ip.push_str(client_ip);
@@ -158,6 +176,7 @@ impl Streams {
         }
         let l = Live {
             connections: 1,
+            rtmp,
             idle_since: None,
             last_ip: client_ip.to_owned(),
             since: unix_now(),
@@ -180,11 +199,19 @@ impl Streams {
     /// A connection to `key` closed. The session ends `linger` after its last
     /// connection unless another comes (see [`Streams::sweep`]).
     pub fn close(&self, key: &StreamKey, client_ip: &str) {
+        self.close_as(key, client_ip, Protocol::Http)
+    }
+
+    /// A connection to `key` over `protocol` closed.
+    pub fn close_as(&self, key: &StreamKey, client_ip: &str, protocol: Protocol) {
         let Ok(mut live) = self.live.lock() else {
             return;
         };
         if let Some(l) = live.get_mut(key) {
             l.connections = l.connections.saturating_sub(1);
+            if protocol == Protocol::Rtmp {
+                l.rtmp = l.rtmp.saturating_sub(1);
+            }
             if let Some(n) = l.clients.get_mut(client_ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -300,6 +327,11 @@ impl Streams {
                     let mut ips: Vec<String> = l.clients.keys().cloned().collect();
                     ips.sort();
                     ips
+                },
+                protocol: match l.rtmp {
+                    0 => "http",
+                    n if n >= l.connections => "rtmp",
+                    _ => "http+rtmp",
                 },
             })
             .collect();

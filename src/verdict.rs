@@ -50,12 +50,14 @@ pub enum Reason {
     TooManyConnections,
     /// An HLS segment token that is malformed, forged, or for another stream.
     BadToken,
+    /// RTMP: the stream already has a publisher on this edge (`duplicate_publish: reject`).
+    DuplicatePublish,
 }
 
 impl Reason {
     /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
     /// metric handles can live in an array.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::MissingSignature,
         Reason::Malformed,
         Reason::BadTimestamp,
@@ -75,6 +77,7 @@ impl Reason {
         Reason::RateLimited,
         Reason::TooManyConnections,
         Reason::BadToken,
+        Reason::DuplicatePublish,
     ];
 
     /// The contract name, e.g. `BAD_SIGNATURE`.
@@ -99,6 +102,7 @@ impl Reason {
             Reason::RateLimited => "RATE_LIMITED",
             Reason::TooManyConnections => "TOO_MANY_CONNECTIONS",
             Reason::BadToken => "BAD_TOKEN",
+            Reason::DuplicatePublish => "DUPLICATE_PUBLISH",
         }
     }
 

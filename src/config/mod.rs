@@ -40,6 +40,36 @@ pub struct Config {
     /// Which store holds them: `{backend: file}` (the default, under `state_dir`).
     #[serde(default)]
     pub state: StateConfig,
+    /// RTMP publish and play through the gate; none when absent.
+    pub rtmp: Option<RtmpConfig>,
+}
+
+/// `rtmp:` — listeners (plain and `rtmps`) and how sessions are read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtmpConfig {
+    pub listen: Vec<Listen>,
+    /// Handshake, `connect` and `publish`/`play` must arrive within this.
+    #[serde(default = "default_rtmp_handshake_timeout")]
+    pub handshake_timeout_ms: u64,
+    /// A second publisher of a stream live on this edge.
+    #[serde(default)]
+    pub duplicate_publish: DuplicatePublish,
+}
+
+fn default_rtmp_handshake_timeout() -> u64 {
+    10_000
+}
+
+/// What a second publisher of a live stream gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePublish {
+    /// Refused (`DUPLICATE_PUBLISH`) while the first keeps going.
+    #[default]
+    Reject,
+    /// The first is cut and the second goes on.
+    Replace,
 }
 
 /// The state store: `{backend: file}` (the default, under `state_dir`) or
@@ -471,6 +501,10 @@ pub struct OriginConfig {
     /// default), `false`, or settings.
     #[serde(default)]
     pub fanout: FanoutConfig,
+    /// RTMP origins (`host:port`) for publishers and players through `rtmp.listen`,
+    /// balanced like `peers`.
+    #[serde(default)]
+    pub rtmp_peers: Vec<String>,
 }
 
 /// `domains[].cache`: the HLS micro-cache of segments and playlists.

@@ -1,0 +1,159 @@
+//! One side of an RTMP session (the encoder or player, or the origin) as
+//! messages: reads through a bounded buffer and the chunk decoder, writes
+//! through the chunk encoder, and acknowledges what it received as the peer's
+//! window asks.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::media::rtmp::chunk::{self, ChunkError, Decoder, Limits};
+use crate::media::rtmp::{Message, ACK, WINDOW_ACK_SIZE};
+
+/// The chunk size livegate sends with (announced to both sides).
+pub const OUT_CHUNK: usize = 4096;
+/// The window livegate announces (nginx-rtmp's `ack_window`).
+pub const WINDOW: u32 = 5_000_000;
+
+/// Why a side stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Ended {
+    #[error("the connection closed")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Chunk(#[from] ChunkError),
+    #[error("over {0} bytes buffered")]
+    Buffer(usize),
+}
+
+/// The reading half of a side.
+pub struct Reader<R> {
+    pub io: R,
+    buf: BytesMut,
+    pub decoder: Decoder,
+    /// The most bytes held before a chunk completes.
+    max_buf: usize,
+    received: u64,
+    acked: u64,
+    /// The peer's window: acknowledge every half of it.
+    window: u32,
+}
+
+/// The writing half of a side.
+pub struct Writer<W> {
+    pub io: W,
+    scratch: BytesMut,
+    /// Bytes written, for metrics.
+    pub sent: u64,
+}
+
+impl<R: AsyncRead + Unpin> Reader<R> {
+    pub fn new(io: R, limits: Limits, max_buf: usize) -> Reader<R> {
+        Reader {
+            io,
+            buf: BytesMut::with_capacity(max_buf.min(16 << 10)),
+            decoder: Decoder::new(limits),
+            max_buf,
+            received: 0,
+            acked: 0,
+            window: 2_500_000,
+        }
+    }
+
+    /// After admission: a relayed session's bounds.
+    pub fn relaying(&mut self, max_buf: usize) {
+        self.decoder.set_limits(Limits::RELAYING);
+        self.max_buf = max_buf;
+    }
+
+    /// The next whole message already buffered, if any (no reading).
+    pub fn buffered(&mut self) -> Result<Option<Message>, Ended> {
+        let m = self.decoder.decode(&mut self.buf)?;
+        if let Some(m) = &m {
+            if m.kind == WINDOW_ACK_SIZE {
+                self.window = m.u32().unwrap_or(self.window).max(1);
+            }
+        }
+        Ok(m)
+    }
+
+    /// Reads once more into the buffer (cancel-safe: for `select!`).
+    pub async fn fill(&mut self) -> Result<(), Ended> {
+        let room = self.max_buf.saturating_sub(self.buf.len());
+        if room == 0 {
+            return Err(Ended::Buffer(self.max_buf));
+        }
+        self.buf.reserve(room.min(64 << 10));
+        let n = (&mut self.io)
+            .take(room as u64)
+            .read_buf(&mut self.buf)
+            .await?;
+        if n == 0 {
+            return Err(Ended::Closed);
+        }
+        self.received += n as u64;
+        Ok(())
+    }
+
+    /// The next message, reading as needed.
+    pub async fn next(&mut self) -> Result<Message, Ended> {
+        loop {
+            if let Some(m) = self.buffered()? {
+                return Ok(m);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// An acknowledgement due to the peer, if half its window went unacknowledged.
+    pub fn ack_due(&mut self) -> Option<Message> {
+        if self.received - self.acked < (self.window / 2) as u64 {
+            return None;
+        }
+        self.acked = self.received;
+        Some(Message::control(ACK, self.received as u32))
+    }
+
+    /// Raw bytes of the handshake (before chunks).
+    pub async fn exact(&mut self, n: usize) -> Result<BytesMut, Ended> {
+        while self.buf.len() < n {
+            self.fill().await?;
+        }
+        Ok(self.buf.split_to(n))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> Writer<W> {
+    pub fn new(io: W) -> Writer<W> {
+        Writer {
+            io,
+            scratch: BytesMut::with_capacity(8 << 10),
+            sent: 0,
+        }
+    }
+
+    /// Writes messages, chunked at [`OUT_CHUNK`].
+    pub async fn send(&mut self, messages: &[Message]) -> std::io::Result<()> {
+        self.scratch.clear();
+        for m in messages {
+            chunk::encode(m, OUT_CHUNK, &mut self.scratch);
+        }
+        self.raw_owned().await
+    }
+
+    async fn raw_owned(&mut self) -> std::io::Result<()> {
+        let bytes = std::mem::take(&mut self.scratch);
+        let r = self.raw(&bytes).await;
+        self.scratch = bytes;
+        r
+    }
+
+    /// Writes bytes as they are (the handshake).
+    pub async fn raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(bytes).await?;
+        self.io.flush().await?;
+        self.sent += bytes.len() as u64;
+        Ok(())
+    }
+}

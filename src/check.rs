@@ -18,7 +18,7 @@ use crate::verdict::{Failure, Reason};
 /// Why a URL could not be checked or signed at all (a usage error, not a verdict).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum UrlError {
-    #[error("{0:?} is not an absolute http:// or https:// URL")]
+    #[error("{0:?} is not an absolute http://, https://, rtmp:// or rtmps:// URL")]
     NotAbsolute(String),
     #[error("no domain serves host {0:?}")]
     UnknownDomain(String),
@@ -41,11 +41,14 @@ pub struct UrlParts<'a> {
     pub query: &'a str,
 }
 
-/// Splits an absolute http(s) URL; `http::Uri` vets its syntax first.
+/// Splits an absolute http(s) or rtmp(s) URL (`rtmp://host/app/stream?query`:
+/// the path is `/{app}/{stream}`, as the RTMP gate reads a session); `http::Uri`
+/// vets its syntax first.
 pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
     let bad = || UrlError::NotAbsolute(url.chars().take(200).collect());
     let uri: http::Uri = url.parse().map_err(|_| bad())?;
-    if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.authority().is_none() {
+    let schemes = [Some("http"), Some("https"), Some("rtmp"), Some("rtmps")];
+    if !schemes.contains(&uri.scheme_str()) || uri.authority().is_none() {
         return Err(bad());
     }
     let after_scheme = url.find("://").ok_or_else(bad)? + 3;
@@ -96,6 +99,18 @@ pub fn check_url(
     // The proxy refuses these paths before any rule: say the same here.
     if let Err(why) = vet_path(url.path) {
         return Ok(Err(Failure::new(Reason::BadRequest, why)));
+    }
+    // An RTMP URL is read as the RTMP gate reads a session (app, stream, one
+    // reading of the signature).
+    if url.origin.starts_with("rtmp") {
+        let (app, stream) = url.path[1..]
+            .rsplit_once('/')
+            .unwrap_or(("", &url.path[1..]));
+        let tc = format!("{}/{app}", url.origin);
+        let name = format!("{stream}?{}", url.query);
+        if let Err(f) = crate::rtmp::target::read(&tc, &name, |_| true) {
+            return Ok(Err(f));
+        }
     }
     if let Some(a) = &domain.access {
         if let Err(f) = a.checks(Route::of_path(url.path).app).check_given(who) {

@@ -300,7 +300,11 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         let mut service = Service::new("rtmp".into(), gate);
         for l in &r.listen {
             match l.tls() {
-                None => service.add_tcp(l.addr()),
+                // Sessions read and write through their own buffers (bounded
+                // before admission): Pingora's would be a second copy.
+                None => service.add_listener(
+                    ListenerConfig::tcp(l.addr()).l4_buffer(L4BufferSettings::unbuffered()),
+                ),
                 Some(tls) => service
                     .add_tls(
                         l.addr(),

@@ -5,94 +5,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::media::{codecs, frames, need, Proc};
+use support::nginx::{live_source, Nginx};
 use support::{free_port, origin_yaml, Livegate};
 
-const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-/// nginx with the RTMP module on free loopback ports, in its own directory.
-struct Nginx {
-    dir: tempfile::TempDir,
-    http: u16,
-    rtmp: u16,
-    _proc: Proc,
-}
-
-impl Nginx {
-    fn start(nested: bool) -> Nginx {
-        need("nginx", "nginx");
-        assert!(
-            Path::new(RTMP_MODULE).exists(),
-            "the RTMP module is needed: apt-get install -y libnginx-mod-rtmp"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let (http, rtmp) = (free_port(), free_port());
-        let d = dir.path().display();
-        let nested = if nested { "on" } else { "off" };
-        std::fs::create_dir_all(dir.path().join("www/mv")).unwrap();
-        let conf = format!(
-            "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
-             error_log {d}/error.log info;\npid {d}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
-             rtmp {{ server {{ listen 127.0.0.1:{rtmp}; application live {{ live on; hls on; \
-             hls_path {d}/www/live; hls_fragment 1s; hls_playlist_length 8s; hls_nested {nested}; }} }} }}\n\
-             http {{ access_log off; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; \
-             fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
-             types {{ application/vnd.apple.mpegurl m3u8; video/mp2t ts; }}\n\
-             server {{ listen 127.0.0.1:{http}; root {d}/www; add_header Cache-Control no-cache; }} }}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .args(["-p", &d.to_string(), "-c", &format!("{d}/nginx.conf")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let proc = Proc(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            dir,
-            http,
-            rtmp,
-            _proc: proc,
-        }
-    }
-
-    fn www(&self) -> PathBuf {
-        self.dir.path().join("www")
-    }
-}
-
-/// ffmpeg encoding a live test pattern and 440 Hz tone in real time (H.264 with a
-/// keyframe a second, AAC), streams chosen by `maps`; the caller adds the output.
-fn live_source(maps: &[&str]) -> Command {
-    need("ffmpeg", "ffmpeg");
-    let mut c = Command::new("ffmpeg");
-    c.args(["-nostdin", "-v", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(maps)
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args(["-g", "25", "-bf", "0", "-c:a", "aac", "-b:a", "48k"])
-        .stderr(Stdio::null());
-    c
+/// nginx-rtmp writing HLS of `application live` (flat or nested).
+fn start_nginx(nested: bool) -> Nginx {
+    let nested = if nested { "on" } else { "off" };
+    Nginx::start(&format!(
+        "application live {{ live on; hls on; hls_path {{dir}}/www/live; hls_fragment 1s; \
+         hls_playlist_length 8s; hls_nested {nested}; }}"
+    ))
 }
 
 /// ffmpeg publishing a test pattern and tone to `rtmp://…/live/<stream>`.
@@ -150,7 +77,7 @@ async fn status(url: &str, host: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_rtmp_hls_plays_signed_through_livegate_flat_and_nested() {
     for nested in [false, true] {
-        let nginx = Nginx::start(nested);
+        let nginx = start_nginx(nested);
         let _publisher = publish(&nginx, "cam1");
         let (playlist, path) = match nested {
             false => (nginx.www().join("live/cam1.m3u8"), "/live/cam1.m3u8"),
@@ -204,7 +131,7 @@ async fn nginx_rtmp_hls_plays_signed_through_livegate_flat_and_nested() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_multi_variant_stream_plays_through_livegate() {
-    let nginx = Nginx::start(false);
+    let nginx = start_nginx(false);
     let www = nginx.www();
     let out = www.join("mv/cam9");
     let child = live_source(&["-map", "0:v", "-map", "1:a", "-map", "0:v", "-map", "1:a"])
@@ -260,7 +187,7 @@ async fn hls_js_in_chromium_plays_a_signed_stream_from_another_origin() {
         hls_js.exists() && browser.join("node_modules/playwright-core").exists(),
         "hls.js and playwright-core are needed: npm install --prefix tests/browser (scripts/test.sh runs it)"
     );
-    let nginx = Nginx::start(false);
+    let nginx = start_nginx(false);
     let _publisher = publish(&nginx, "cam1");
     wait_playlist(&nginx.www().join("live/cam1.m3u8"), 3);
     // The page comes from another origin than the stream: CORS decides.

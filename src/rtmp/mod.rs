@@ -177,7 +177,10 @@ impl RtmpGate {
             }
         };
         let scene = intent.scene;
-        if let Err(refused) = self.admit_and_relay(&intent, r, w, peer, &ip, tls).await {
+        // Boxed: a session still handshaking holds only its own small state, not
+        // the relay's.
+        let relayed = Box::pin(self.admit_and_relay(&intent, r, w, peer, &ip, tls)).await;
+        if let Err(refused) = relayed {
             let name = refused
                 .domain
                 .map_or(UNKNOWN_DOMAIN, |d| self.admission.doors[d].name.as_str());

@@ -52,7 +52,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
     pub fn new(io: R, limits: Limits, max_buf: usize) -> Reader<R> {
         Reader {
             io,
-            buf: BytesMut::with_capacity(max_buf.min(16 << 10)),
+            buf: BytesMut::new(),
             decoder: Decoder::new(limits),
             max_buf,
             received: 0,
@@ -84,7 +84,12 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         if room == 0 {
             return Err(Ended::Buffer(self.max_buf));
         }
-        self.buf.reserve(room.min(64 << 10));
+        // Grown as chunks need it: a handshake holds ~2 KB, a relay up to 64 KB a read.
+        self.buf.reserve(room.min(if self.max_buf > 64 << 10 {
+            64 << 10
+        } else {
+            2 << 10
+        }));
         let n = (&mut self.io)
             .take(room as u64)
             .read_buf(&mut self.buf)
@@ -128,7 +133,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     pub fn new(io: W) -> Writer<W> {
         Writer {
             io,
-            scratch: BytesMut::with_capacity(8 << 10),
+            scratch: BytesMut::new(),
             sent: 0,
         }
     }

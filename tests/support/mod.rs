@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod etcd;
 pub mod media;
+pub mod nginx;
 pub mod receiver;
 pub mod recorder;
 pub mod relay;

@@ -404,6 +404,90 @@ mod tests {
         }
     }
 
+    /// A million inputs through the decoder and the command parser: chunk
+    /// headers of every format on a few chunk streams, with lengths, types and
+    /// payload bytes (AMF markers, strings, objects) drawn at random, cut into
+    /// random reads. Errors are fine; a panic, or holding past the bounds, is not.
+    #[test]
+    fn a_million_random_inputs_decode_or_fail_cleanly() {
+        use crate::media::rtmp::command::Command;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut wire = Vec::with_capacity(256);
+        let (mut messages, mut errors) = (0u64, 0u64);
+        for _ in 0..1_000_000 {
+            wire.clear();
+            for _ in 0..(next() % 4 + 1) {
+                let r = next();
+                let fmt = if wire.is_empty() { 0 } else { (r % 4) as u8 };
+                let csid = [2u8, 3, 4, 63][(r >> 2) as usize % 4];
+                wire.push(fmt << 6 | csid);
+                let len = (r >> 8) % 48;
+                let kind = [1u8, 4, 8, 9, 18, 20, 17, 2, 99][(r >> 16) as usize % 9];
+                match fmt {
+                    0 => wire.extend_from_slice(&[
+                        0,
+                        0,
+                        (r >> 24) as u8,
+                        0,
+                        0,
+                        len as u8,
+                        kind,
+                        1,
+                        0,
+                        0,
+                        0,
+                    ]),
+                    1 => wire.extend_from_slice(&[0, 0, 1, 0, 0, len as u8, kind]),
+                    2 => wire.extend_from_slice(&[0, 0, 1]),
+                    _ => {}
+                }
+                for i in 0..len {
+                    let b = next();
+                    // Mostly AMF-shaped bytes, sometimes anything.
+                    wire.push(match (b % 7, i) {
+                        (0, _) => 2,
+                        (1, _) => 3,
+                        (2, _) => 0,
+                        (3, _) => 9,
+                        _ => (b >> 8) as u8,
+                    });
+                }
+            }
+            let mut d = Decoder::new(Limits::HANDSHAKING);
+            let mut buf = BytesMut::new();
+            let cut = (next() as usize) % (wire.len() + 1);
+            'pieces: for piece in [&wire[..cut], &wire[cut..]] {
+                buf.extend_from_slice(piece);
+                loop {
+                    match d.decode(&mut buf) {
+                        Ok(Some(m)) => {
+                            messages += 1;
+                            assert!(m.payload.len() <= Limits::HANDSHAKING.max_message);
+                            if m.is_command() {
+                                let _ = Command::parse(&m);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            errors += 1;
+                            break 'pieces;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            messages > 100_000 && errors > 100_000,
+            "{messages} messages, {errors} errors"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
         /// Whatever the bytes, in whatever pieces: messages or an error, never a

@@ -41,15 +41,25 @@ fn the_demo_origins_flv_and_hls_decode_through_livegate() {
     assert!(n >= 140, "{n} frames in 6 s of HLS");
 }
 
-/// Starts `scripts/demo.sh` on its own ports with the test binary; returns the
-/// script and the signed URL it printed.
-fn start_demo(port: u16, origin: u16, metrics: u16, tmp: &std::path::Path) -> (Child, String) {
+/// What a running demo printed: the signed FLV URL, the RTMP publish command
+/// line and the URL that watches what it publishes.
+struct Printed {
+    flv: String,
+    publish: String,
+    watch: String,
+}
+
+/// Starts `scripts/demo.sh` on its own ports (`[http, origin, metrics, rtmp,
+/// rtmp origin]`) with the test binary; returns the script and what it printed.
+fn start_demo(p: &[u16; 5], tmp: &std::path::Path) -> (Child, Printed) {
     let mut child = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
         .env("LIVEGATE_BIN", env!("CARGO_BIN_EXE_livegate"))
-        .env("PORT", port.to_string())
-        .env("ORIGIN_PORT", origin.to_string())
-        .env("METRICS_PORT", metrics.to_string())
+        .env("PORT", p[0].to_string())
+        .env("ORIGIN_PORT", p[1].to_string())
+        .env("METRICS_PORT", p[2].to_string())
+        .env("RTMP_PORT", p[3].to_string())
+        .env("RTMP_ORIGIN_PORT", p[4].to_string())
         .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -58,16 +68,29 @@ fn start_demo(port: u16, origin: u16, metrics: u16, tmp: &std::path::Path) -> (C
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let quoted = |l: &str| l.split('\'').nth(1).unwrap_or("").to_owned();
+        let (mut urls, mut publish) = (Vec::new(), None);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("ffplay '") {
-                let _ = tx.send(url.split('\'').next().unwrap_or("").to_owned());
+            let line = line.trim();
+            if line.starts_with("ffplay '") {
+                urls.push(quoted(line));
+            } else if line.starts_with("ffmpeg -re ") {
+                publish = Some(line.to_owned());
+            }
+            if let (2, Some(p)) = (urls.len(), &publish) {
+                let _ = tx.send(Printed {
+                    flv: urls[0].clone(),
+                    watch: urls[1].clone(),
+                    publish: p.clone(),
+                });
+                return;
             }
         }
     });
-    let url = rx
+    let printed = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("demo.sh printed no ffplay line");
-    (child, url)
+        .expect("demo.sh printed no ffplay and ffmpeg lines");
+    (child, printed)
 }
 
 fn listening(port: u16) -> bool {
@@ -77,12 +100,22 @@ fn listening(port: u16) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_sh_runs_twice_side_by_side_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let ports: Vec<[u16; 3]> = (0..2)
-        .map(|_| [free_port(), free_port(), free_port()])
+    need("ffmpeg", "ffmpeg");
+    let ports: Vec<[u16; 5]> = (0..2)
+        .map(|_| {
+            [
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+            ]
+        })
         .collect();
     let mut demos = Vec::new();
     for p in &ports {
-        let (child, url) = start_demo(p[0], p[1], p[2], tmp.path());
+        let (child, printed) = start_demo(p, tmp.path());
+        let url = printed.flv;
         assert!(
             url.starts_with(&format!(
                 "http://localhost:{}/live/cam1.flv?txSecret=",
@@ -94,6 +127,47 @@ async fn demo_sh_runs_twice_side_by_side_and_leaves_nothing_behind() {
         assert_eq!(r.status(), 200, "{url}");
         let first = r.chunk().await.unwrap().unwrap();
         assert!(first.starts_with(b"FLV"), "not FLV");
+        // The RTMP lines work as pasted: publish through livegate, then watch it.
+        assert!(
+            printed
+                .publish
+                .contains(&format!("rtmp://localhost:{}/live/mycam?txSecret=", p[3])),
+            "{}",
+            printed.publish
+        );
+        let publisher = Command::new("bash")
+            .args([
+                "-c",
+                &format!("exec {} -loglevel error -nostdin", printed.publish),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _publisher = support::media::Proc(publisher);
+        let watch = printed.watch.clone();
+        let started = Instant::now();
+        loop {
+            let w = watch.clone();
+            let ok = tokio::task::spawn_blocking(move || {
+                Command::new("ffmpeg")
+                    .args([
+                        "-nostdin", "-v", "error", "-i", &w, "-t", "2", "-f", "null", "-",
+                    ])
+                    .status()
+                    .unwrap()
+                    .success()
+            })
+            .await
+            .unwrap();
+            if ok {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the demo's watch URL never played"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         demos.push(child);
     }
     for d in &demos {

@@ -96,22 +96,40 @@ impl Config {
 
     /// Checks what the schema cannot: addresses, ranges, files.
     pub fn validate_server(&self, problems: &mut Problems) {
-        for (i, l) in self.listen.iter().enumerate() {
+        let rtmp = self.rtmp.iter().flat_map(|r| &r.listen);
+        let listeners = self
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("listen[{i}]"), l))
+            .chain(
+                rtmp.enumerate()
+                    .map(|(i, l)| (format!("rtmp.listen[{i}]"), l)),
+            );
+        for (at, l) in listeners {
             if l.addr().parse::<std::net::SocketAddr>().is_err() {
-                problems.add(
-                    format!("listen[{i}]"),
-                    format!("{:?} is not an IP:port address", l.addr()),
-                );
+                problems.add(&at, format!("{:?} is not an IP:port address", l.addr()));
             }
             if let Some(tls) = l.tls() {
                 for (what, p) in [("cert", &tls.cert), ("key", &tls.key)] {
                     if !p.is_file() {
                         problems.add(
-                            format!("listen[{i}].tls.{what}"),
+                            format!("{at}.tls.{what}"),
                             format!("{} is not a readable file", p.display()),
                         );
                     }
                 }
+            }
+        }
+        if let Some(r) = &self.rtmp {
+            if r.listen.is_empty() {
+                problems.add(
+                    "rtmp.listen",
+                    "give at least one address (or leave rtmp out)",
+                );
+            }
+            if !(100..=600_000).contains(&r.handshake_timeout_ms) {
+                problems.add("rtmp.handshake_timeout_ms", "must be 100..=600000");
             }
         }
         if self.server.threads == Some(0) {

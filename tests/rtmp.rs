@@ -277,6 +277,19 @@ async fn refused_publishers_end_at_once_and_the_origin_never_sees_them() {
         );
     }
     assert!(lg.log().contains("BAD_REQUEST"), "{}", lg.log());
+    // `livegate check` says what the gate answers.
+    let check = |url: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_livegate"))
+            .args(["check", "-c"])
+            .arg(&lg.config)
+            .args(["--scene", "push", "--url", url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(check(&good).contains("\"pass\""), "{}", check(&good));
+    assert!(check(&format!("{base}/tx/cam1")).contains("MISSING_SIGNATURE"));
+    assert!(check(&format!("{base}/tx/a%2Fb")).contains("BAD_REQUEST"));
     assert!(
         hooked(&hooks, "connect").is_empty(),
         "nginx-rtmp saw a connection: {:?}",

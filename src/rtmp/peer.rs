@@ -78,18 +78,21 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         Ok(m)
     }
 
-    /// Reads once more into the buffer (cancel-safe: for `select!`).
-    pub async fn fill(&mut self) -> Result<(), Ended> {
+    /// Reads once more into the buffer (cancel-safe: for `select!`); how many
+    /// bytes came.
+    pub async fn fill(&mut self) -> Result<usize, Ended> {
         let room = self.max_buf.saturating_sub(self.buf.len());
         if room == 0 {
             return Err(Ended::Buffer(self.max_buf));
         }
-        // Grown as chunks need it: a handshake holds ~2 KB, a relay up to 64 KB a read.
-        self.buf.reserve(room.min(if self.max_buf > 64 << 10 {
-            64 << 10
+        // Grown as chunks need it: a handshake holds ~2 KB, a relay reads up to
+        // 16 KB at a time (a frame of a few Mbit/s); what a chunk leaves is kept.
+        let step = if self.max_buf > 64 << 10 {
+            16 << 10
         } else {
             2 << 10
-        }));
+        };
+        self.buf.reserve(room.min(step));
         let n = (&mut self.io)
             .take(room as u64)
             .read_buf(&mut self.buf)
@@ -98,7 +101,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             return Err(Ended::Closed);
         }
         self.received += n as u64;
-        Ok(())
+        Ok(n)
     }
 
     /// The next message, reading as needed.
@@ -150,7 +153,10 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     async fn raw_owned(&mut self) -> std::io::Result<()> {
         let bytes = std::mem::take(&mut self.scratch);
         let r = self.raw(&bytes).await;
-        self.scratch = bytes;
+        // A keyframe's batch is not kept for the deltas that follow.
+        if bytes.capacity() <= 32 << 10 {
+            self.scratch = bytes;
+        }
         r
     }
 

@@ -14,6 +14,13 @@ use super::peer::{Ended, Reader, Writer};
 use crate::media::rtmp::{Message, PING_REQUEST, PING_RESPONSE, USER_CONTROL};
 use crate::streams::Ticket;
 
+/// After a read that did not fill its buffer, the relay waits this long before
+/// reading again, so that each wakeup carries several messages (fewer reads,
+/// writes and wakeups per second) at a latency well inside what players buffer.
+const PACE: Duration = Duration::from_millis(20);
+/// A read this large may have left more waiting: read again at once.
+const FULL_READ: usize = 12 << 10;
+
 /// How a relay ended.
 #[derive(Debug)]
 pub enum End {
@@ -83,10 +90,12 @@ where
         if watch.ticket.is_some_and(Ticket::cut) {
             return End::Cut;
         }
+        let mut read = 0;
         tokio::select! {
             r = client_r.fill() => {
-                if let Err(e) = r {
-                    return End::Client(e);
+                match r {
+                    Ok(n) => read = n,
+                    Err(e) => return End::Client(e),
                 }
                 loop {
                     match client_r.buffered() {
@@ -105,8 +114,9 @@ where
                 down.extend(client_r.ack_due());
             }
             r = origin.reader.fill() => {
-                if let Err(e) = r {
-                    return End::Origin(e);
+                match r {
+                    Ok(n) => read = n,
+                    Err(e) => return End::Origin(e),
                 }
                 loop {
                     match origin.reader.buffered() {
@@ -141,6 +151,9 @@ where
                 return End::Write(e);
             }
             down.clear();
+        }
+        if read > 0 && read < FULL_READ {
+            tokio::time::sleep(PACE).await;
         }
     }
 }

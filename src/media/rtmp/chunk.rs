@@ -215,7 +215,11 @@ impl Decoder {
         let whole = match s.partial.as_mut() {
             None if chunk.len() >= s.length => chunk,
             None => {
-                s.partial = Some(chunk);
+                // The message's whole length at once: a keyframe is not grown by
+                // doubling.
+                let mut p = BytesMut::with_capacity(s.length);
+                p.extend_from_slice(&chunk);
+                s.partial = Some(p);
                 return Ok(None);
             }
             Some(p) => {

@@ -138,6 +138,31 @@ fn check_free(config: &crate::config::Config) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Adds `listeners` to a service: plain ones with `plain` buffering, TLS ones
+/// with their certificate and key.
+fn add_listeners<A: pingora_core::apps::ServerApp + Send + Sync + 'static>(
+    service: &mut Service<A>,
+    listeners: &[crate::config::Listen],
+    plain: L4BufferSettings,
+) -> Result<(), RunError> {
+    for l in listeners {
+        match l.tls() {
+            None => service.add_listener(ListenerConfig::tcp(l.addr()).l4_buffer(plain)),
+            Some(tls) => service
+                .add_tls(
+                    l.addr(),
+                    &tls.cert.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .map_err(|e| RunError::Tls {
+                    addr: l.addr().into(),
+                    message: e.to_string(),
+                })?,
+        }
+    }
+    Ok(())
+}
+
 /// Runs the proxy until a signal stops it.
 pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> {
     let config = &loaded.config;
@@ -263,27 +288,14 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         Duration::from_millis(config.server.header_timeout_ms),
     );
     let mut proxy = Service::new("livegate".into(), guarded);
-    for l in &config.listen {
-        match l.tls() {
-            // Plain HTTP reads request heads and ingest bodies: a small read buffer
-            // keeps idle keep-alive connections and viewers cheap (Pingora's 64 KB
-            // default is sized for TLS records; TLS listeners keep it).
-            None => proxy.add_listener(
-                ListenerConfig::tcp(l.addr())
-                    .l4_buffer(L4BufferSettings::default().read(PLAIN_READ_BUFFER)),
-            ),
-            Some(tls) => proxy
-                .add_tls(
-                    l.addr(),
-                    &tls.cert.to_string_lossy(),
-                    &tls.key.to_string_lossy(),
-                )
-                .map_err(|e| RunError::Tls {
-                    addr: l.addr().into(),
-                    message: e.to_string(),
-                })?,
-        }
-    }
+    // Plain HTTP reads request heads and ingest bodies: a small read buffer keeps
+    // idle keep-alive connections and viewers cheap (Pingora's 64 KB default is
+    // sized for TLS records; TLS listeners keep it).
+    add_listeners(
+        &mut proxy,
+        &config.listen,
+        L4BufferSettings::default().read(PLAIN_READ_BUFFER),
+    )?;
     server.add_service(proxy);
     if let Some(r) = &config.rtmp {
         let gate = RtmpGate::new(
@@ -298,25 +310,9 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
             },
         );
         let mut service = Service::new("rtmp".into(), gate);
-        for l in &r.listen {
-            match l.tls() {
-                // Sessions read and write through their own buffers (bounded
-                // before admission): Pingora's would be a second copy.
-                None => service.add_listener(
-                    ListenerConfig::tcp(l.addr()).l4_buffer(L4BufferSettings::unbuffered()),
-                ),
-                Some(tls) => service
-                    .add_tls(
-                        l.addr(),
-                        &tls.cert.to_string_lossy(),
-                        &tls.key.to_string_lossy(),
-                    )
-                    .map_err(|e| RunError::Tls {
-                        addr: l.addr().into(),
-                        message: e.to_string(),
-                    })?,
-            }
-        }
+        // Sessions read and write through their own buffers (bounded before
+        // admission): Pingora's would be a second copy.
+        add_listeners(&mut service, &r.listen, L4BufferSettings::unbuffered())?;
         server.add_service(service);
     }
     for w in &loaded.warnings {

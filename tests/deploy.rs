@@ -55,11 +55,7 @@ fn systemd_unit_verifies_cleanly() {
         .arg(&path)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = support::said(&out);
     // verify exits 0 on unknown keys and bad values and only warns: any word is a failure.
     assert!(
         out.status.success() && said.trim().is_empty(),

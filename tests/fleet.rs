@@ -32,6 +32,14 @@ fn fleet_state(edge: &str, etcd: &str, prefix: &str) -> String {
     format!("state: {{ backend: etcd, endpoints: [\"{etcd}\"], prefix: {prefix}, edge: {edge} }}\n")
 }
 
+/// Edges A and B of the fleet on `etcd`, in front of `origin`.
+fn pair(etcd: &str, origin: impl std::fmt::Display + Copy) -> ((Livegate, Api), (Livegate, Api)) {
+    (
+        edge("edge-a", etcd, &domains(origin)),
+        edge("edge-b", etcd, &domains(origin)),
+    )
+}
+
 /// An edge of the fleet on `etcd` (a URL: etcd's or a relay's).
 fn edge(name: &str, etcd: &str, domains: &str) -> (Livegate, Api) {
     edge_with(name, etcd, domains, PREFIX, "")
@@ -378,8 +386,7 @@ async fn an_edge_cut_off_while_history_is_compacted_converges() {
 async fn two_edges_writing_one_rule_at_once_leave_one_whole_body() {
     let etcd = Etcd::start().await;
     let o = Origin::start("o").await;
-    let (_a, api_a) = edge("edge-a", &etcd.url(), &domains(o.addr));
-    let (_b, api_b) = edge("edge-b", &etcd.url(), &domains(o.addr));
+    let ((_a, api_a), (_b, api_b)) = pair(&etcd.url(), o.addr);
     let mut c = etcd.client().await;
     let key = format!("{PREFIX}/rules/{HOST}/pull/live");
     for round in 0..10i64 {
@@ -489,8 +496,7 @@ async fn applied(api: &Api, rev: i64) {
 async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fails_open() {
     let etcd = Etcd::start().await;
     let o = Origin::start("o").await;
-    let (a, api_a) = edge("edge-a", &etcd.url(), &domains(o.addr));
-    let (b, api_b) = edge("edge-b", &etcd.url(), &domains(o.addr));
+    let ((a, api_a), (b, api_b)) = pair(&etcd.url(), o.addr);
     agree(&api_a, &api_b, Duration::from_secs(10)).await;
     let cam1 = json!({"domain": HOST, "app": "live", "stream": "cam1"});
     // Forbid → resume → forbid, through one edge and across both.
@@ -528,14 +534,8 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     assert_eq!(s, 200, "{v}");
     let mut c = etcd.client().await;
     let rule_key = format!("{PREFIX}/rules/{HOST}/pull/live");
-    let rev = c
-        .delete(rule_key.as_str(), None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision();
-    applied(&api_a, rev).await;
+    let deleted = c.delete(rule_key.as_str(), None).await.unwrap();
+    applied(&api_a, deleted.header().unwrap().revision()).await;
     let (s, v) = api_a
         .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
         .await;
@@ -562,13 +562,8 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
         &wrong_typed,
     ] {
         for key in [&forbid_key, &rule_key] {
-            let rev = c
-                .put(key.as_str(), junk, None)
-                .await
-                .unwrap()
-                .header()
-                .unwrap()
-                .revision();
+            let put = c.put(key.as_str(), junk, None).await.unwrap();
+            let rev = put.header().unwrap().revision();
             applied(&api_a, rev).await;
             applied(&api_b, rev).await;
         }

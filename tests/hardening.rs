@@ -349,20 +349,15 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
             "{status}, {} bytes",
             body.len()
         );
-        // A playlist declared larger than the bound: 502 on both paths.
-        assert_eq!(
-            get(p, "cached.test", &tencent("/live/huge.m3u8", KEY)).0,
-            502
-        );
-        assert_eq!(
-            get(p, "proxied.test", &tencent("/live/huge.m3u8", KEY)).0,
-            502
-        );
-        // One whose tokens would multiply it past the bound: 502.
-        assert_eq!(
-            get(p, "cached.test", &tencent("/live/short.m3u8", KEY)).0,
-            502
-        );
+        // A playlist declared larger than the bound: 502 on both paths; one whose
+        // tokens would multiply it past the bound: 502.
+        for (host, path) in [
+            ("cached.test", "/live/huge.m3u8"),
+            ("proxied.test", "/live/huge.m3u8"),
+            ("cached.test", "/live/short.m3u8"),
+        ] {
+            assert_eq!(get(p, host, &tencent(path, KEY)).0, 502, "{host}{path}");
+        }
     }
     let after = rss_mb(lg.pid());
     assert!(
@@ -375,14 +370,13 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
     }
     assert!(!log.contains("panicked"), "{log}");
     // An ordinary playlist still plays on both.
-    assert_eq!(
-        get(p, "cached.test", &tencent("/live/cam1.m3u8", KEY)).0,
-        200
-    );
-    assert_eq!(
-        get(p, "proxied.test", &tencent("/live/cam1.m3u8", KEY)).0,
-        200
-    );
+    for host in ["cached.test", "proxied.test"] {
+        assert_eq!(
+            get(p, host, &tencent("/live/cam1.m3u8", KEY)).0,
+            200,
+            "{host}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -532,11 +526,7 @@ async fn no_signature_or_key_reaches_a_log_line_or_an_error() {
             .arg(&config)
             .output()
             .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = support::said(&out);
         assert!(!out.status.success());
         assert!(said.contains(field), "{said}");
         assert!(!said.contains(value), "{said}");

@@ -209,14 +209,7 @@ impl Secret {
         now: i64,
     ) -> Result<(Grant, Scope), Failure> {
         let bad = |why: &'static str| Failure::new(Reason::BadToken, why);
-        let mut parts = token.split('.');
-        let (Some(t), Some(b), Some(scope), Some(mac), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some([t, b, scope, mac]) = crate::sign::query::split_exact(token, '.') else {
             return Err(bad("the token is not expiry.binds.scope.mac"));
         };
         let expiry = i64::from_str_radix(t, 16)

@@ -266,14 +266,7 @@ impl Rule {
             }
             Carrier::AuthKey => {
                 let value = sig_q.ok_or_else(missing)?;
-                let mut parts = value.split('-');
-                let (Some(time), Some(rand), Some(uid), Some(sig), None) = (
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                    parts.next(),
-                ) else {
+                let Some([time, rand, uid, sig]) = query::split_exact(value, '-') else {
                     return Err(Failure::with(
                         Reason::Malformed,
                         format!("{} is not timestamp-rand-uid-md5hash", self.sign_param),

@@ -203,6 +203,17 @@ fn joined<'a>(raw_pairs: impl Iterator<Item = &'a str>) -> String {
     kept
 }
 
+/// `s` split at `sep` into exactly `N` parts (a token's or an `auth_key`'s
+/// fields), or `None` for fewer or more.
+pub fn split_exact<const N: usize>(s: &str, sep: char) -> Option<[&str; N]> {
+    let mut parts = s.split(sep);
+    let mut out = [""; N];
+    for slot in out.iter_mut() {
+        *slot = parts.next()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,6 +216,15 @@ pub fn origin_yaml<S: std::fmt::Display>(peers: &[S], extra: &str) -> String {
     format!("{{ peers: [{peers}], connect_timeout_ms: 10000{extra} }}")
 }
 
+/// What a command printed, stdout then stderr.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A loopback port nobody listens on (for a dead origin) or that livegate may take.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

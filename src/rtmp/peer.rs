@@ -3,6 +3,8 @@
 //! through the chunk encoder, and acknowledges what it received as the peer's
 //! window asks.
 
+use std::io::IoSlice;
+
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -38,15 +40,24 @@ pub struct Reader<R> {
     acked: u64,
     /// The peer's window: acknowledge every half of it.
     window: u32,
+    /// How much the next read reserves: doubled after a read that filled it,
+    /// halved after one that used a quarter (the origin side of a publisher
+    /// carries acknowledgements only).
+    step: usize,
 }
 
 /// The writing half of a side.
 pub struct Writer<W> {
     pub io: W,
-    scratch: BytesMut,
+    /// Chunk headers of the batch being written (its payloads are written from
+    /// the messages themselves).
+    heads: Vec<u8>,
     /// Bytes written, for metrics.
     pub sent: u64,
 }
+
+/// The most slices one vectored write is given (below every IOV_MAX).
+const SLICES: usize = 512;
 
 impl<R: AsyncRead + Unpin> Reader<R> {
     pub fn new(io: R, limits: Limits, max_buf: usize) -> Reader<R> {
@@ -58,6 +69,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             received: 0,
             acked: 0,
             window: 2_500_000,
+            step: 2 << 10,
         }
     }
 
@@ -78,30 +90,36 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         Ok(m)
     }
 
-    /// Reads once more into the buffer (cancel-safe: for `select!`); how many
-    /// bytes came.
-    pub async fn fill(&mut self) -> Result<usize, Ended> {
+    /// Reads once more into the buffer (cancel-safe: for `select!`); whether the
+    /// read filled what it reserved (more may be waiting).
+    pub async fn fill(&mut self) -> Result<bool, Ended> {
         let room = self.max_buf.saturating_sub(self.buf.len());
         if room == 0 {
             return Err(Ended::Buffer(self.max_buf));
         }
-        // Grown as chunks need it: a handshake holds ~2 KB, a relay reads up to
-        // 16 KB at a time (a frame of a few Mbit/s); what a chunk leaves is kept.
-        let step = if self.max_buf > 64 << 10 {
-            16 << 10
+        // Grown as chunks need it: a handshake holds ~2 KB, a relay reads 2 to
+        // 64 KB at a time; what a chunk leaves is kept.
+        let want = room.min(self.step);
+        self.buf.reserve(want);
+        let n = (&mut self.io)
+            .take(want as u64)
+            .read_buf(&mut self.buf)
+            .await?;
+        let top = if self.max_buf > 64 << 10 {
+            64 << 10
         } else {
             2 << 10
         };
-        self.buf.reserve(room.min(step));
-        let n = (&mut self.io)
-            .take(room as u64)
-            .read_buf(&mut self.buf)
-            .await?;
+        if n >= want {
+            self.step = (self.step * 2).min(top);
+        } else if n < want / 4 {
+            self.step = (self.step / 2).max(2 << 10);
+        }
         if n == 0 {
             return Err(Ended::Closed);
         }
         self.received += n as u64;
-        Ok(n)
+        Ok(n >= want)
     }
 
     /// The next message, reading as needed.
@@ -136,28 +154,44 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     pub fn new(io: W) -> Writer<W> {
         Writer {
             io,
-            scratch: BytesMut::new(),
+            heads: Vec::new(),
             sent: 0,
         }
     }
 
-    /// Writes messages, chunked at [`OUT_CHUNK`].
+    /// Writes messages, chunked at [`OUT_CHUNK`]: headers and payloads in
+    /// vectored writes, no payload copied.
     pub async fn send(&mut self, messages: &[Message]) -> std::io::Result<()> {
-        self.scratch.clear();
-        for m in messages {
-            chunk::encode(m, OUT_CHUNK, &mut self.scratch);
+        let mut heads = std::mem::take(&mut self.heads);
+        heads.clear();
+        let mut spans = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            chunk::chunks(m, OUT_CHUNK, &mut heads, |h, b| spans.push((h, b, i)));
         }
-        self.raw_owned().await
-    }
-
-    async fn raw_owned(&mut self) -> std::io::Result<()> {
-        let bytes = std::mem::take(&mut self.scratch);
-        let r = self.raw(&bytes).await;
-        // A keyframe's batch is not kept for the deltas that follow.
-        if bytes.capacity() <= 32 << 10 {
-            self.scratch = bytes;
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(spans.len() * 2);
+        for (h, b, i) in spans {
+            slices.push(IoSlice::new(&heads[h]));
+            if !b.is_empty() {
+                slices.push(IoSlice::new(&messages[i].payload[b]));
+            }
         }
-        r
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let k = rest.len().min(SLICES);
+            let n = self.io.write_vectored(&rest[..k]).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.sent += n as u64;
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        drop(slices);
+        self.io.flush().await?;
+        // A keyframe's headers are not kept for the deltas that follow.
+        if heads.capacity() <= 4 << 10 {
+            self.heads = heads;
+        }
+        Ok(())
     }
 
     /// Writes bytes as they are (the handshake).

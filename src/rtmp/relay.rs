@@ -14,12 +14,11 @@ use super::peer::{Ended, Reader, Writer};
 use crate::media::rtmp::{Message, PING_REQUEST, PING_RESPONSE, USER_CONTROL};
 use crate::streams::Ticket;
 
-/// After a read that did not fill its buffer, the relay waits this long before
-/// reading again, so that each wakeup carries several messages (fewer reads,
-/// writes and wakeups per second) at a latency well inside what players buffer.
+/// After a read that did not fill its buffer (nothing more waiting), the relay
+/// waits this long before reading again, so that each wakeup carries several
+/// messages (fewer reads, writes and wakeups per second) at a latency well inside
+/// what players buffer.
 const PACE: Duration = Duration::from_millis(20);
-/// A read this large may have left more waiting: read again at once.
-const FULL_READ: usize = 12 << 10;
 
 /// How a relay ended.
 #[derive(Debug)]
@@ -90,11 +89,11 @@ where
         if watch.ticket.is_some_and(Ticket::cut) {
             return End::Cut;
         }
-        let mut read = 0;
+        let mut drained = false;
         tokio::select! {
             r = client_r.fill() => {
                 match r {
-                    Ok(n) => read = n,
+                    Ok(full) => drained = !full,
                     Err(e) => return End::Client(e),
                 }
                 loop {
@@ -115,7 +114,7 @@ where
             }
             r = origin.reader.fill() => {
                 match r {
-                    Ok(n) => read = n,
+                    Ok(full) => drained = !full,
                     Err(e) => return End::Origin(e),
                 }
                 loop {
@@ -152,7 +151,7 @@ where
             }
             down.clear();
         }
-        if read > 0 && read < FULL_READ {
+        if drained {
             tokio::time::sleep(PACE).await;
         }
     }

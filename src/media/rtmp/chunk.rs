@@ -280,30 +280,53 @@ pub fn csid_for(kind: u8) -> u32 {
     }
 }
 
-/// Appends `m` as chunks of `chunk_size`: a full (type 0) header, then type 3
-/// continuations, with the extended timestamp where it is due.
-pub fn encode(m: &Message, chunk_size: usize, out: &mut BytesMut) {
+/// `m` as chunks of `chunk_size` — a full (type 0) header, then type 3
+/// continuations, with the extended timestamp where it is due — without copying
+/// its payload: each chunk's header is appended to `heads`, and `chunk` is told
+/// where that header lies in `heads` and which payload bytes follow it.
+pub fn chunks(
+    m: &Message,
+    chunk_size: usize,
+    heads: &mut Vec<u8>,
+    mut chunk: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
+) {
     let csid = csid_for(m.kind);
     let extended = m.timestamp >= 0xff_ffff;
     let stamp = if extended { 0xff_ffff } else { m.timestamp };
-    let len = m.payload.len() as u32;
-    out.reserve(m.payload.len() + 16 + m.payload.len() / chunk_size.max(1) * 5);
-    out.extend_from_slice(&[csid as u8]);
-    out.extend_from_slice(&stamp.to_be_bytes()[1..]);
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.extend_from_slice(&[m.kind]);
-    out.extend_from_slice(&m.stream_id.to_le_bytes());
-    if extended {
-        out.extend_from_slice(&m.timestamp.to_be_bytes());
-    }
-    for (i, piece) in m.payload.chunks(chunk_size.max(1)).enumerate() {
-        if i > 0 {
-            out.extend_from_slice(&[0xc0 | csid as u8]);
-            if extended {
-                out.extend_from_slice(&m.timestamp.to_be_bytes());
-            }
+    let len = m.payload.len();
+    let size = chunk_size.max(1);
+    let mut at = 0;
+    loop {
+        let start = heads.len();
+        if at == 0 {
+            heads.push(csid as u8);
+            heads.extend_from_slice(&stamp.to_be_bytes()[1..]);
+            heads.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+            heads.push(m.kind);
+            heads.extend_from_slice(&m.stream_id.to_le_bytes());
+        } else {
+            heads.push(0xc0 | csid as u8);
         }
-        out.extend_from_slice(piece);
+        if extended {
+            heads.extend_from_slice(&m.timestamp.to_be_bytes());
+        }
+        let end = (at + size).min(len);
+        chunk(start..heads.len(), at..end);
+        at = end;
+        if at >= len {
+            return;
+        }
+    }
+}
+
+/// Appends `m` as chunks of `chunk_size` (see [`chunks`]), copied.
+pub fn encode(m: &Message, chunk_size: usize, out: &mut BytesMut) {
+    let mut heads = Vec::new();
+    let mut pieces = Vec::new();
+    chunks(m, chunk_size, &mut heads, |h, b| pieces.push((h, b)));
+    for (h, b) in pieces {
+        out.extend_from_slice(&heads[h]);
+        out.extend_from_slice(&m.payload[b]);
     }
 }
 

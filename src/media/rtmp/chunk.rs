@@ -47,6 +47,8 @@ impl Limits {
 pub enum ChunkError {
     #[error("a message of {0} bytes is over the bound of {1}")]
     TooLong(usize, usize),
+    #[error("messages in progress on several chunk streams would hold over {0} bytes")]
+    TooMuchInProgress(usize),
     #[error("more than {0} chunk streams")]
     TooManyStreams(usize),
     #[error("chunk stream {0} continues a message it never started")]
@@ -77,6 +79,9 @@ pub struct Decoder {
     chunk_size: usize,
     limits: Limits,
     streams: HashMap<u32, Stream>,
+    /// The declared lengths of the messages in progress, summed: at most two
+    /// messages' bound, however many chunk streams carry them.
+    held: usize,
 }
 
 impl Decoder {
@@ -85,6 +90,7 @@ impl Decoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
             streams: HashMap::new(),
+            held: 0,
         }
     }
 
@@ -191,8 +197,8 @@ impl Decoder {
             return Ok(None);
         }
         let s = self.streams.entry(csid).or_default();
-        if !continuing {
-            s.partial = None;
+        if !continuing && s.partial.take().is_some() {
+            self.held -= s.length.min(self.held);
         }
         s.timestamp = timestamp;
         s.delta = delta;
@@ -215,6 +221,11 @@ impl Decoder {
         let whole = match s.partial.as_mut() {
             None if chunk.len() >= s.length => chunk,
             None => {
+                let cap = 2 * self.limits.max_message;
+                if self.held + s.length > cap {
+                    return Err(ChunkError::TooMuchInProgress(cap));
+                }
+                self.held += s.length;
                 // The message's whole length at once: a keyframe is not grown by
                 // doubling.
                 let mut p = BytesMut::with_capacity(s.length);
@@ -227,6 +238,7 @@ impl Decoder {
                 if p.len() < s.length {
                     return Ok(None);
                 }
+                self.held -= s.length.min(self.held);
                 s.partial.take().unwrap_or_default()
             }
         };
@@ -253,7 +265,9 @@ impl Decoder {
         if m.kind == super::ABORT {
             let id = m.u32().ok_or(ChunkError::Malformed(m.kind))?;
             if let Some(s) = self.streams.get_mut(&id) {
-                s.partial = None;
+                if s.partial.take().is_some() {
+                    self.held -= s.length.min(self.held);
+                }
             }
         }
         Ok(Some(m))
@@ -416,6 +430,19 @@ mod tests {
             decode_all(&mut d, &many),
             Err(ChunkError::TooManyStreams(8))
         );
+        // Big messages begun on many chunk streams at once: refused before the
+        // sum is held.
+        let mut wide = Vec::new();
+        for csid in 2..40u8 {
+            wide.extend_from_slice(&[csid, 0, 0, 0, 0xf0, 0, 0, 9, 1, 0, 0, 0]);
+            wide.extend_from_slice(&[7; DEFAULT_CHUNK_SIZE]);
+        }
+        let mut d = Decoder::new(Limits::RELAYING);
+        assert_eq!(
+            decode_all(&mut d, &wide),
+            Err(ChunkError::TooMuchInProgress(32 << 20))
+        );
+        assert!(d.held <= 32 << 20);
         for size in [0u32, 1 << 30] {
             let mut wire = BytesMut::new();
             encode(

@@ -246,3 +246,24 @@ async fn the_shared_pull_asks_the_canonical_target_and_carries_no_viewers_header
     }
     assert!(lg.log().contains("not FLV"), "{}", lg.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_leaving_is_no_error() {
+    let origin = demo_origin();
+    for fanout in ["true", "false"] {
+        let lg = Livegate::start(&domain(&format!("127.0.0.1:{}", origin.port), fanout));
+        let path = tencent("/live/cam1.flv", KEY);
+        for _ in 0..3 {
+            let mut v = viewer(lg.port, &path);
+            assert!(read_for(&mut v, Duration::from_millis(300)) > 0);
+            drop(v);
+        }
+        // Pingora reports a failed write once the next chunk is due.
+        std::thread::sleep(Duration::from_millis(1500));
+        let log = lg.log();
+        assert!(
+            !log.lines().any(|l| l.contains(" ERROR ")),
+            "fanout {fanout}: a viewer leaving was logged as an error:\n{log}"
+        );
+    }
+}

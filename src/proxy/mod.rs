@@ -168,11 +168,13 @@ impl ProxyHttp for Gate {
                 if let Some(key) = &ctx.stream {
                     ctx.ticket = self.streams.open(key, ctx.client_ip.as_str());
                 }
+                // What these write goes to the viewer: a failed write is the
+                // viewer leaving (downstream), not the edge failing.
                 if let Some(served) = self.fan_out(session, ctx).await {
-                    return served;
+                    return served.map_err(Error::into_down);
                 }
                 match self.serve_cached(session, ctx).await {
-                    Some(served) => served,
+                    Some(served) => served.map_err(Error::into_down),
                     None => Ok(false),
                 }
             }
@@ -217,11 +219,14 @@ impl ProxyHttp for Gate {
         self.summary(session)
     }
 
-    /// A viewer closing an endless stream is how live playback ends, not an error.
+    /// A viewer closing an endless stream is how live playback ends, not an error;
+    /// a stream cut (forbid, drop, slow viewer) is logged where it is decided.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
         use pingora_core::ErrorSource::Downstream;
-        use ErrorType::{ConnectionClosed, ReadError, WriteError};
-        *e.esource() == Downstream && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+        use ErrorType::{ConnectionClosed, Custom, ReadError, WriteError};
+        let left = *e.esource() == Downstream
+            && matches!(e.etype(), ConnectionClosed | ReadError | WriteError);
+        left || matches!(e.etype(), Custom("stream cut"))
     }
 
     async fn upstream_request_filter(

@@ -78,6 +78,10 @@ pub struct Admitted<'a> {
     pub path: &'a str,
     /// The auth parameters to strip from the query.
     pub strip: Spans<2>,
+    /// The domain's `strip_auth_params`: whether they are stripped.
+    pub strip_auth_params: bool,
+    /// The domain's `stream_path: nested`.
+    pub nested: bool,
     /// For a pull on a domain with segment authorisation: what tokens written
     /// into its answer (if a playlist) grant.
     pub playlist: Option<Grant>,
@@ -94,8 +98,17 @@ pub struct Admitted<'a> {
 
 impl Admitted<'_> {
     /// The route of the path the origin receives.
-    pub fn route(&self, nested: bool) -> Route<'_> {
-        Route::of(self.path, nested)
+    pub fn route(&self) -> Route<'_> {
+        Route::of(self.path, self.nested)
+    }
+
+    /// The query the origin receives: `query` less the rule's parameters, unless
+    /// the domain keeps them.
+    pub fn kept<'q>(&self, query: &'q str) -> std::borrow::Cow<'q, str> {
+        match self.strip_auth_params {
+            true => self.strip.strip(query),
+            false => query.into(),
+        }
     }
 }
 
@@ -235,6 +248,8 @@ impl Admission {
             },
             path,
             strip: pass.strip,
+            strip_auth_params: domain.strip_auth_params,
+            nested: domain.nested,
             playlist: pass.playlist,
             session: pass.session,
             slot,

@@ -116,15 +116,11 @@ impl Gate {
                 .map(|c| (c.clone(), c.allow(req)));
         }
         let a = verdict.map_err(|r| r.failure)?;
-        let nested = self.admission.live.load().table.domains()[a.domain].nested;
-        let kept = match self.admission.live.load().table.domains()[a.domain].strip_auth_params {
-            true => a.strip.strip(query),
-            false => query.into(),
-        };
+        let kept = a.kept(query);
         if a.path.len() != req.uri.path().len() || kept.len() != query.len() {
             ctx.upstream_uri = Some(upstream_target(a.path, &kept)?);
         }
-        let route = a.route(nested);
+        let route = a.route();
         ctx.flv = route.ext.eq_ignore_ascii_case("flv");
         ctx.hls = crate::hls::is_object(route.ext);
         if self.sites[a.domain].origin.keyed() {

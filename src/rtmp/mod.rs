@@ -66,7 +66,6 @@ pub struct RtmpGate {
 }
 
 impl RtmpGate {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         admission: Arc<Admission>,
         pools: Vec<Option<Arc<Pool>>>,
@@ -238,15 +237,9 @@ impl RtmpGate {
                 Reason::BadRequest,
                 "signature parameters in both the tcUrl and the stream name",
             );
-            self.denied(
-                self.admission.domain_of(&t.host),
-                scene,
-                verb,
-                &path,
-                ip,
-                &f,
-            );
-            return Err(refused(self.admission.domain_of(&t.host), f));
+            let d = self.admission.domain_of(&t.host);
+            self.denied(d, scene, verb, &path, ip, &f);
+            return Err(refused(d, f));
         }
         let query = if in_tc { &t.tc_query } else { &t.stream_query };
         let headers = client_headers(intent);
@@ -304,17 +297,17 @@ impl RtmpGate {
                 return Err(give_back(f));
             }
         }
-        // What the origin gets: the stream name less the rule's parameters.
-        let strip = snap_strip(&self.admission, d);
-        let kept = match (in_tc, strip) {
-            (false, true) => a.strip.strip(&t.stream_query).into_owned(),
-            _ => t.stream_query.clone(),
+        // What the origin gets: the stream name less the rule's parameters (a
+        // signature in the tcUrl leaves the stream query as it came).
+        let kept = match in_tc {
+            true => t.stream_query.as_str().into(),
+            false => a.kept(&t.stream_query),
         };
         let name = match kept.is_empty() {
             true => t.stream.clone(),
             false => format!("{}?{kept}", t.stream),
         };
-        let route = a.route(false);
+        let route = a.route();
         let hash_key = format!("{}/{}", route.app, route.stream);
         let ticket = self.streams.open_as(&a.stream, ip, Protocol::Rtmp);
         let ask_origin = origin::Ask {
@@ -442,17 +435,6 @@ impl RtmpGate {
             reason: Some(f.reason.as_str()),
         });
     }
-}
-
-/// Whether a domain strips auth parameters from what the origin gets.
-fn snap_strip(admission: &Admission, d: usize) -> bool {
-    admission
-        .live
-        .load()
-        .table
-        .domains()
-        .get(d)
-        .is_some_and(|dom| dom.strip_auth_params)
 }
 
 /// What access lists and the auth server read of an RTMP session: `pageUrl` as

@@ -50,11 +50,15 @@ pub struct Reader<R> {
 pub struct Writer<W> {
     pub io: W,
     /// Chunk headers of the batch being written (its payloads are written from
-    /// the messages themselves).
+    /// the messages themselves), and each chunk's header and payload ranges.
     heads: Vec<u8>,
+    spans: Vec<Span>,
     /// Bytes written, for metrics.
     pub sent: u64,
 }
+
+/// One chunk of a batch: its header in `heads`, its payload in message `.2`.
+type Span = (std::ops::Range<usize>, std::ops::Range<usize>, usize);
 
 /// The most slices one vectored write is given (below every IOV_MAX).
 const SLICES: usize = 512;
@@ -156,6 +160,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         Writer {
             io,
             heads: Vec::new(),
+            spans: Vec::new(),
             sent: 0,
         }
     }
@@ -164,13 +169,14 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// vectored writes, no payload copied.
     pub async fn send(&mut self, messages: &[Message]) -> std::io::Result<()> {
         let mut heads = std::mem::take(&mut self.heads);
+        let mut spans = std::mem::take(&mut self.spans);
         heads.clear();
-        let mut spans = Vec::new();
+        spans.clear();
         for (i, m) in messages.iter().enumerate() {
             chunk::chunks(m, OUT_CHUNK, &mut heads, |h, b| spans.push((h, b, i)));
         }
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(spans.len() * 2);
-        for (h, b, i) in spans {
+        for (h, b, i) in spans.drain(..) {
             slices.push(IoSlice::new(&heads[h]));
             if !b.is_empty() {
                 slices.push(IoSlice::new(&messages[i].payload[b]));
@@ -191,6 +197,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         // A keyframe's headers are not kept for the deltas that follow.
         if heads.capacity() <= 4 << 10 {
             self.heads = heads;
+            self.spans = spans;
         }
         Ok(())
     }

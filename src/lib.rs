@@ -23,12 +23,14 @@ pub mod notify;
 pub mod origin;
 pub mod proxy;
 pub mod redact;
+pub mod reload;
 pub mod route;
 pub mod rtmp;
 pub mod server;
 pub mod sign;
 pub mod state;
 pub mod streams;
+pub mod tls;
 pub mod verdict;
 pub mod watchdog;
 

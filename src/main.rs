@@ -26,8 +26,17 @@ struct Cli {
     /// Take over the listening sockets of a running livegate (zero-downtime upgrade).
     #[arg(short, long)]
     upgrade: bool,
+    /// Tell the running livegate: `reload` applies the configuration file live
+    /// (validated first; refused whole: exit 1 with the messages).
+    #[arg(short, long, value_name = "reload")]
+    signal: Option<Signal>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Signal {
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +143,9 @@ fn main() -> ExitCode {
             if cli.test {
                 return test_config(&conf);
             }
+            if let Some(Signal::Reload) = cli.signal {
+                return reload(&conf);
+            }
             let loaded = match load(&conf) {
                 Ok(l) => l,
                 Err(code) => return code,
@@ -142,7 +154,7 @@ fn main() -> ExitCode {
                 eprintln!("livegate: {e}");
                 return ExitCode::from(USAGE);
             }
-            match livegate::server::run(loaded, cli.daemon, cli.upgrade) {
+            match livegate::server::run(loaded, &conf, cli.daemon, cli.upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("livegate: {e}");
@@ -167,6 +179,19 @@ fn test_config(conf: &std::path::Path) -> ExitCode {
                 eprintln!("livegate: warning: {w}");
             }
             println!("livegate: configuration {} is valid", conf.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("livegate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reload(conf: &std::path::Path) -> ExitCode {
+    match livegate::reload::signal_reload(conf) {
+        Ok(message) => {
+            println!("livegate: {message}");
             ExitCode::SUCCESS
         }
         Err(e) => {

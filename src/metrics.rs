@@ -301,12 +301,15 @@ const ORIGIN_UP_HELP: &str = "1 when the origin peer passes its health check";
 
 /// `livegate_origin_up{domain,peer}`, read from the pools' health at scrape time.
 pub struct OriginHealth {
-    origins: Arc<Vec<(String, Arc<Origin>)>>,
+    origins: Origins,
     desc: Vec<Desc>,
 }
 
+/// Each configured domain's origin pool, by name: replaced by a reload.
+pub type Origins = Arc<arc_swap::ArcSwap<Vec<(String, Arc<Origin>)>>>;
+
 impl OriginHealth {
-    pub fn register(origins: Arc<Vec<(String, Arc<Origin>)>>) -> prometheus::Result<()> {
+    pub fn register(origins: Origins) -> prometheus::Result<()> {
         let desc = Desc::new(
             "livegate_origin_up".into(),
             ORIGIN_UP_HELP.into(),
@@ -330,7 +333,7 @@ impl Collector for OriginHealth {
         let Ok(gauges) = IntGaugeVec::new(opts, &["domain", "peer"]) else {
             return Vec::new();
         };
-        for (domain, origin) in self.origins.iter() {
+        for (domain, origin) in self.origins.load().iter() {
             for (peer, up) in origin.health() {
                 gauges
                     .with_label_values(&[domain, &peer])

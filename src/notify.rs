@@ -51,10 +51,16 @@ struct Body<'a> {
 }
 
 /// The notifier: a queue's sending side for the request path, and the delivery
-/// worker as a Pingora background service.
+/// worker as a Pingora background service. One per process, on or off: a reload
+/// turns it on, off or elsewhere with [`Notifier::set`].
 pub struct Notifier {
     tx: mpsc::Sender<Event>,
     rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// What is sent and where; `None` while `notify` is not configured.
+    now: arc_swap::ArcSwapOption<Settings>,
+}
+
+struct Settings {
     events: Vec<EventKind>,
     delivery: Arc<Delivery>,
 }
@@ -70,27 +76,45 @@ struct Delivery {
 }
 
 impl Notifier {
-    /// From a validated configuration (`None` if the key is unusable).
-    pub fn new(cfg: &NotifyConfig) -> Option<Notifier> {
-        let tsign = Tsign::new(Key::new(&cfg.key.0).ok()?).ok()?;
-        let (tx, rx) = mpsc::channel(cfg.queue);
-        Some(Notifier {
+    /// A notifier with a queue of `queue` events, sending as `cfg` says (none:
+    /// off until a reload configures it).
+    pub fn new(queue: usize, cfg: Option<&NotifyConfig>) -> Notifier {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let n = Notifier {
             tx,
             rx: Mutex::new(Some(rx)),
-            events: cfg.events.clone(),
-            delivery: Arc::new(Delivery {
-                url: cfg.url.clone(),
-                shown: cfg.url.split('?').next().unwrap_or_default().to_owned(),
-                tsign,
-                timeout: Duration::from_millis(cfg.timeout_ms),
-                retries: cfg.retries,
-            }),
-        })
+            now: Default::default(),
+        };
+        n.set(cfg);
+        n
+    }
+
+    /// Sends as `cfg` says from now on (`None`, or a key that cannot sign —
+    /// validation refuses one before — turns it off). Queued events go where the
+    /// configuration says when they are delivered.
+    pub fn set(&self, cfg: Option<&NotifyConfig>) {
+        let settings = cfg.and_then(|cfg| {
+            let tsign = Tsign::new(Key::new(&cfg.key.0).ok()?).ok()?;
+            Some(Arc::new(Settings {
+                events: cfg.events.clone(),
+                delivery: Arc::new(Delivery {
+                    url: cfg.url.clone(),
+                    shown: cfg.url.split('?').next().unwrap_or_default().to_owned(),
+                    tsign,
+                    timeout: Duration::from_millis(cfg.timeout_ms),
+                    retries: cfg.retries,
+                }),
+            }))
+        });
+        self.now.store(settings);
     }
 
     /// Whether events of this kind are sent (callers skip building them otherwise).
     pub fn wants(&self, kind: EventKind) -> bool {
-        self.events.contains(&kind)
+        self.now
+            .load()
+            .as_ref()
+            .is_some_and(|s| s.events.contains(&kind))
     }
 
     /// Queues an event; never waits. Dropped and counted when the queue is full.
@@ -158,8 +182,11 @@ impl BackgroundService for Notifier {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(event) = rx.recv() => {
+                    let Some(delivery) = self.now.load().as_ref().map(|s| s.delivery.clone()) else {
+                        continue;
+                    };
                     let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                    let (client, delivery) = (client.clone(), self.delivery.clone());
+                    let client = client.clone();
                     running.spawn(async move {
                         delivery.deliver(&client, &event).await;
                         drop(permit);

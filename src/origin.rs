@@ -2,7 +2,8 @@
 //!
 //! Built on `pingora-load-balancing`: round robin, or Ketama consistent hashing on
 //! `app/stream` so every viewer of a stream lands on the same origin (one
-//! origin-side pull per stream). Health checks run as Pingora background services.
+//! origin-side pull per stream). Health checks are handed back as [`Checks`] to
+//! run for as long as the configuration that made them is in force.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,12 +11,12 @@ use std::time::Duration;
 
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
-use pingora_core::server::Server;
-use pingora_core::services::background::background_service;
+use pingora_core::services::background::BackgroundService;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_load_balancing::health_check::{HealthCheck, TcpHealthCheck};
 use pingora_load_balancing::selection::{BackendIter, BackendSelection, Consistent, RoundRobin};
-use pingora_load_balancing::{health_check::TcpHealthCheck, Backend, LoadBalancer};
+use pingora_load_balancing::{Backend, LoadBalancer};
 
 use crate::config::{Balance, OriginConfig};
 
@@ -26,6 +27,10 @@ enum Pool {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
     Consistent(Arc<LoadBalancer<Consistent>>),
 }
+
+/// Health checkers of origin pools, each to run until its configuration is
+/// replaced (a background service's loop, stopped by its shutdown watch).
+pub type Checks = Vec<Arc<dyn BackgroundService + Send + Sync>>;
 
 /// One domain's origin pool and the settings of connections to it.
 pub struct Origin {
@@ -45,40 +50,44 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Builds the pool; with `health_check`, registers its checker on `server` as
-    /// a background service (started inside Pingora's runtime, so it survives
-    /// daemonising).
-    pub fn build(cfg: &OriginConfig, server: &mut Server, name: &str) -> std::io::Result<Origin> {
-        Origin::build_of(cfg, &cfg.peers, server, name)
+    /// Builds the pool, making `attempts` connection attempts a request; with
+    /// `health_check`, adds its checker to `checks` (the caller runs them, inside
+    /// Pingora's runtime so that they survive daemonising).
+    pub fn build(
+        cfg: &OriginConfig,
+        attempts: usize,
+        checks: &mut Checks,
+    ) -> std::io::Result<Origin> {
+        Origin::build_of(cfg, &cfg.peers, attempts, checks)
     }
 
     /// The pool of a domain's `rtmp_peers` (balanced, timed out and health
     /// checked like its HTTP peers); `None` when it has none.
     pub fn build_rtmp(
         cfg: &OriginConfig,
-        server: &mut Server,
-        name: &str,
+        attempts: usize,
+        checks: &mut Checks,
     ) -> std::io::Result<Option<Origin>> {
         if cfg.rtmp_peers.is_empty() {
             return Ok(None);
         }
-        Origin::build_of(cfg, &cfg.rtmp_peers, server, &format!("{name} (rtmp)")).map(Some)
+        Origin::build_of(cfg, &cfg.rtmp_peers, attempts, checks).map(Some)
     }
 
     fn build_of(
         cfg: &OriginConfig,
         peers: &[String],
-        server: &mut Server,
-        name: &str,
+        attempts: usize,
+        checks: &mut Checks,
     ) -> std::io::Result<Origin> {
         let pool = match cfg.balance {
-            Balance::RoundRobin => Pool::RoundRobin(lb(cfg, peers, server, name)?),
-            Balance::Consistent => Pool::Consistent(lb(cfg, peers, server, name)?),
+            Balance::RoundRobin => Pool::RoundRobin(lb(cfg, peers, checks)?),
+            Balance::Consistent => Pool::Consistent(lb(cfg, peers, checks)?),
         };
         Ok(Origin {
             pool,
             peers: peers.len(),
-            attempts: server.configuration.max_retries.max(1),
+            attempts: attempts.max(1),
             host: cfg.host.clone(),
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             read_timeout: Duration::from_millis(cfg.read_timeout_ms),
@@ -203,8 +212,7 @@ where
 fn lb<S>(
     cfg: &OriginConfig,
     peers: &[String],
-    server: &mut Server,
-    name: &str,
+    checks: &mut Checks,
 ) -> std::io::Result<Arc<LoadBalancer<S>>>
 where
     S: BackendSelection + Send + Sync + 'static,
@@ -217,12 +225,33 @@ where
     let mut check = TcpHealthCheck::new();
     check.peer_template.options.connection_timeout =
         Some(Duration::from_millis(cfg.connect_timeout_ms));
-    lb.set_health_check(check);
+    lb.set_health_check(Box::new(Probe(check)));
     lb.health_check_frequency = Some(Duration::from_millis(hc.interval_ms));
-    let service = background_service(&format!("health check {name}"), lb);
-    let task = service.task();
-    server.add_service(service);
-    Ok(task)
+    let lb = Arc::new(lb);
+    checks.push(lb.clone());
+    Ok(lb)
+}
+
+/// Pingora's TCP check, reported in one short line: the origin's address and
+/// why it failed, not the Debug of the backend and the peer's options.
+struct Probe(Box<TcpHealthCheck>);
+
+#[async_trait::async_trait]
+impl HealthCheck for Probe {
+    async fn check(&self, target: &Backend) -> pingora_core::Result<()> {
+        self.0.check(target).await.map_err(|e| {
+            let why = e.root_cause().to_string();
+            pingora_core::Error::explain(e.etype().clone(), why)
+        })
+    }
+
+    fn backend_summary(&self, target: &Backend) -> String {
+        format!("origin {}", target.addr)
+    }
+
+    fn health_threshold(&self, success: bool) -> usize {
+        self.0.health_threshold(success)
+    }
 }
 
 /// Headers that describe one hop, not the object: never passed on by what the

@@ -1,7 +1,10 @@
 //! Assembling and running the Pingora server: settings, origin pools, listeners.
 
-use crate::admission::{Admission, Door};
-use crate::rtmp::{RtmpGate, Settings as RtmpSettings};
+use crate::admission::Admission;
+use crate::reload::{self, Built, Reloader, Running};
+use crate::rtmp::{Pools, RtmpGate};
+use crate::tls::Certs;
+use std::path::Path;
 use std::sync::Arc;
 
 use pingora_core::server::configuration::{Opt, ServerConf};
@@ -14,22 +17,20 @@ use std::time::Duration;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::background::background_service;
 
-use crate::admin::Admin;
-use crate::auth::remote::Remote;
+use crate::admin::{Admin, AdminKey};
 use crate::config::StateBackend;
-use crate::config::{default_linger, Loaded, ServerSection};
+use crate::config::{Loaded, ServerSection};
 use crate::conn::{Connections, Guard};
 use crate::demo::DemoOrigin;
 use crate::hls::Secret;
-use crate::metrics::{active_streams, DomainMetrics, OriginHealth};
+use crate::metrics::{OriginHealth, Origins};
 use crate::notify::Notifier;
-use crate::origin::Origin;
-use crate::proxy::{Gate, Site};
+use crate::proxy::{Gate, Sites};
 use crate::sign::Key;
 use crate::state::fleet::{host_name, Fleet};
 use crate::state::live::{Live, Store};
 use crate::state::sync::{self, FleetWatch};
-use crate::streams::{DomainInfo, Streams};
+use crate::streams::Streams;
 use crate::watchdog::SigintWatchdog;
 
 /// How long open streams may drain on stop or upgrade, unless configured.
@@ -49,11 +50,8 @@ pub enum RunError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("domain {domain}: origin peers: {source}")]
-    Origin {
-        domain: String,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Build(String),
     #[error("listen {addr}: TLS certificate or key: {message}")]
     Tls { addr: String, message: String },
     #[error("the state (rules, forbids, access set through the management API): {0}")]
@@ -73,7 +71,7 @@ pub fn server_conf(s: &ServerSection) -> ServerConf {
     let mut c = ServerConf {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         work_stealing: false,
-        pid_file: "/tmp/livegate.pid".into(),
+        pid_file: DEFAULT_PID_FILE.into(),
         upgrade_sock: "/tmp/livegate_upgrade.sock".into(),
         ..ServerConf::default()
     };
@@ -139,32 +137,36 @@ fn check_free(config: &crate::config::Config) -> Result<(), RunError> {
 }
 
 /// Adds `listeners` to a service: plain ones with `plain` buffering, TLS ones
-/// with their certificate and key.
+/// with certificates a reload can replace (added to `certs` by address).
 fn add_listeners<A: pingora_core::apps::ServerApp + Send + Sync + 'static>(
     service: &mut Service<A>,
     listeners: &[crate::config::Listen],
     plain: L4BufferSettings,
+    certs: &mut Vec<(String, Arc<Certs>)>,
 ) -> Result<(), RunError> {
     for l in listeners {
         match l.tls() {
             None => service.add_listener(ListenerConfig::tcp(l.addr()).l4_buffer(plain)),
-            Some(tls) => service
-                .add_tls(
-                    l.addr(),
-                    &tls.cert.to_string_lossy(),
-                    &tls.key.to_string_lossy(),
-                )
-                .map_err(|e| RunError::Tls {
+            Some(tls) => {
+                let tls_error = |message| RunError::Tls {
                     addr: l.addr().into(),
-                    message: e.to_string(),
-                })?,
+                    message,
+                };
+                let c = Certs::new(tls).map_err(tls_error)?;
+                let settings = c.settings(tls).map_err(tls_error)?;
+                service.add_tls_with_settings(l.addr(), None, settings);
+                certs.push((l.addr().to_owned(), c));
+            }
         }
     }
     Ok(())
 }
 
-/// Runs the proxy until a signal stops it.
-pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> {
+/// Where Pingora writes its PID unless `server.pid_file` says otherwise.
+pub const DEFAULT_PID_FILE: &str = "/tmp/livegate.pid";
+
+/// Runs the proxy until a signal stops it; `file` is re-read on reload.
+pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(), RunError> {
     let config = &loaded.config;
     if config.listen.is_empty() {
         return Err(RunError::NoListen);
@@ -174,51 +176,24 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
     if !upgrade {
         check_free(config)?;
     }
+    // Until the reload service listens for them, SIGHUP (reload) and SIGUSR1
+    // (reopen logs) must not end the process, as their default actions do.
+    // SAFETY: setting a signal's disposition to "ignore" before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+    }
     let mut server =
         Server::new_with_opt_and_conf(opt(daemon, upgrade), server_conf(&config.server));
     server.bootstrap();
+    let attempts = server.configuration.max_retries.max(1);
 
     let (live, hls_secret, fleet) = open_state(&loaded)?;
-    let names: Vec<String> = loaded
-        .table
-        .domains()
-        .iter()
-        .map(|d| d.name.clone())
-        .collect();
-    let mut sites = Vec::with_capacity(config.domains.len());
-    let mut doors = Vec::with_capacity(config.domains.len());
-    let mut rtmp_pools = Vec::with_capacity(config.domains.len());
-    for (d, name) in config.domains.iter().zip(&names) {
-        let origin =
-            Origin::build(&d.origin, &mut server, &d.name).map_err(|source| RunError::Origin {
-                domain: d.name.clone(),
-                source,
-            })?;
-        let rtmp = Origin::build_rtmp(&d.origin, &mut server, &d.name).map_err(|source| {
-            RunError::Origin {
-                domain: d.name.clone(),
-                source,
-            }
-        })?;
-        rtmp_pools.push(rtmp.map(Arc::new));
-        doors.push(Door {
-            name: name.clone(),
-            limiter: Default::default(),
-            remote: d.remote_auth.as_ref().map(Remote::new),
-            metrics: DomainMetrics::new(&d.name),
-        });
-        sites.push(Site {
-            origin: Arc::new(origin),
-            fanout: d.origin.fanout.settings().map(Into::into),
-            cache: crate::proxy::cache_for(&d.cache),
-        });
-    }
-    let health = sites
-        .iter()
-        .zip(&config.domains)
-        .map(|(s, d)| (d.name.clone(), s.origin.clone()))
-        .collect();
-    if let Err(e) = OriginHealth::register(Arc::new(health)) {
+    let slots = live.yaml();
+    let built = Built::new(&slots, None, attempts).map_err(RunError::Build)?;
+    let names: Vec<String> = slots.iter().map(|d| d.name.clone()).collect();
+    let origins: Origins = Arc::new(arc_swap::ArcSwap::from_pointee(built.origins(&slots)));
+    if let Err(e) = OriginHealth::register(origins.clone()) {
         log::warn!("livegate_origin_up is unavailable: {e}");
     }
     if let Some(m) = &config.metrics {
@@ -226,40 +201,37 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         prometheus.add_tcp(&m.listen);
         server.add_service(prometheus);
     }
-    let notifier = config.notify.as_ref().and_then(Notifier::new).map(|n| {
-        let service = background_service("notify", n);
+    let queue = config.notify.as_ref().map_or(1024, |n| n.queue);
+    let notifier = {
+        let service = background_service("notify", Notifier::new(queue, config.notify.as_ref()));
         let task = service.task();
         server.add_service(service);
         task
-    });
-    let linger = config
-        .notify
-        .as_ref()
-        .map_or_else(default_linger, |n| n.linger_ms);
-    let infos = config
-        .domains
-        .iter()
-        .map(|d| DomainInfo {
-            name: d.name.clone(),
-            active: active_streams(&d.name),
-        })
-        .collect();
+    };
     server.add_service(background_service("SIGINT watchdog", SigintWatchdog));
     let sweeper = background_service(
         "stream sessions",
-        Streams::new(Duration::from_millis(linger), infos, notifier.clone()),
+        Streams::new(
+            reload::linger(config),
+            reload::infos(&slots),
+            notifier.clone(),
+        ),
     );
     let streams = sweeper.task();
     server.add_service(sweeper);
-    if let Some(a) = &config.admin {
-        let key = a.key.as_ref().map(|k| k.0.as_str()).unwrap_or_default();
-        let key = Key::new(key).map_err(|e| RunError::Admin(e.to_string()))?;
-        let admin = Admin::new(key, live.clone(), streams.clone(), names)
-            .map_err(|e| RunError::Admin(e.to_string()))?;
-        let mut service = Service::new("management API".into(), admin);
-        service.add_tcp(&a.listen);
-        server.add_service(service);
-    }
+    let admin_key = match &config.admin {
+        Some(a) => {
+            let key = a.key().map_err(RunError::Admin)?;
+            let key = Key::new(&key).map_err(|e| RunError::Admin(e.to_string()))?;
+            let key = Arc::new(AdminKey::new(key).map_err(|e| RunError::Admin(e.to_string()))?);
+            let admin = Admin::new(key.clone(), live.clone(), streams.clone());
+            let mut service = Service::new("management API".into(), admin);
+            service.add_tcp(&a.listen);
+            server.add_service(service);
+            Some(key)
+        }
+        None => None,
+    };
     if let Some(fleet) = fleet {
         let watch = FleetWatch {
             fleet,
@@ -269,14 +241,22 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         server.add_service(background_service("etcd watch", watch));
     }
     let admission = Arc::new(Admission {
-        live,
-        doors,
+        live: live.clone(),
+        doors: arc_swap::ArcSwap::from_pointee(built.doors),
         hls_secret,
     });
+    let sites = Arc::new(arc_swap::ArcSwap::from_pointee(Sites {
+        domains: built.sites,
+        access_log: config.access_log.as_ref().map(|a| a.format),
+    }));
+    let pools = Arc::new(arc_swap::ArcSwap::from_pointee(Pools::new(
+        &names,
+        built.pools,
+        reload::rtmp_settings(config),
+    )));
     let gate = Gate {
         admission: admission.clone(),
-        access_log: config.access_log.as_ref().map(|a| a.format),
-        sites,
+        sites: sites.clone(),
         streams: streams.clone(),
         notifier: notifier.clone(),
         hub: Default::default(),
@@ -287,6 +267,7 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         connections.clone(),
         Duration::from_millis(config.server.header_timeout_ms),
     );
+    let mut certs = Vec::new();
     let mut proxy = Service::new("livegate".into(), guarded);
     // Plain HTTP reads request heads and ingest bodies: a small read buffer keeps
     // idle keep-alive connections and viewers cheap (Pingora's 64 KB default is
@@ -295,26 +276,53 @@ pub fn run(loaded: Loaded, daemon: bool, upgrade: bool) -> Result<(), RunError> 
         &mut proxy,
         &config.listen,
         L4BufferSettings::default().read(PLAIN_READ_BUFFER),
+        &mut certs,
     )?;
     server.add_service(proxy);
     if let Some(r) = &config.rtmp {
         let gate = RtmpGate::new(
-            admission,
-            rtmp_pools,
-            streams,
-            notifier,
+            admission.clone(),
+            pools.clone(),
+            streams.clone(),
+            notifier.clone(),
             connections,
-            RtmpSettings {
-                handshake_timeout: Duration::from_millis(r.handshake_timeout_ms),
-                duplicate: r.duplicate_publish,
-            },
         );
         let mut service = Service::new("rtmp".into(), gate);
         // Sessions read and write through their own buffers (bounded before
         // admission): Pingora's would be a second copy.
-        add_listeners(&mut service, &r.listen, L4BufferSettings::unbuffered())?;
+        add_listeners(
+            &mut service,
+            &r.listen,
+            L4BufferSettings::unbuffered(),
+            &mut certs,
+        )?;
         server.add_service(service);
     }
+    let running = Running::new(
+        file.to_owned(),
+        config.clone(),
+        live,
+        admission,
+        sites,
+        pools,
+        streams,
+        notifier,
+        origins,
+        admin_key,
+        certs,
+        attempts,
+        built.checks,
+    );
+    let reloader = Reloader {
+        running: Arc::new(running),
+        error_log: config
+            .server
+            .error_log
+            .as_ref()
+            .filter(|_| daemon)
+            .map(Into::into),
+    };
+    server.add_service(background_service("reload", reloader));
     for w in &loaded.warnings {
         log::warn!("{w}");
     }

@@ -59,10 +59,20 @@ struct Live {
     last_ip: String,
     /// Unix seconds when the session started.
     since: i64,
-    /// Open connections per client address, for publishers (the management API
-    /// lists them; viewers are not tracked, so a playlist poll costs no allocation).
-    clients: HashMap<String, u32>,
+    /// The open connections, for the management API's listing.
+    conns: Vec<Arc<Conn>>,
     shared: Arc<Shared>,
+}
+
+/// One open connection of a session.
+#[derive(Debug)]
+struct Conn {
+    client_ip: Box<str>,
+    protocol: Protocol,
+    /// Unix seconds when it was admitted.
+    since: i64,
+    /// Body bytes sent to its client.
+    bytes: AtomicU64,
 }
 
 /// What a session shares with its open connections, read on the data path
@@ -80,6 +90,7 @@ pub struct Shared {
 pub struct Ticket {
     shared: Arc<Shared>,
     epoch: u64,
+    conn: Arc<Conn>,
 }
 
 impl Ticket {
@@ -91,7 +102,18 @@ impl Ticket {
     /// Counts body bytes sent to this connection's client.
     pub fn sent(&self, n: usize) {
         self.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.conn.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
+}
+
+/// One open connection, as the management API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Connection {
+    pub client_ip: String,
+    pub scene: Scene,
+    pub protocol: &'static str,
+    pub since: i64,
+    pub bytes: u64,
 }
 
 /// A stream with open connections on this edge, for the management API.
@@ -118,6 +140,15 @@ pub enum Protocol {
     Rtmp,
 }
 
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Rtmp => "rtmp",
+        }
+    }
+}
+
 /// Per-domain facts the registry reports with.
 pub struct DomainInfo {
     pub name: String,
@@ -128,9 +159,11 @@ pub struct DomainInfo {
 /// The registry.
 pub struct Streams {
     live: Mutex<HashMap<StreamKey, Live>>,
-    linger: Duration,
-    domains: Vec<DomainInfo>,
-    notifier: Option<Arc<Notifier>>,
+    /// `notify.linger_ms`, in milliseconds (a reload may change it).
+    linger: AtomicU64,
+    /// Per domain slot: only ever grows (see [`Streams::set_domains`]).
+    domains: arc_swap::ArcSwap<Vec<DomainInfo>>,
+    notifier: Arc<Notifier>,
 }
 
 fn gauge(d: &DomainInfo, scene: Scene) -> &IntGauge {
@@ -141,17 +174,25 @@ fn gauge(d: &DomainInfo, scene: Scene) -> &IntGauge {
 }
 
 impl Streams {
-    pub fn new(
-        linger: Duration,
-        domains: Vec<DomainInfo>,
-        notifier: Option<Arc<Notifier>>,
-    ) -> Streams {
+    pub fn new(linger: Duration, domains: Vec<DomainInfo>, notifier: Arc<Notifier>) -> Streams {
         Streams {
             live: Mutex::new(HashMap::new()),
-            linger,
-            domains,
+            linger: AtomicU64::new(linger.as_millis() as u64),
+            domains: arc_swap::ArcSwap::from_pointee(domains),
             notifier,
         }
+    }
+
+    /// Reload: the domain slots (the running ones first, in their places) and
+    /// the linger from now on.
+    pub fn set_domains(&self, domains: Vec<DomainInfo>, linger: Duration) {
+        self.domains.store(Arc::new(domains));
+        self.linger
+            .store(linger.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger.load(Ordering::Relaxed))
     }
 
     /// An HTTP connection to `key` was admitted; its ticket tells it when it is cut.
@@ -162,6 +203,13 @@ impl Streams {
     /// A connection to `key` over `protocol` was admitted.
     pub fn open_as(&self, key: &StreamKey, client_ip: &str, protocol: Protocol) -> Option<Ticket> {
         let rtmp = u32::from(protocol == Protocol::Rtmp);
+        let now = unix_now();
+        let conn = Arc::new(Conn {
+            client_ip: client_ip.into(),
+            protocol,
+            since: now,
+            bytes: AtomicU64::new(0),
+        });
         let mut live = self.live.lock().ok()?;
         if let Some(l) = live.get_mut(key) {
             l.connections += 1;
@@ -169,54 +217,42 @@ impl Streams {
             l.idle_since = None;
             l.last_ip.clear();
             l.last_ip.push_str(client_ip);
-            if key.scene == Scene::Push {
-                *l.clients.entry(client_ip.to_owned()).or_default() += 1;
-            }
-            return Some(l.ticket());
+            l.conns.push(conn.clone());
+            return Some(l.ticket(conn));
         }
         let l = Live {
             connections: 1,
             rtmp,
             idle_since: None,
             last_ip: client_ip.to_owned(),
-            since: unix_now(),
-            clients: match key.scene {
-                Scene::Push => HashMap::from([(client_ip.to_owned(), 1)]),
-                Scene::Pull => HashMap::new(),
-            },
+            since: now,
+            conns: vec![conn.clone()],
             shared: Arc::default(),
         };
-        let ticket = l.ticket();
+        let ticket = l.ticket(conn);
         live.insert(key.clone(), l);
         drop(live);
-        if let Some(d) = self.domains.get(key.domain) {
+        if let Some(d) = self.domains.load().get(key.domain) {
             gauge(d, key.scene).inc();
         }
         self.event(EventKind::StreamStart, key, client_ip);
         Some(ticket)
     }
 
-    /// A connection to `key` closed. The session ends `linger` after its last
-    /// connection unless another comes (see [`Streams::sweep`]).
-    pub fn close(&self, key: &StreamKey, client_ip: &str) {
-        self.close_as(key, client_ip, Protocol::Http)
-    }
-
-    /// A connection to `key` over `protocol` closed.
-    pub fn close_as(&self, key: &StreamKey, client_ip: &str, protocol: Protocol) {
+    /// The connection of `ticket` to `key` closed. The session ends `linger`
+    /// after its last connection unless another comes (see [`Streams::sweep`]).
+    pub fn close(&self, key: &StreamKey, ticket: &Ticket) {
         let Ok(mut live) = self.live.lock() else {
             return;
         };
         if let Some(l) = live.get_mut(key) {
+            let Some(i) = l.conns.iter().position(|c| Arc::ptr_eq(c, &ticket.conn)) else {
+                return;
+            };
+            l.conns.swap_remove(i);
             l.connections = l.connections.saturating_sub(1);
-            if protocol == Protocol::Rtmp {
+            if ticket.conn.protocol == Protocol::Rtmp {
                 l.rtmp = l.rtmp.saturating_sub(1);
-            }
-            if let Some(n) = l.clients.get_mut(client_ip) {
-                *n -= 1;
-                if *n == 0 {
-                    l.clients.remove(client_ip);
-                }
             }
             if l.connections == 0 {
                 l.idle_since = Some(Instant::now());
@@ -231,9 +267,10 @@ impl Streams {
             let Ok(mut live) = self.live.lock() else {
                 return;
             };
+            let linger = self.linger();
             let due = |l: &Live| {
                 l.idle_since
-                    .is_some_and(|t| now.duration_since(t) >= self.linger)
+                    .is_some_and(|t| now.duration_since(t) >= linger)
             };
             let keys: Vec<StreamKey> = live
                 .iter()
@@ -244,8 +281,9 @@ impl Streams {
                 .filter_map(|k| live.remove(&k).map(|l| (k, l)))
                 .collect()
         };
+        let domains = self.domains.load();
         for (key, l) in ended {
-            if let Some(d) = self.domains.get(key.domain) {
+            if let Some(d) = domains.get(key.domain) {
                 gauge(d, key.scene).dec();
             }
             self.event(EventKind::StreamEnd, &key, &l.last_ip);
@@ -254,17 +292,18 @@ impl Streams {
 
     /// How often [`Streams::sweep`] runs: a tenth of `linger`, within 20 ms..1 s.
     pub fn tick(&self) -> Duration {
-        (self.linger / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
+        (self.linger() / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
     }
 
     fn event(&self, kind: EventKind, key: &StreamKey, client_ip: &str) {
-        let Some(n) = self.notifier.as_ref().filter(|n| n.wants(kind)) else {
+        if !self.notifier.wants(kind) {
+            return;
+        }
+        let domains = self.domains.load();
+        let Some(d) = domains.get(key.domain) else {
             return;
         };
-        let Some(d) = self.domains.get(key.domain) else {
-            return;
-        };
-        n.emit(Event {
+        self.notifier.emit(Event {
             event_type: kind,
             domain: d.name.clone(),
             app: key.app.to_string(),
@@ -306,7 +345,8 @@ impl Streams {
         let Ok(live) = self.live.lock() else {
             return Vec::new();
         };
-        let name = self.domains.get(domain).map_or("", |d| d.name.as_str());
+        let domains = self.domains.load();
+        let name = domains.get(domain).map_or("", |d| d.name.as_str());
         let mut out: Vec<Online> = live
             .iter()
             .filter(|(k, l)| {
@@ -323,10 +363,15 @@ impl Streams {
                 connections: l.connections,
                 bytes: l.shared.bytes.load(Ordering::Relaxed),
                 since: l.since,
-                client_ips: {
-                    let mut ips: Vec<String> = l.clients.keys().cloned().collect();
-                    ips.sort();
-                    ips
+                client_ips: match k.scene {
+                    Scene::Push => {
+                        let mut ips: Vec<String> =
+                            l.conns.iter().map(|c| c.client_ip.to_string()).collect();
+                        ips.sort();
+                        ips.dedup();
+                        ips
+                    }
+                    Scene::Pull => Vec::new(),
                 },
                 protocol: match l.rtmp {
                     0 => "http",
@@ -342,11 +387,49 @@ impl Streams {
     }
 }
 
+impl Streams {
+    /// Every stream with open connections.
+    pub fn open_keys(&self) -> Vec<StreamKey> {
+        self.live.lock().map_or_else(
+            |_| Vec::new(),
+            |l| {
+                l.iter()
+                    .filter(|(_, l)| l.connections > 0)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            },
+        )
+    }
+
+    /// The open connections of a stream (both scenes), oldest first.
+    pub fn connections(&self, domain: usize, app: &str, stream: &str) -> Vec<Connection> {
+        let Ok(live) = self.live.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Connection> = live
+            .iter()
+            .filter(|(k, _)| k.domain == domain && &*k.app == app && &*k.stream == stream)
+            .flat_map(|(k, l)| {
+                l.conns.iter().map(|c| Connection {
+                    client_ip: c.client_ip.to_string(),
+                    scene: k.scene,
+                    protocol: c.protocol.as_str(),
+                    since: c.since,
+                    bytes: c.bytes.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.since, &a.client_ip).cmp(&(b.since, &b.client_ip)));
+        out
+    }
+}
+
 impl Live {
-    fn ticket(&self) -> Ticket {
+    fn ticket(&self, conn: Arc<Conn>) -> Ticket {
         Ticket {
             shared: self.shared.clone(),
             epoch: self.shared.epoch.load(Ordering::Relaxed),
+            conn,
         }
     }
 }
@@ -374,7 +457,8 @@ mod tests {
             name: "streams-test.example.com".into(),
             active: crate::metrics::active_streams("streams-test.example.com"),
         };
-        Streams::new(Duration::from_millis(linger_ms), vec![d], None)
+        let off = Arc::new(Notifier::new(1, None));
+        Streams::new(Duration::from_millis(linger_ms), vec![d], off)
     }
 
     fn key(stream: &str) -> StreamKey {
@@ -390,12 +474,12 @@ mod tests {
     fn a_session_ends_linger_after_its_last_connection() {
         let s = registry(1000);
         let t0 = Instant::now();
-        s.open(&key("a"), "192.0.2.1");
-        s.open(&key("a"), "192.0.2.2");
-        s.close(&key("a"), "192.0.2.1");
+        let one = s.open(&key("a"), "192.0.2.1").unwrap();
+        let two = s.open(&key("a"), "192.0.2.2").unwrap();
+        s.close(&key("a"), &one);
         s.sweep(t0 + Duration::from_secs(5));
         assert_eq!(s.count(), 1, "one connection is still open");
-        s.close(&key("a"), "192.0.2.2");
+        s.close(&key("a"), &two);
         let closed = Instant::now();
         s.sweep(closed + Duration::from_millis(999));
         assert_eq!(s.count(), 1, "within linger");
@@ -406,8 +490,8 @@ mod tests {
     #[test]
     fn a_connection_within_linger_keeps_the_session() {
         let s = registry(1000);
-        s.open(&key("b"), "192.0.2.1");
-        s.close(&key("b"), "192.0.2.1");
+        let one = s.open(&key("b"), "192.0.2.1").unwrap();
+        s.close(&key("b"), &one);
         s.open(&key("b"), "192.0.2.1");
         s.sweep(Instant::now() + Duration::from_secs(10));
         assert_eq!(s.count(), 1, "reopened: not idle");
@@ -429,6 +513,30 @@ mod tests {
         let online = s.online(0, None, Some("c"));
         assert_eq!(online.len(), 1);
         assert_eq!((online[0].connections, online[0].bytes), (2, 10));
+    }
+
+    #[test]
+    fn connections_are_listed_with_their_own_bytes_until_they_close() {
+        let s = registry(1000);
+        let a = s.open(&key("e"), "192.0.2.1").unwrap();
+        let b = s.open_as(&key("e"), "192.0.2.2", Protocol::Rtmp).unwrap();
+        a.sent(5);
+        b.sent(7);
+        b.sent(1);
+        let mut listed = s.connections(0, "live", "e");
+        listed.sort_by(|x, y| x.client_ip.cmp(&y.client_ip));
+        let seen: Vec<_> = listed
+            .iter()
+            .map(|c| (c.client_ip.as_str(), c.protocol, c.bytes))
+            .collect();
+        assert_eq!(seen, [("192.0.2.1", "http", 5), ("192.0.2.2", "rtmp", 8)]);
+        s.close(&key("e"), &a);
+        s.close(&key("e"), &a);
+        let left = s.connections(0, "live", "e");
+        assert_eq!(left.len(), 1, "closing twice closes one connection");
+        assert_eq!(left[0].client_ip, "192.0.2.2");
+        assert_eq!(s.online(0, None, Some("e"))[0].connections, 1);
+        assert!(s.connections(0, "live", "other").is_empty());
     }
 
     #[test]

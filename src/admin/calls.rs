@@ -28,7 +28,6 @@ const MAX_PAGE_SIZE: usize = 1000;
 pub struct Ctx<'a> {
     pub live: &'a Live,
     pub streams: &'a Streams,
-    pub domains: &'a [String],
     pub query: &'a str,
     pub body: &'a [u8],
     pub now: i64,
@@ -118,16 +117,12 @@ impl Ctx<'_> {
 
     /// The registry index of a configured domain, or 404 `ResourceNotFound`.
     fn domain_index(&self, name: &str) -> Result<usize, ApiError> {
-        let key = domain_key(name);
-        self.domains
-            .iter()
-            .position(|d| domain_key(d) == key)
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::ResourceNotFound,
-                    format!("domain {name:?} is not configured"),
-                )
-            })
+        self.live.domain_index(name).ok_or_else(|| {
+            ApiError::new(
+                Code::ResourceNotFound,
+                format!("domain {name:?} is not configured"),
+            )
+        })
     }
 
     /// `GET /v1/auth/check`: the verdict `livegate check` gives, with the
@@ -264,10 +259,10 @@ impl Ctx<'_> {
         self.domain_index(&domain)?;
         let saved = self.live.saved().await;
         let key = domain_key(&domain);
-        let effective = saved.effective(self.live.yaml(), &mut Vec::new());
+        let effective = saved.effective(&self.live.yaml(), &mut Vec::new());
         let rules: Vec<Value> = effective
             .iter()
-            .filter(|d| domain_key(&d.name) == key)
+            .filter(|d| !d.retired && domain_key(&d.name) == key)
             .flat_map(|d| &d.auth)
             .map(|r| {
                 let source = match saved.rule_at(&domain, &r.app, r.scene) {
@@ -438,10 +433,10 @@ impl Ctx<'_> {
         self.domain_index(&domain)?;
         let saved = self.live.saved().await;
         let key = domain_key(&domain);
-        let effective = saved.effective(self.live.yaml(), &mut Vec::new());
+        let effective = saved.effective(&self.live.yaml(), &mut Vec::new());
         let access = effective
             .iter()
-            .find(|d| domain_key(&d.name) == key)
+            .find(|d| !d.retired && domain_key(&d.name) == key)
             .and_then(|d| d.access.clone());
         let source = match (saved.access_at(&domain), &access) {
             (Some(_), _) => "api",

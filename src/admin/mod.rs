@@ -67,13 +67,26 @@ impl Class {
     }
 }
 
+/// The key the management API checks calls with: replaced by a reload.
+pub struct AdminKey(arc_swap::ArcSwap<Tsign>);
+
+impl AdminKey {
+    pub fn new(key: Key) -> Result<AdminKey, RuleError> {
+        Ok(AdminKey(arc_swap::ArcSwap::from_pointee(Tsign::new(key)?)))
+    }
+
+    /// Calls signed with `key` pass from now on; the old key's do not.
+    pub fn set(&self, key: Key) -> Result<(), RuleError> {
+        self.0.store(Arc::new(Tsign::new(key)?));
+        Ok(())
+    }
+}
+
 /// The management API.
 pub struct Admin {
-    tsign: Tsign,
+    tsign: Arc<AdminKey>,
     live: Arc<Live>,
     streams: Arc<Streams>,
-    /// Configured domain names, in configuration order (stream registry indices).
-    domains: Vec<String>,
     router: matchit::Router<Call>,
     rate: Rate,
 }
@@ -82,12 +95,7 @@ pub struct Admin {
 pub type Answer = Result<(u16, serde_json::Value), ApiError>;
 
 impl Admin {
-    pub fn new(
-        key: Key,
-        live: Arc<Live>,
-        streams: Arc<Streams>,
-        domains: Vec<String>,
-    ) -> Result<Admin, RuleError> {
+    pub fn new(key: Arc<AdminKey>, live: Arc<Live>, streams: Arc<Streams>) -> Admin {
         let mut router = matchit::Router::new();
         for (path, call) in [
             ("/v1/auth/check", Call::Check),
@@ -103,22 +111,25 @@ impl Admin {
             // The paths are literals: inserting them cannot conflict.
             let _ = router.insert(path, call);
         }
-        Ok(Admin {
-            tsign: Tsign::new(key)?,
+        Admin {
+            tsign: key,
             live,
             streams,
-            domains,
             router,
             rate: Rate::new(Duration::from_secs(1)),
-        })
+        }
     }
 
     /// Checks `t` and `sign`: past or more than a day ahead → `TimeExpired`.
     fn authenticate(&self, query: &str, now: i64) -> Result<(), ApiError> {
-        self.tsign.verify(query, now).map_err(|e| match e {
-            TsignError::SignInvalid => ApiError::new(Code::SignInvalid, "sign invalid"),
-            TsignError::TimeExpired => ApiError::new(Code::TimeExpired, "time expired"),
-        })?;
+        self.tsign
+            .0
+            .load()
+            .verify(query, now)
+            .map_err(|e| match e {
+                TsignError::SignInvalid => ApiError::new(Code::SignInvalid, "sign invalid"),
+                TsignError::TimeExpired => ApiError::new(Code::TimeExpired, "time expired"),
+            })?;
         let t = calls::param(query, "t").and_then(|t| t.parse::<i64>().ok());
         match t {
             Some(t) if t <= now.saturating_add(MAX_AHEAD) => Ok(()),
@@ -165,7 +176,6 @@ impl Admin {
         let c = calls::Ctx {
             live: &self.live,
             streams: &self.streams,
-            domains: &self.domains,
             query: &query,
             body: &body,
             now,

@@ -29,8 +29,9 @@ use crate::verdict::{Failure, Reason};
 pub struct Door {
     /// The domain's configured name (for logs, metrics and events).
     pub name: String,
-    /// Per-client request and connection counts (access limits).
-    pub limiter: Limiter,
+    /// Per-client request and connection counts (access limits): the same
+    /// through reloads, so a connection counted before one is given back after.
+    pub limiter: Arc<Limiter>,
     pub remote: Option<Remote>,
     pub metrics: DomainMetrics,
 }
@@ -40,7 +41,9 @@ pub struct Admission {
     /// Rules, forbids, access lists and redaction names: what the management API
     /// changes.
     pub live: Arc<Live>,
-    pub doors: Vec<Door>,
+    /// Per domain slot (see [`Live::reload`]): only ever grows, so an index any
+    /// snapshot gives is valid in every load made after it.
+    pub doors: arc_swap::ArcSwap<Vec<Arc<Door>>>,
     /// Signs and checks HLS segment tokens.
     pub hls_secret: Secret,
 }
@@ -121,6 +124,11 @@ pub struct Refusal {
 }
 
 impl Admission {
+    /// The admission state of domain slot `d`.
+    pub fn door(&self, d: usize) -> Arc<Door> {
+        self.doors.load()[d].clone()
+    }
+
     /// Route → access → sign (or token) → forbid → remote, counted: the one path.
     pub async fn admit<'a>(&self, ask: &Ask<'a>, now: i64) -> Result<Admitted<'a>, Refusal> {
         let started = Instant::now();
@@ -153,9 +161,10 @@ impl Admission {
     /// callers refuse before asking: an unreadable request).
     pub fn count(&self, domain: Option<usize>, scene: Option<Scene>, verdict: Result<(), Reason>) {
         match (domain, scene, verdict) {
-            (Some(d), Some(scene), v) => self.doors[d].metrics.verdict(scene, v),
+            (Some(d), Some(scene), v) => self.door(d).metrics.verdict(scene, v),
             (d, scene, Err(r)) => {
-                let name = d.map_or(UNKNOWN_DOMAIN, |d| self.doors[d].name.as_str());
+                let door = d.map(|d| self.door(d));
+                let name = door.as_ref().map_or(UNKNOWN_DOMAIN, |d| d.name.as_str());
                 metrics::unrouted(name, scene, r);
             }
             (_, _, Ok(())) => {}
@@ -165,7 +174,7 @@ impl Admission {
     /// Gives back an admitted request's connection slot.
     pub fn release(&self, a: &Admitted<'_>) {
         if let Some(ip) = a.slot {
-            self.doors[a.domain].limiter.release(ip);
+            self.door(a.domain).limiter.release(ip);
         }
     }
 
@@ -205,7 +214,7 @@ impl Admission {
             )
         })?;
         let refused = |f| refuse(Some(d), Some(scene), f);
-        let door = &self.doors[d];
+        let door = self.door(d);
         let slot = access::admit(
             domain.access.as_deref(),
             &door.limiter,

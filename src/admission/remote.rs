@@ -15,7 +15,7 @@ impl Admission {
     /// Remote authentication for what [`Admission::check`] admitted, when its
     /// domain has it and the request is in scope.
     pub(super) async fn remote(&self, ask: &Ask<'_>, a: &mut Admitted<'_>) -> Result<(), Failure> {
-        let site = &self.doors[a.domain];
+        let site = self.door(a.domain);
         let Some(remote) = &site.remote else {
             return Ok(());
         };

@@ -38,6 +38,8 @@ pub struct Domain {
     /// Whether any rule carries its signature in a path prefix (types B and C), in
     /// which case the app is read after the prefix.
     prefix_rules: bool,
+    /// Removed by a reload: routes no host (see `DomainConfig::retired`).
+    pub retired: bool,
 }
 
 fn slot(scene: Scene) -> usize {
@@ -128,6 +130,13 @@ impl Table {
             let at = format!("domains[{i}]");
             let name = dc.name.to_ascii_lowercase();
             let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
+            if dc.retired {
+                // Validated when it was configured; it routes no host any more.
+                let mut ignored = Problems::default();
+                let d = build_domain(dc, name, &at, &mut ignored, &mut Vec::new());
+                t.domains.push(d);
+                continue;
+            }
             let taken = if name == "*" {
                 t.any.replace(i).is_some()
             } else if let Some(suffix) = name.strip_prefix('*') {
@@ -198,7 +207,9 @@ impl Table {
 
     /// The index of the domain configured as `name` (lowercase, no trailing dot).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.domains.iter().position(|d| d.name == name)
+        self.domains
+            .iter()
+            .position(|d| d.name == name && !d.retired)
     }
 
     pub fn domains(&self) -> &[Domain] {
@@ -266,6 +277,7 @@ fn build_domain(
         apps: Default::default(),
         default: Default::default(),
         prefix_rules: false,
+        retired: dc.retired,
     };
     for (j, rc) in dc.auth.iter().enumerate() {
         let at = format!("{at}.auth[{j}]");

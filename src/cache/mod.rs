@@ -150,6 +150,8 @@ pub struct Cache {
     lock: CacheLock,
     /// Fills in progress, for requests that follow them instead of waiting.
     filling: std::sync::Mutex<std::collections::HashMap<u128, watch::Receiver<Progress>>>,
+    /// What it was made to hold (a reload keeps a cache of the same size).
+    capacity: u64,
 }
 
 impl Cache {
@@ -157,11 +159,17 @@ impl Cache {
     pub fn new(max_bytes: u64) -> Cache {
         let kib = (max_bytes / 1024).max(1) as usize;
         Cache {
+            capacity: max_bytes,
             // Estimated objects: segments of ~256 KiB on average.
             store: TinyUfo::new(kib, (kib / 256).max(16)),
             lock: CacheLock::new(LOCK_AGE),
             filling: Default::default(),
         }
+    }
+
+    /// The `max_bytes` it was made with.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     fn lookup(&self, id: u128) -> Option<Arc<Object>> {

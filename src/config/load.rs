@@ -160,14 +160,16 @@ impl Config {
                     format!("{:?} is not an IP:port address", a.listen),
                 );
             }
-            match &a.key {
-                None => problems.add(
-                    "admin.key",
-                    "the management API needs a key (1-100 of A-Z a-z 0-9): every call is signed with it",
-                ),
-                Some(k) => {
-                    if let Err(e) = crate::sign::Key::new(&k.0) {
-                        problems.add("admin.key", e);
+            let at = if a.key_file.is_some() {
+                "admin.key_file"
+            } else {
+                "admin.key"
+            };
+            match a.key() {
+                Err(e) => problems.add(at, e),
+                Ok(k) => {
+                    if let Err(e) = crate::sign::Key::new(&k) {
+                        problems.add(at, e);
                     }
                 }
             }

@@ -118,8 +118,32 @@ pub enum StateBackend {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Required: `sign = md5(key + t)` on every call.
+    /// `sign = md5(key + t)` on every call: this key, or the one in `key_file`.
     pub key: Option<SecretString>,
+    /// A file holding the key (its first line): keeps the key out of the
+    /// configuration, which is often shared or checked in.
+    pub key_file: Option<PathBuf>,
+}
+
+impl AdminConfig {
+    /// The key calls are signed with: `key`, or the first line of `key_file`.
+    pub fn key(&self) -> Result<String, String> {
+        match (&self.key, &self.key_file) {
+            (Some(k), None) => Ok(k.0.clone()),
+            (None, Some(f)) => read_key_file(f),
+            (Some(_), Some(_)) => Err("give key or key_file, not both".into()),
+            (None, None) => Err(
+                "the management API needs a key (key: or key_file:, 1-100 of A-Z a-z 0-9): every call is signed with it"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The first line of a key file, without surrounding white space.
+pub fn read_key_file(f: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(f).map_err(|e| format!("key_file {}: {e}", f.display()))?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
 fn default_admin_listen() -> String {
@@ -271,6 +295,10 @@ pub struct DomainConfig {
     /// The HLS micro-cache (on by default).
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Removed by a reload while the process runs: kept in its place (so every
+    /// index of the running edge stays that domain's) but serving no host.
+    #[serde(skip)]
+    pub retired: bool,
 }
 
 /// Where a path names its stream.

@@ -26,7 +26,8 @@ impl Gate {
         ctx: &Ctx,
     ) -> Option<Result<bool>> {
         let d = ctx.domain?;
-        let site = &self.sites[d];
+        let site = ctx.site.as_ref()?;
+        let door = ctx.door.as_ref()?;
         let cache = site.cache.as_ref()?;
         let req = session.req_header();
         if !ctx.hls {
@@ -46,7 +47,7 @@ impl Gate {
         let fill = |feed| {
             let asked = Asked {
                 origin: site.origin.clone(),
-                metrics: self.door(d).metrics.clone(),
+                metrics: door.metrics.clone(),
                 hash_key: ctx.hash_key.clone(),
                 host: host.clone(),
                 target: target.clone(),
@@ -59,10 +60,10 @@ impl Gate {
         };
         Some(match cache.get(&key, !playlist && !ranged, fill).await {
             Got::Object(object, status) => {
-                self.answer(session, ctx, self.door(d), &object, playlist, status)
+                self.answer(session, ctx, door, &object, playlist, status)
                     .await
             }
-            Got::Following(f) => self.follow(session, ctx, self.door(d), f).await,
+            Got::Following(f) => self.follow(session, ctx, door, f).await,
             Got::Failed(code) => session.respond_error(code).await.map(|_| true),
         })
     }

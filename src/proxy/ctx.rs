@@ -18,6 +18,10 @@ pub struct Ctx {
     pub(super) started: Instant,
     /// The domain once the Host matched one.
     pub(super) domain: Option<usize>,
+    /// The admitted domain's admission state and site, as the configuration
+    /// stood at admission: the request keeps them through a reload.
+    pub(super) door: Option<Arc<crate::admission::Door>>,
+    pub(super) site: Option<Arc<super::Site>>,
     pub(super) scene: Option<Scene>,
     pub(super) client: Option<IpAddr>,
     /// `client` as text, formatted once per request (empty when unknown).
@@ -68,6 +72,8 @@ impl Ctx {
         Ctx {
             started: Instant::now(),
             domain: None,
+            door: None,
+            site: None,
             scene: None,
             client: None,
             client_ip: IpText::default(),

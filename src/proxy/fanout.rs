@@ -28,7 +28,7 @@ impl Gate {
         {
             return None;
         }
-        let site = &self.sites[ctx.domain?];
+        let site = ctx.site.as_ref()?;
         let uri = ctx.upstream_uri.as_ref().unwrap_or(&req.uri);
         let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         // The canonical host (the one routing used), so `Host: a` and `Host:
@@ -46,7 +46,8 @@ impl Gate {
     /// pull cannot carry one viewer's headers).
     pub(super) async fn fan_out(&self, session: &mut Session, ctx: &Ctx) -> Option<Result<bool>> {
         let d = ctx.domain?;
-        let site = &self.sites[d];
+        let site = ctx.site.as_ref()?;
+        let door = ctx.door.as_ref()?;
         let settings = site.fanout.as_ref()?;
         let req = session.req_header();
         if !ctx.flv {
@@ -68,11 +69,11 @@ impl Gate {
             },
             settings,
             ticket: ctx.ticket.as_ref(),
-            sent: &self.door(d).metrics.sent,
+            sent: &door.metrics.sent,
             decorate: &decorate,
         };
         let source = || {
-            let metrics = self.door(d).metrics.clone();
+            let metrics = door.metrics.clone();
             Source {
                 origin: site.origin.clone(),
                 hash_key: ctx.hash_key.clone(),

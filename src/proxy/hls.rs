@@ -77,7 +77,7 @@ impl Gate {
 
     /// Logs why a playlist was refused (502), naming the request redacted.
     pub(super) fn refuse_playlist(&self, session: &Session, ctx: &Ctx, why: &hls::Refused) {
-        let domain = ctx.domain.map_or("-", |d| self.door(d).name.as_str());
+        let domain = ctx.door.as_ref().map_or("-", |d| d.name.as_str());
         log::warn!(
             "playlist {} of {domain}: {why}; answered 502",
             self.shown(session.req_header())

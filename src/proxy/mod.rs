@@ -40,8 +40,7 @@ pub use cache::for_domain as cache_for;
 pub use ctx::Ctx;
 use request::{client_ip, host_header, upstream_target, IpText};
 
-/// What the proxy runs per domain besides admission (same order as the
-/// configuration).
+/// What the proxy runs per domain besides admission.
 pub struct Site {
     pub origin: Arc<Origin>,
     /// FLV fan-out settings; `None` when `origin.fanout` is off.
@@ -50,22 +49,35 @@ pub struct Site {
     pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
+/// What the proxy runs besides admission, as one configuration gave it: a
+/// reload swaps it whole.
+pub struct Sites {
+    /// Per domain slot (see [`crate::state::live::Live::reload`]): only ever
+    /// grows, so a slot admission gives is valid in every load made after it.
+    pub domains: Vec<Arc<Site>>,
+    pub access_log: Option<LogFormat>,
+}
+
 /// The edge.
 pub struct Gate {
     /// Route, access, signature, forbid, remote auth: shared with the RTMP gate.
     pub admission: Arc<Admission>,
-    pub sites: Vec<Site>,
+    pub sites: Arc<arc_swap::ArcSwap<Sites>>,
     pub streams: Arc<Streams>,
-    pub notifier: Option<Arc<Notifier>>,
-    pub access_log: Option<LogFormat>,
+    pub notifier: Arc<Notifier>,
     /// Running FLV pulls, shared by their viewers.
     pub hub: crate::fanout::SharedHub,
 }
 
 impl Gate {
     /// A domain's admission state (name, limits, remote auth, metrics).
-    fn door(&self, d: usize) -> &Door {
-        &self.admission.doors[d]
+    fn door(&self, d: usize) -> Arc<Door> {
+        self.admission.door(d)
+    }
+
+    /// A domain's origin, fan-out and cache.
+    fn site(&self, d: usize) -> Arc<Site> {
+        self.sites.load().domains[d].clone()
     }
 
     /// Settles the request head and asks admission, recording what it learns in
@@ -123,7 +135,9 @@ impl Gate {
         let route = a.route();
         ctx.flv = route.ext.eq_ignore_ascii_case("flv");
         ctx.hls = crate::hls::is_object(route.ext);
-        if self.sites[a.domain].origin.keyed() {
+        let site = self.site(a.domain);
+        ctx.door = Some(self.door(a.domain));
+        if site.origin.keyed() {
             ctx.hash_key = format!("{}/{}", route.app, route.stream);
         }
         ctx.playlist = a.playlist;
@@ -131,6 +145,7 @@ impl Gate {
         ctx.slot = a.slot;
         ctx.upstream_headers = a.upstream_headers;
         ctx.stream = Some(a.stream);
+        ctx.site = Some(site);
         Ok(())
     }
 }
@@ -182,7 +197,7 @@ impl ProxyHttp for Gate {
         let d = ctx
             .domain
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no domain"))?;
-        let origin = &self.sites[d].origin;
+        let origin = &self.site(d).origin;
         let backend = origin
             .next(ctx.hash_key.as_bytes(), &ctx.tried)
             .ok_or_else(|| {
@@ -205,7 +220,7 @@ impl ProxyHttp for Gate {
         }
         let more = ctx
             .domain
-            .is_some_and(|d| ctx.tried.len() < self.sites[d].origin.attempts);
+            .is_some_and(|d| ctx.tried.len() < self.site(d).origin.attempts);
         e.set_retry(more);
         e
     }
@@ -236,7 +251,7 @@ impl ProxyHttp for Gate {
         if let Some(uri) = ctx.upstream_uri.take() {
             upstream.set_uri(uri);
         }
-        let site = &self.sites[d];
+        let site = &self.site(d);
         hygiene::scrub(
             upstream,
             self.door(d).remote.as_ref().map_or(&[], |r| &r.copy),
@@ -311,8 +326,8 @@ impl ProxyHttp for Gate {
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
         self.hls_body(session, body, end_of_stream, ctx)?;
-        if let (Some(d), Some(b)) = (ctx.domain, body.as_ref()) {
-            self.door(d).metrics.sent.inc_by(b.len() as u64);
+        if let (Some(door), Some(b)) = (&ctx.door, body.as_ref()) {
+            door.metrics.sent.inc_by(b.len() as u64);
             if let Some(t) = &ctx.ticket {
                 if t.cut() {
                     return Error::e_explain(
@@ -327,11 +342,11 @@ impl ProxyHttp for Gate {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
-        if let Some(key) = &ctx.stream {
-            self.streams.close(key, ctx.client_ip.as_str());
+        if let (Some(key), Some(ticket)) = (&ctx.stream, &ctx.ticket) {
+            self.streams.close(key, ticket);
         }
-        if let (Some(d), Some(ip)) = (ctx.domain, ctx.slot) {
-            self.door(d).limiter.release(ip);
+        if let (Some(door), Some(ip)) = (&ctx.door, ctx.slot) {
+            door.limiter.release(ip);
         }
         self.log_access(session, ctx);
     }

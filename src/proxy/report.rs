@@ -36,11 +36,8 @@ impl Gate {
             f.reason,
             f.detail
         );
-        if let Some(n) = self
-            .notifier
-            .as_ref()
-            .filter(|n| n.wants(EventKind::AuthDenied))
-        {
+        if self.notifier.wants(EventKind::AuthDenied) {
+            let n = &self.notifier;
             let route = Route::of_path(path);
             let domain = ctx.domain.map_or_else(
                 || host_name(host_header(req).unwrap_or("")).to_owned(),
@@ -69,7 +66,7 @@ impl Gate {
     }
 
     pub(super) fn log_access(&self, session: &Session, ctx: &Ctx) {
-        let Some(format) = self.access_log else {
+        let Some(format) = self.sites.load().access_log else {
             return;
         };
         let req = session.req_header();

@@ -49,17 +49,35 @@ pub struct Settings {
     pub duplicate: DuplicatePublish,
 }
 
+/// What the RTMP gate runs per domain, and how it reads sessions, as one
+/// configuration gave it: a reload swaps it whole.
+pub struct Pools {
+    /// Per domain slot (see [`crate::state::live::Live::reload`]): its
+    /// `rtmp_peers`, if any. Only ever grows.
+    pub domains: Vec<Option<Arc<Pool>>>,
+    /// Per domain slot: RTMP bytes `[in, out]`.
+    pub bytes: Vec<[IntCounter; 2]>,
+    pub settings: Settings,
+}
+
+impl Pools {
+    /// The pools of the domains named `names` (in their slots).
+    pub fn new(names: &[String], domains: Vec<Option<Arc<Pool>>>, settings: Settings) -> Pools {
+        Pools {
+            domains,
+            bytes: names.iter().map(|n| metrics::rtmp_bytes(n)).collect(),
+            settings,
+        }
+    }
+}
+
 /// The RTMP gate: a Pingora server app on `rtmp.listen`.
 pub struct RtmpGate {
     pub admission: Arc<Admission>,
-    /// Per domain (configuration order): its `rtmp_peers`, if any.
-    pub pools: Vec<Option<Arc<Pool>>>,
-    /// Per domain: RTMP bytes `[in, out]`.
-    pub bytes: Vec<[IntCounter; 2]>,
+    pub pools: Arc<arc_swap::ArcSwap<Pools>>,
     pub streams: Arc<Streams>,
-    pub notifier: Option<Arc<Notifier>>,
+    pub notifier: Arc<Notifier>,
     pub connections: Arc<Connections>,
-    pub settings: Settings,
     /// Streams with an RTMP publisher on this edge: which session it is.
     publishing: Mutex<HashMap<StreamKey, u64>>,
     sessions: AtomicU64,
@@ -68,25 +86,17 @@ pub struct RtmpGate {
 impl RtmpGate {
     pub fn new(
         admission: Arc<Admission>,
-        pools: Vec<Option<Arc<Pool>>>,
+        pools: Arc<arc_swap::ArcSwap<Pools>>,
         streams: Arc<Streams>,
-        notifier: Option<Arc<Notifier>>,
+        notifier: Arc<Notifier>,
         connections: Arc<Connections>,
-        settings: Settings,
     ) -> RtmpGate {
-        let bytes = admission
-            .doors
-            .iter()
-            .map(|d| metrics::rtmp_bytes(&d.name))
-            .collect();
         RtmpGate {
             admission,
             pools,
-            bytes,
             streams,
             notifier,
             connections,
-            settings,
             publishing: Mutex::new(HashMap::new()),
             sessions: AtomicU64::new(0),
         }
@@ -150,7 +160,7 @@ impl RtmpGate {
         W: tokio::io::AsyncWrite + Unpin,
     {
         let ip = peer.map_or_else(String::new, |p| p.to_string());
-        let timeout = self.settings.handshake_timeout;
+        let timeout = self.pools.load().settings.handshake_timeout;
         // At connect: a tcUrl read one way, on a host some domain serves (an
         // address host may still name its domain by vhost= at publish).
         let accept = |tc: &str| {
@@ -180,9 +190,8 @@ impl RtmpGate {
         // the relay's.
         let relayed = Box::pin(self.admit_and_relay(&intent, r, w, peer, &ip, tls)).await;
         if let Err(refused) = relayed {
-            let name = refused
-                .domain
-                .map_or(UNKNOWN_DOMAIN, |d| self.admission.doors[d].name.as_str());
+            let door = refused.domain.map(|d| self.admission.door(d));
+            let name = door.as_ref().map_or(UNKNOWN_DOMAIN, |d| d.name.as_str());
             metrics::rtmp_session(name, refused.scene, Err(refused.failure.reason));
             let answer = setup::refusal(scene, refused.failure.reason.as_str());
             let _ = w.send(&[answer]).await;
@@ -279,13 +288,15 @@ impl RtmpGate {
                 }
             })?;
         let d = a.domain;
-        let domain = &self.admission.doors[d].name;
+        let door = self.admission.door(d);
+        let domain = &door.name;
+        let pools = self.pools.load_full();
         let give_back = |f: Failure| {
             self.admission.release(&a);
             self.denied(Some(d), scene, verb, &path, ip, &f);
             refused(Some(d), f)
         };
-        let Some(pool) = self.pools[d].clone() else {
+        let Some(pool) = pools.domains[d].clone() else {
             return Err(give_back(Failure::new(
                 Reason::UnknownDomain,
                 "the domain has no origin.rtmp_peers",
@@ -331,7 +342,7 @@ impl RtmpGate {
                 r.relaying(Limits::RELAYING.max_chunk_size + 64);
                 let watch = relay::Watch {
                     ticket: ticket.as_ref(),
-                    bytes: &self.bytes[d],
+                    bytes: &pools.bytes[d],
                     client_stream: setup::CLIENT_STREAM,
                 };
                 let end = relay::run(r, w, &mut up, watch).await;
@@ -348,7 +359,9 @@ impl RtmpGate {
                 Ok(())
             }
         };
-        self.streams.close_as(&a.stream, ip, Protocol::Rtmp);
+        if let Some(t) = &ticket {
+            self.streams.close(&a.stream, t);
+        }
         self.admission.release(&a);
         if scene == Scene::Push {
             self.unclaim(&a.stream, session);
@@ -370,7 +383,7 @@ impl RtmpGate {
     fn claim(&self, key: &StreamKey, session: u64) -> Result<(), Failure> {
         let mut p = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         if p.contains_key(key) {
-            match self.settings.duplicate {
+            match self.pools.load().settings.duplicate {
                 DuplicatePublish::Reject => {
                     return Err(Failure::new(
                         Reason::DuplicatePublish,
@@ -420,13 +433,14 @@ impl RtmpGate {
             f.reason,
             f.detail
         );
-        let Some(n) = self.notifier.as_ref() else {
+        let n = &self.notifier;
+        if !n.wants(crate::config::EventKind::AuthDenied) {
             return;
-        };
+        }
         let route = crate::route::Route::of_path(shown.split('?').next().unwrap_or(""));
         n.emit(Event {
             event_type: crate::config::EventKind::AuthDenied,
-            domain: domain.map_or_else(String::new, |d| self.admission.doors[d].name.clone()),
+            domain: domain.map_or_else(String::new, |d| self.admission.door(d).name.clone()),
             app: route.app.to_owned(),
             stream: route.stream.to_owned(),
             scene: scene.as_str(),

@@ -94,7 +94,9 @@ const ATTEMPTS: usize = 8;
 
 /// The live state and the store behind it.
 pub struct Live {
-    yaml: Vec<DomainConfig>,
+    /// The configuration's domains in the edge's slots (see [`Live::reload`]):
+    /// replaced only under `held`.
+    yaml: ArcSwap<Vec<DomainConfig>>,
     dir: PathBuf,
     current: ArcSwap<Snapshot>,
     /// Held while a change is written, so writes are serialised and none is lost.
@@ -199,7 +201,7 @@ impl Live {
     ) -> Result<Live, String> {
         let first = snapshot(&yaml, &saved)?;
         Ok(Live {
-            yaml,
+            yaml: ArcSwap::from_pointee(yaml),
             dir,
             current: ArcSwap::from_pointee(first),
             held: tokio::sync::Mutex::new(Held {
@@ -241,15 +243,35 @@ impl Live {
         &self.dir
     }
 
-    /// The YAML's domains (before the API's rules).
-    pub fn yaml(&self) -> &[DomainConfig] {
-        &self.yaml
+    /// The YAML's domains (before the API's rules), in the edge's slots: a
+    /// domain a reload removed stays, `retired`.
+    pub fn yaml(&self) -> Arc<Vec<DomainConfig>> {
+        self.yaml.load_full()
     }
 
     /// Whether `name` is a configured domain.
     pub fn has_domain(&self, name: &str) -> bool {
+        self.domain_index(name).is_some()
+    }
+
+    /// The slot of the configured domain `name` (any case).
+    pub fn domain_index(&self, name: &str) -> Option<usize> {
         let key = domain_key(name);
-        self.yaml.iter().any(|d| domain_key(&d.name) == key)
+        self.yaml
+            .load()
+            .iter()
+            .position(|d| !d.retired && domain_key(&d.name) == key)
+    }
+
+    /// Reload: the configuration's domains become `yaml` (in the edge's slots),
+    /// with the saved state laid over them as before. Refused, changing nothing,
+    /// if the result does not validate.
+    pub async fn reload(&self, yaml: Vec<DomainConfig>) -> Result<(), String> {
+        let held = self.held.lock().await;
+        let snap = snapshot(&yaml, &held.saved)?;
+        self.yaml.store(Arc::new(yaml));
+        self.current.store(Arc::new(snap));
+        Ok(())
     }
 
     /// The saved state as it is now (for listings).
@@ -269,8 +291,9 @@ impl Live {
         let mut held = self.held.lock().await;
         for _ in 0..ATTEMPTS {
             let mut next = held.saved.clone();
-            let out = edit(&mut next, &self.yaml)?;
-            let snap = snapshot(&self.yaml, &next).map_err(Refusal::Invalid)?;
+            let yaml = self.yaml.load_full();
+            let out = edit(&mut next, &yaml)?;
+            let snap = snapshot(&yaml, &next).map_err(Refusal::Invalid)?;
             match &self.store {
                 Store::File => self.write_file(&next).await?,
                 Store::Etcd(fleet) => {
@@ -348,7 +371,8 @@ impl Live {
         if fresh.is_empty() {
             return Vec::new();
         }
-        let Some((next, snap)) = lay_over(&self.yaml, &fleet.layout, &held.saved, &fresh) else {
+        let yaml = self.yaml.load_full();
+        let Some((next, snap)) = lay_over(&yaml, &fleet.layout, &held.saved, &fresh) else {
             return Vec::new();
         };
         for (k, v, r) in fresh {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod admission;
+pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod canon;

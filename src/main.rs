@@ -45,6 +45,8 @@ enum Cmd {
     Sign(SignArgs),
     /// Check a URL: one JSON line; exit 0 pass, 1 fail, 2 usage or config error.
     Check(CheckArgs),
+    /// The management API from the shell: each call signed for you.
+    Api(ApiArgs),
     /// Serve a synthetic live origin (endless .flv, live .m3u8, .ts) for demos.
     DemoOrigin {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -65,6 +67,79 @@ struct Target {
     /// Client IP, for templates that sign `{remote_addr}` (and `check`'s IP list).
     #[arg(long, default_value = "")]
     remote_addr: String,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    /// Configuration file: its admin.listen and admin key (key or key_file).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "admin")]
+    conf: Option<PathBuf>,
+    /// The API's URL, e.g. http://127.0.0.1:9180 (with --key-file, instead of -c).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "key_file",
+        conflicts_with = "conf"
+    )]
+    admin: Option<String>,
+    /// A file holding the admin key.
+    #[arg(long, value_name = "F", requires = "admin")]
+    key_file: Option<PathBuf>,
+    /// Print the API's JSON answer as it is.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    call: ApiCmd,
+}
+
+/// A stream: domain, app and stream name.
+#[derive(Args)]
+struct StreamArgs {
+    domain: String,
+    app: String,
+    stream: String,
+}
+
+#[derive(Subcommand)]
+enum ApiCmd {
+    /// Streams with open connections (of one domain, or all).
+    Online {
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Each open connection of a stream: client, scene, protocol, since, bytes.
+    Connections(StreamArgs),
+    /// Forbid a stream: new requests 403, open connections cut.
+    Forbid {
+        #[command(flatten)]
+        s: StreamArgs,
+        /// Until this Unix time (default: until resumed).
+        #[arg(long, allow_negative_numbers = true)]
+        until: Option<i64>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a forbid.
+    Resume(StreamArgs),
+    /// Cut a stream's open connections now (no forbid).
+    Drop {
+        #[command(flatten)]
+        s: StreamArgs,
+        #[arg(long, value_name = "pull|push")]
+        scene: Option<String>,
+    },
+    /// The verdict for a URL (exit 1 when it fails).
+    Check {
+        url: String,
+        #[arg(long, value_name = "pull|push")]
+        scene: Option<String>,
+    },
+    /// The rules in force for a domain (keys masked).
+    Rules { domain: String },
+    /// A domain's access lists.
+    Access { domain: String },
+    /// The edge's state backend and revision.
+    State,
 }
 
 #[derive(Args)]
@@ -134,6 +209,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Some(Cmd::Check(a)) => check(a),
         Some(Cmd::Sign(a)) => sign(a),
+        Some(Cmd::Api(a)) => api(a),
         Some(Cmd::DemoOrigin { listen }) => livegate::server::run_demo_origin(&listen),
         None => {
             let Some(conf) = cli.conf else {
@@ -186,6 +262,68 @@ fn test_config(conf: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn api(a: ApiArgs) -> ExitCode {
+    use livegate::api::{Call, Endpoint};
+    let endpoint = match (&a.conf, &a.admin, &a.key_file) {
+        (Some(c), _, _) => Endpoint::from_config(c),
+        (None, Some(url), Some(f)) => Endpoint::from_key_file(url, f),
+        _ => Err(livegate::api::ApiCliError::Usage(
+            "give -c FILE, or --admin URL --key-file F".into(),
+        )),
+    };
+    let endpoint = match endpoint {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("livegate: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    let of = |s: StreamArgs| (s.domain, s.app, s.stream);
+    let call = match a.call {
+        ApiCmd::Online { domain } => Call::Online { domain },
+        ApiCmd::Connections(s) => {
+            let (domain, app, stream) = of(s);
+            Call::Connections {
+                domain,
+                app,
+                stream,
+            }
+        }
+        ApiCmd::Forbid { s, until, reason } => {
+            let (domain, app, stream) = of(s);
+            Call::Forbid {
+                domain,
+                app,
+                stream,
+                until,
+                reason,
+            }
+        }
+        ApiCmd::Resume(s) => {
+            let (domain, app, stream) = of(s);
+            Call::Resume {
+                domain,
+                app,
+                stream,
+            }
+        }
+        ApiCmd::Drop { s, scene } => {
+            let (domain, app, stream) = of(s);
+            Call::Drop {
+                domain,
+                app,
+                stream,
+                scene,
+            }
+        }
+        ApiCmd::Check { url, scene } => Call::Check { url, scene },
+        ApiCmd::Rules { domain } => Call::Rules { domain },
+        ApiCmd::Access { domain } => Call::Access { domain },
+        ApiCmd::State => Call::State,
+    };
+    ExitCode::from(livegate::api::run(&endpoint, &call, a.json))
 }
 
 fn reload(conf: &std::path::Path) -> ExitCode {

@@ -361,10 +361,16 @@ impl Ctx<'_> {
         Ok((200, json!({ "forbidden": list })))
     }
 
-    /// `GET /v1/streams/online`: streams with open connections on this edge.
+    /// `GET /v1/streams/online`: streams with open connections on this edge,
+    /// of one domain (or, without `domain`, of every one).
     pub fn online(&self) -> Answer {
-        let domain = self.required("domain")?;
-        let d = self.domain_index(&domain)?;
+        let domain = param(self.query, "domain");
+        let slots: Vec<usize> = match &domain {
+            Some(name) => vec![self.domain_index(name)?],
+            None => (0..self.live.yaml().len())
+                .filter(|&d| !self.live.yaml()[d].retired)
+                .collect(),
+        };
         let number = |name: &str, default: usize| -> Result<usize, ApiError> {
             param(self.query, name).map_or(Ok(default), |v| {
                 v.parse::<usize>().ok().filter(|&n| n >= 1).ok_or_else(|| {
@@ -381,7 +387,10 @@ impl Ctx<'_> {
         }
         let app = param(self.query, "app").map(|a| a.to_ascii_lowercase());
         let stream = param(self.query, "stream");
-        let all = self.streams.online(d, app.as_deref(), stream.as_deref());
+        let all: Vec<_> = slots
+            .into_iter()
+            .flat_map(|d| self.streams.online(d, app.as_deref(), stream.as_deref()))
+            .collect();
         if all.is_empty() && stream.is_some() {
             return Err(ApiError::new(
                 Code::StreamNotOnline,
@@ -398,6 +407,36 @@ impl Ctx<'_> {
             200,
             json!({ "edge": self.live.edge(), "domain": domain, "total": total, "page": page,
                     "page_size": page_size, "streams": streams }),
+        ))
+    }
+
+    /// `GET /v1/streams/connections`: each open connection of one stream.
+    pub fn connections(&self) -> Answer {
+        let domain = self.required("domain")?;
+        let d = self.domain_index(&domain)?;
+        let app = self.required("app")?.to_ascii_lowercase();
+        let stream = self.required("stream")?;
+        let edge = self.live.edge();
+        let list: Vec<Value> = self
+            .streams
+            .connections(d, &app, &stream)
+            .into_iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                v["edge"] = json!(edge);
+                v
+            })
+            .collect();
+        if list.is_empty() {
+            return Err(ApiError::new(
+                Code::StreamNotOnline,
+                "the stream has no open connection on this edge",
+            ));
+        }
+        Ok((
+            200,
+            json!({ "edge": edge, "domain": domain, "app": app, "stream": stream,
+                    "total": list.len(), "connections": list }),
         ))
     }
 

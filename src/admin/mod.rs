@@ -45,6 +45,7 @@ enum Call {
     Drop,
     Forbidden,
     Online,
+    Connections,
     State,
     Access,
 }
@@ -105,6 +106,7 @@ impl Admin {
             ("/v1/streams/drop", Call::Drop),
             ("/v1/streams/forbidden", Call::Forbidden),
             ("/v1/streams/online", Call::Online),
+            ("/v1/streams/connections", Call::Connections),
             ("/v1/state", Call::State),
             ("/v1/access", Call::Access),
         ] {
@@ -190,6 +192,7 @@ impl Admin {
             (Call::Drop, Method::POST) => c.drop_stream(),
             (Call::Forbidden, Method::GET) => c.forbidden(),
             (Call::Online, Method::GET) => c.online(),
+            (Call::Connections, Method::GET) => c.connections(),
             (Call::State, Method::GET) => Ok(c.state()),
             (Call::Access, Method::PUT) => c.put_access().await,
             (Call::Access, Method::GET) => c.access().await,

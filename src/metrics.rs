@@ -36,6 +36,7 @@ pub struct Metrics {
     upstream: IntCounterVec,
     active: IntGaugeVec,
     sent: IntCounterVec,
+    left: IntCounterVec,
     pub notify_dropped: IntCounter,
     pub notify_failed: IntCounter,
     pub connections_refused: IntCounter,
@@ -93,6 +94,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         sent: register_int_counter_vec!(
             "livegate_sent_bytes_total",
             "Body bytes sent to clients",
+            &["domain"]
+        )
+        .expect(bug),
+        left: register_int_counter_vec!(
+            "livegate_viewers_left_total",
+            "Clients that went away before their answer ended (a viewer closing a stream): normal, not an error",
             &["domain"]
         )
         .expect(bug),
@@ -342,6 +349,11 @@ impl Collector for OriginHealth {
         }
         gauges.collect()
     }
+}
+
+/// Counts a client that went away mid-answer.
+pub fn viewer_left(domain: &str) {
+    metrics().left.with_label_values(&[domain]).inc();
 }
 
 /// Counts an RTMP session's outcome (`domain` the configured name, or

@@ -119,7 +119,7 @@ impl Origin {
 
     /// A `GET` of `target` with `host`, to a peer of this pool (the next one on a
     /// refused connection, like a proxied request); returns with the response
-    /// head read. Carries no client header: for what the edge asks on behalf of
+    /// head read, and the peer that answered. Carries no client header: for what the edge asks on behalf of
     /// many viewers (fan-out pulls, cache fills).
     pub async fn request(
         &self,
@@ -127,16 +127,17 @@ impl Origin {
         host: &str,
         target: &str,
         agent: &str,
-    ) -> Result<HttpSession, String> {
+    ) -> Result<(HttpSession, SocketAddr), String> {
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last = String::from("no origin peer");
         while let Some(backend) = self.next(hash_key.as_bytes(), &tried) {
             let peer = self.peer(&backend);
-            if let Some(a) = backend.addr.as_inet() {
-                tried.push(*a);
-            } else {
-                tried.push(SocketAddr::from(([0, 0, 0, 0], 0)));
-            }
+            let addr = backend
+                .addr
+                .as_inet()
+                .copied()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            tried.push(addr);
             let mut http = match self.connector.get_http_session(&peer).await {
                 Ok((h, _reused)) => h,
                 Err(e) => {
@@ -158,7 +159,7 @@ impl Origin {
                 http.read_response_header().await
             };
             match sent.await {
-                Ok(()) => return Ok(http),
+                Ok(()) => return Ok((http, addr)),
                 Err(e) => last = format!("origin {}: {e}", backend.addr),
             }
         }

@@ -311,3 +311,39 @@ async fn followers_get_every_byte_when_the_client_that_started_the_fill_leaves()
     );
     assert_eq!(origin.asked(path), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_log_names_the_origin_of_a_miss_not_of_a_hit() {
+    let origin = support::media::demo_origin();
+    let peer = format!("127.0.0.1:{}", origin.port);
+    let domains = format!(
+        "  - name: {HOST}\n    origin: {{ peers: [\"{peer}\"] }}\n    auth:\n      - {{ scene: pull, scheme: tencent, keys: [{}] }}\n",
+        KEYS[0]
+    );
+    let lg = Livegate::start_top(&domains, "access_log: { format: json }\n");
+    let path = tencent("/live/cam1-7.ts", KEYS[0]);
+    for _ in 0..2 {
+        assert_eq!(lg.get(HOST, &path).await.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines: Vec<serde_json::Value> = lg
+            .log()
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("cam1-7.ts"))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() == 2 || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(lines.len(), 2, "{}", lg.log());
+    assert_eq!(
+        lines[0]["origin"],
+        serde_json::json!(peer),
+        "the miss: {}",
+        lines[0]
+    );
+    assert!(lines[1]["origin"].is_null(), "the hit: {}", lines[1]);
+}

@@ -250,20 +250,53 @@ async fn the_shared_pull_asks_the_canonical_target_and_carries_no_viewers_header
 #[tokio::test(flavor = "multi_thread")]
 async fn a_viewer_leaving_is_no_error() {
     let origin = demo_origin();
+    let peer = format!("127.0.0.1:{}", origin.port);
     for fanout in ["true", "false"] {
-        let lg = Livegate::start(&domain(&format!("127.0.0.1:{}", origin.port), fanout));
+        let metrics = free_port();
+        let top = format!(
+            "access_log: {{ format: json }}\nmetrics: {{ listen: \"127.0.0.1:{metrics}\" }}\n"
+        );
+        let mut lg = Livegate::start_top(&domain(&peer, fanout), &top);
+        lg.wait_port(metrics);
         let path = tencent("/live/cam1.flv", KEY);
         for _ in 0..3 {
             let mut v = viewer(lg.port, &path);
             assert!(read_for(&mut v, Duration::from_millis(300)) > 0);
             drop(v);
         }
-        // Pingora reports a failed write once the next chunk is due.
-        std::thread::sleep(Duration::from_millis(1500));
+        // Pingora reports a failed write once the next chunk is due; the
+        // leaving is counted, not logged as an error.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let left = loop {
+            let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let n = support::sample(&text, "livegate_viewers_left_total", &[("domain", "*")]);
+            match n {
+                Some(n) if n >= 3.0 => break n,
+                _ if Instant::now() > deadline => panic!("fanout {fanout}: left {n:?}:\n{text}"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        assert_eq!(left, 3.0, "fanout {fanout}");
         let log = lg.log();
         assert!(
             !log.lines().any(|l| l.contains(" ERROR ")),
             "fanout {fanout}: a viewer leaving was logged as an error:\n{log}"
         );
+        // Each viewer's access line names the origin peer that served it (the
+        // shared pull's, with fan-out).
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("cam1.flv"))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "fanout {fanout}:\n{log}");
+        for l in lines {
+            assert_eq!(l["origin"], json!(peer), "fanout {fanout}: {l}");
+        }
     }
 }

@@ -46,6 +46,8 @@ pub struct Object {
     pub template: Option<Template>,
     /// `None`: until evicted.
     expires: Option<Instant>,
+    /// The origin peer that answered its fill.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Object {
@@ -93,6 +95,8 @@ impl Status {
 #[derive(Default)]
 pub struct Progress {
     pub head: Option<ResponseHeader>,
+    /// The origin peer answering the fill.
+    pub peer: Option<std::net::SocketAddr>,
     pub chunks: Vec<Bytes>,
     pub end: Option<bool>,
 }
@@ -102,10 +106,13 @@ pub struct Progress {
 pub struct Feed(Option<watch::Sender<Progress>>);
 
 impl Feed {
-    /// The origin's head (hop-by-hop headers removed).
-    pub fn head(&self, head: &ResponseHeader) {
+    /// The origin's head (hop-by-hop headers removed), from `peer`.
+    pub fn head(&self, head: &ResponseHeader, peer: std::net::SocketAddr) {
         if let Some(tx) = &self.0 {
-            tx.send_modify(|p| p.head = Some(head.clone()));
+            tx.send_modify(|p| {
+                p.head = Some(head.clone());
+                p.peer = Some(peer);
+            });
         }
     }
 
@@ -261,6 +268,7 @@ pub fn object(head: ResponseHeader, body: Bytes, template: Option<Template>) -> 
         body,
         template,
         expires: None,
+        peer: None,
     }
 }
 

@@ -104,6 +104,8 @@ struct Pull {
     /// The latest tag's end offset and timestamp (the live edge).
     edge_bytes: AtomicU64,
     edge_ms: AtomicU64,
+    /// The origin peer that answered the pull (for every viewer's access log).
+    peer: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// What a pull needs of its domain.
@@ -148,6 +150,7 @@ impl Hub {
             }),
             edge_bytes: AtomicU64::new(0),
             edge_ms: AtomicU64::new(0),
+            peer: Default::default(),
         });
         pulls.insert(key, pull.clone());
         crate::metrics::fanout_pulls(pulls.len());

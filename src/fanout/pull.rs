@@ -28,7 +28,8 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
         )
         .await;
     match asked {
-        Ok(mut http) => {
+        Ok((mut http, peer)) => {
+            let _ = pull.peer.set(peer);
             if let Some(resp) = http.response_header() {
                 (source.on_status)(resp.status.as_u16());
             }

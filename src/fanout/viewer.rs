@@ -33,6 +33,8 @@ pub struct Viewer<'a> {
     pub sent: &'a pingora_prometheus::prometheus::IntCounter,
     /// Adds the edge's own response headers (CORS).
     pub decorate: &'a (dyn Fn(&mut ResponseHeader) -> Result<()> + Sync),
+    /// Set to the origin peer the pull is served by, once it answered.
+    pub origin: &'a mut Option<std::net::SocketAddr>,
 }
 
 /// Leaves the pull when the viewer's request ends, however it ends.
@@ -65,6 +67,7 @@ pub async fn serve(
         .await
         .ok()
         .and_then(|r| r.ok().map(|h| h.clone()));
+    *viewer.origin = pull.peer.get().copied();
     let resp = match answered {
         Some(Head::Live(resp)) => resp,
         Some(Head::Refused(resp, body)) => {

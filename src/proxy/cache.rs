@@ -23,7 +23,7 @@ impl Gate {
     pub(super) async fn serve_cached(
         &self,
         session: &mut Session,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
     ) -> Option<Result<bool>> {
         let d = ctx.domain?;
         let site = ctx.site.as_ref()?;
@@ -58,14 +58,26 @@ impl Gate {
             let task = tokio::spawn(fill(asked, feed));
             async move { task.await.unwrap_or(Fetched::Failed(502)) }
         };
-        Some(match cache.get(&key, !playlist && !ranged, fill).await {
+        // The access log names the origin peer of the fill a request got (not
+        // of a hit: the cache served that).
+        let (served, peer) = match cache.get(&key, !playlist && !ranged, fill).await {
             Got::Object(object, status) => {
-                self.answer(session, ctx, door, &object, playlist, status)
-                    .await
+                let peer = object.peer.filter(|_| status != cache::Status::Hit);
+                let served = self
+                    .answer(session, ctx, door, &object, playlist, status)
+                    .await;
+                (served, peer)
             }
-            Got::Following(f) => self.follow(session, ctx, door, f).await,
-            Got::Failed(code) => session.respond_error(code).await.map(|_| true),
-        })
+            Got::Following(f) => {
+                let progress = f.0.clone();
+                let served = self.follow(session, ctx, door, f).await;
+                let peer = progress.borrow().peer;
+                (served, peer)
+            }
+            Got::Failed(code) => (session.respond_error(code).await.map(|_| true), None),
+        };
+        ctx.peer = peer.or(ctx.peer);
+        Some(served)
     }
 
     /// Streams another request's fill to this client as it arrives.
@@ -229,7 +241,7 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
     let asked = origin
         .request(&hash_key, &host, &target, "livegate-cache")
         .await;
-    let mut http = match asked {
+    let (mut http, peer) = match asked {
         Ok(h) => h,
         Err(why) => {
             log::warn!("cache fill of {shown}: {why}");
@@ -243,7 +255,7 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
     metrics.upstream_status(resp.status.as_u16());
     let mut head = crate::origin::end_to_end(resp);
     // Followers never get a cookie the origin set for this one fill.
-    feed.head(&policy::without_cookies(&head));
+    feed.head(&policy::without_cookies(&head), peer);
     let limit = match playlist {
         true => hls::MAX_PLAYLIST,
         false => cache::MAX_OBJECT,
@@ -294,7 +306,8 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
     }
     let keep = policy::shareable(&head);
     let ttl = playlist.then(|| policy::playlist_ttl(&body));
-    let object = cache::object(head, body, template);
+    let mut object = cache::object(head, body, template);
+    object.peer = Some(peer);
     match keep {
         true => Fetched::Keep(object.kept(ttl)),
         false => Fetched::Pass(object.kept(None)),

@@ -44,7 +44,11 @@ impl Gate {
     /// from the stream's one origin pull; `None` for every other request (and
     /// when the auth server asked for headers to pass to the origin: a shared
     /// pull cannot carry one viewer's headers).
-    pub(super) async fn fan_out(&self, session: &mut Session, ctx: &Ctx) -> Option<Result<bool>> {
+    pub(super) async fn fan_out(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> Option<Result<bool>> {
         let d = ctx.domain?;
         let site = ctx.site.as_ref()?;
         let door = ctx.door.as_ref()?;
@@ -60,6 +64,7 @@ impl Gate {
             None => Ok(()),
         };
         let shown = self.admission.live.load().redact.url(&target);
+        let mut origin = None;
         let viewer = Viewer {
             shown: &shown,
             key: PullKey {
@@ -71,6 +76,7 @@ impl Gate {
             ticket: ctx.ticket.as_ref(),
             sent: &door.metrics.sent,
             decorate: &decorate,
+            origin: &mut origin,
         };
         let source = || {
             let metrics = door.metrics.clone();
@@ -82,6 +88,8 @@ impl Gate {
                 on_status: Box::new(move |s| metrics.upstream_status(s)),
             }
         };
-        Some(fanout::serve(&self.hub, session, viewer, source).await)
+        let served = fanout::serve(&self.hub, session, viewer, source).await;
+        ctx.peer = origin;
+        Some(served)
     }
 }

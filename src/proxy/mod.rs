@@ -150,6 +150,13 @@ impl Gate {
     }
 }
 
+/// Whether `e` is the client going away (closed, reset, stopped reading).
+fn left(e: &Error) -> bool {
+    use ErrorType::{ConnectionClosed, ReadError, WriteError};
+    *e.esource() == pingora_core::ErrorSource::Downstream
+        && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+}
+
 #[async_trait]
 impl ProxyHttp for Gate {
     type CTX = Ctx;
@@ -230,14 +237,11 @@ impl ProxyHttp for Gate {
         self.summary(session)
     }
 
-    /// A viewer closing an endless stream is how live playback ends, not an error;
-    /// a stream cut (forbid, drop, slow viewer) is logged where it is decided.
+    /// A viewer closing an endless stream is how live playback ends, not an error
+    /// (counted and logged at debug in `logging`); a stream cut (forbid, drop,
+    /// slow viewer) is logged where it is decided.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        use pingora_core::ErrorSource::Downstream;
-        use ErrorType::{ConnectionClosed, Custom, ReadError, WriteError};
-        let left = *e.esource() == Downstream
-            && matches!(e.etype(), ConnectionClosed | ReadError | WriteError);
-        left || matches!(e.etype(), Custom("stream cut"))
+        left(e) || matches!(e.etype(), ErrorType::Custom("stream cut"))
     }
 
     async fn upstream_request_filter(
@@ -341,7 +345,12 @@ impl ProxyHttp for Gate {
         Ok(None)
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(e) = e.filter(|e| left(e)) {
+            let domain = ctx.door.as_ref().map_or("-", |d| d.name.as_str());
+            crate::metrics::viewer_left(domain);
+            log::debug!("{}: the client went away: {e}", self.summary(session));
+        }
         if let (Some(key), Some(ticket)) = (&ctx.stream, &ctx.ticket) {
             self.streams.close(key, ticket);
         }

@@ -31,8 +31,7 @@ fn systemd_unit_verifies_cleanly() {
         "PIDFile=/run/livegate/livegate.pid",
         "ExecStartPre=/usr/local/bin/livegate -t -c",
         "ExecStart=/usr/local/bin/livegate -d -c",
-        "ExecReload=/bin/kill -QUIT $MAINPID",
-        "ExecReload=/usr/local/bin/livegate -u -d -c",
+        "ExecReload=/usr/local/bin/livegate -s reload -c",
         "User=livegate",
         "LimitNOFILE=",
         "NoNewPrivileges=true",
@@ -331,4 +330,86 @@ async fn upgrade_under_load_fails_no_request_and_keeps_streams_through_the_grace
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// The logrotate recipe (`deploy/logrotate`): a daemonised livegate moved off its
+/// log file writes to a new one after SIGUSR1; `livegate -s reload` reaches it
+/// through its PID file.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigusr1_reopens_the_log_and_a_daemon_reloads() {
+    let o = Origin::start("o1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = free_port();
+    let conf = dir.path().join("livegate.yaml");
+    let write = |host: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "server: {{ threads: 1, pid_file: {d}/livegate.pid, upgrade_sock: {d}/upgrade.sock, error_log: {d}/error.log }}\n\
+                 listen: [\"127.0.0.1:{port}\"]\naccess_log: {{ format: combined }}\nstate_dir: {d}/state\n\
+                 domains:\n  - {{ name: {host}, origin: {}, auth: [ {{ scene: pull, enabled: false }} ] }}\n",
+                origin_yaml(&[o.addr], "")
+            ),
+        )
+        .unwrap()
+    };
+    write("one.example.com");
+    let bin = env!("CARGO_BIN_EXE_livegate");
+    let pid_file = dir.path().join("livegate.pid");
+    assert!(Command::new(bin)
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the pid file", 20, || read_pid(&pid_file).is_some()).await;
+    let pids = Pids(vec![read_pid(&pid_file).unwrap()]);
+    wait_for("the listener", 20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let get = |host: &'static str, path: &'static str| async move {
+        support::client()
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get("one.example.com", "/live/before.m3u8").await, 200);
+    let (log, rotated) = (dir.path().join("error.log"), dir.path().join("error.log.1"));
+    wait_for("the first access line", 20, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("before.m3u8"))
+    })
+    .await;
+    std::fs::rename(&log, &rotated).unwrap();
+    assert!(Command::new("kill")
+        .args(["-USR1", &pids.0[0].to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the reopened log", 20, || log.exists()).await;
+    assert_eq!(get("one.example.com", "/live/after.m3u8").await, 200);
+    wait_for("the access line in the new file", 20, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("after.m3u8"))
+    })
+    .await;
+    assert!(!std::fs::read_to_string(&rotated)
+        .unwrap()
+        .contains("after.m3u8"));
+
+    // The daemon reloads: the new domain serves, the old one is gone.
+    write("two.example.com");
+    let out = Command::new(bin)
+        .args(["-s", "reload", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::said(&out));
+    assert_eq!(get("two.example.com", "/live/x.m3u8").await, 200);
+    assert_eq!(get("one.example.com", "/live/x.m3u8").await, 404);
+    assert_eq!(read_pid(&pid_file), Some(pids.0[0]), "the same process");
 }

@@ -4,7 +4,7 @@
 # of nginx-rtmp (its RTMP origin), and prints signed URLs with the lines that play,
 # fetch and publish them. Ctrl-C stops everything.
 #
-#   PORT=8080 ORIGIN_PORT=8081 METRICS_PORT=9181 RTMP_PORT=1935 RTMP_ORIGIN_PORT=1936 bash scripts/demo.sh
+#   PORT=8080 ORIGIN_PORT=8081 METRICS_PORT=9181 RTMP_PORT=1935 RTMP_ORIGIN_PORT=1936 ADMIN_PORT=9180 bash scripts/demo.sh
 #   LIVEGATE_BIN=target/debug/livegate bash scripts/demo.sh   # skip the build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,14 @@ ORIGIN_PORT=${ORIGIN_PORT:-8081}
 METRICS_PORT=${METRICS_PORT:-9181}
 RTMP_PORT=${RTMP_PORT:-1935}
 RTMP_ORIGIN_PORT=${RTMP_ORIGIN_PORT:-1936}
+ADMIN_PORT=${ADMIN_PORT:-9180}
+# A taken port is one line and exit 1, before anything is built or started.
+for var in PORT ORIGIN_PORT METRICS_PORT RTMP_PORT RTMP_ORIGIN_PORT ADMIN_PORT; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/${!var}") 2>/dev/null; then
+    echo "demo: port ${!var} ($var) is taken; choose another, e.g. $var=$(( ${!var} + 10000 )) bash scripts/demo.sh" >&2
+    exit 1
+  fi
+done
 # nginx with the RTMP module: the demo's RTMP origin.
 ensure_packages nginx:nginx /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp
 
@@ -34,9 +42,13 @@ sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$PORT/" \
     -e "s/127\.0\.0\.1:9181/127.0.0.1:$METRICS_PORT/" \
     -e "s/127\.0\.0\.1:1935/127.0.0.1:$RTMP_PORT/" \
     -e "s/127\.0\.0\.1:1936/127.0.0.1:$RTMP_ORIGIN_PORT/" \
+    -e "s/127\.0\.0\.1:9180/127.0.0.1:$ADMIN_PORT/" \
     -e "s#/tmp/livegate.pid#$run/livegate.pid#" \
     -e "s#/tmp/livegate_upgrade.sock#$run/upgrade.sock#" \
     conf/livegate.yaml > "$conf"
+# This run's own state and management API key: nothing shared with other runs.
+echo "state_dir: $run/state" >> "$conf"
+(umask 077; head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$run/admin.key")
 "$bin" -t -c "$conf"
 
 pids=()
@@ -76,6 +88,7 @@ for _ in $(seq 100); do
 done
 
 flv=$("$bin" sign -c "$conf" --url "http://localhost:$PORT/live/cam1.flv" --ttl 3600)
+hls=$("$bin" sign -c "$conf" --url "http://localhost:$PORT/live/cam1.m3u8" --ttl 3600)
 push=$("$bin" sign -c "$conf" --scene push --url "rtmp://localhost:$RTMP_PORT/live/mycam" --ttl 3600)
 watch=$("$bin" sign -c "$conf" --url "rtmp://localhost:$RTMP_PORT/live/mycam" --ttl 3600)
 cat <<TXT
@@ -84,14 +97,17 @@ livegate on http://127.0.0.1:$PORT and rtmp://127.0.0.1:$RTMP_PORT (config $conf
 demo origin on 127.0.0.1:$ORIGIN_PORT, nginx-rtmp (RTMP origin) on 127.0.0.1:$RTMP_ORIGIN_PORT,
 metrics on http://127.0.0.1:$METRICS_PORT/metrics, logs in $run.
 
-Signed, valid for an hour:
+Signed, valid for an hour (FLV and HLS):
   $flv
+  $hls
 
 Try, in another terminal:
   ffplay '$flv'                                              # watch it (or open it in VLC)
-  curl -s '$flv' | head -c 1000000 | wc -c                   # endless FLV: 1000000 bytes, then stop
+  ffplay '$hls'                                              # the same over HLS
+  curl -s --max-time 10 '$flv' | head -c 1000000 | wc -c     # endless FLV: 1000000 bytes, then stop
   curl -s -o /dev/null -w '%{http_code}\n' http://localhost:$PORT/live/cam1.flv   # unsigned: 403
   $bin check -c $conf --url '$flv'
+  $bin api -c $conf online                                   # who is watching (management API)
 
 Publish over RTMP through livegate (signed for an hour), then watch what you publish:
   ffmpeg -re -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine=frequency=440 -c:v libx264 -preset veryfast -g 50 -c:a aac -f flv '$push'

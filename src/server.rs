@@ -390,6 +390,11 @@ pub fn run_demo_origin(addr: &str) -> ! {
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
+    // A taken address is one line and exit 1, not Pingora's retries and panic.
+    if let Err(e) = std::net::TcpListener::bind(addr) {
+        eprintln!("livegate demo-origin: {addr}: {e}; choose another with --listen");
+        std::process::exit(1);
+    }
     let mut server = Server::new_with_opt_and_conf(opt(false, false), conf);
     server.bootstrap();
     server.add_service(background_service("SIGINT watchdog", SigintWatchdog));

@@ -45,13 +45,17 @@ fn the_demo_origins_flv_and_hls_decode_through_livegate() {
 /// line and the URL that watches what it publishes.
 struct Printed {
     flv: String,
+    hls: String,
     publish: String,
     watch: String,
+    /// The `livegate api … online` line.
+    online: String,
 }
 
 /// Starts `scripts/demo.sh` on its own ports (`[http, origin, metrics, rtmp,
-/// rtmp origin]`) with the test binary; returns the script and what it printed.
-fn start_demo(p: &[u16; 5], tmp: &std::path::Path) -> (Child, Printed) {
+/// rtmp origin, admin]`) with the test binary; returns the script and what it
+/// printed.
+fn start_demo(p: &[u16; 6], tmp: &std::path::Path) -> (Child, Printed) {
     let mut child = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
         .env("LIVEGATE_BIN", env!("CARGO_BIN_EXE_livegate"))
@@ -60,6 +64,7 @@ fn start_demo(p: &[u16; 5], tmp: &std::path::Path) -> (Child, Printed) {
         .env("METRICS_PORT", p[2].to_string())
         .env("RTMP_PORT", p[3].to_string())
         .env("RTMP_ORIGIN_PORT", p[4].to_string())
+        .env("ADMIN_PORT", p[5].to_string())
         .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -69,19 +74,23 @@ fn start_demo(p: &[u16; 5], tmp: &std::path::Path) -> (Child, Printed) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let quoted = |l: &str| l.split('\'').nth(1).unwrap_or("").to_owned();
-        let (mut urls, mut publish) = (Vec::new(), None);
+        let (mut urls, mut publish, mut online) = (Vec::new(), None, None);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let line = line.trim();
             if line.starts_with("ffplay '") {
                 urls.push(quoted(line));
             } else if line.starts_with("ffmpeg -re ") {
                 publish = Some(line.to_owned());
+            } else if line.contains(" api -c ") {
+                online = line.split(" #").next().map(str::to_owned);
             }
-            if let (2, Some(p)) = (urls.len(), &publish) {
+            if let (3, Some(p), Some(o)) = (urls.len(), &publish, &online) {
                 let _ = tx.send(Printed {
                     flv: urls[0].clone(),
-                    watch: urls[1].clone(),
+                    hls: urls[1].clone(),
+                    watch: urls[2].clone(),
                     publish: p.clone(),
+                    online: o.clone(),
                 });
                 return;
             }
@@ -101,17 +110,7 @@ fn listening(port: u16) -> bool {
 async fn demo_sh_runs_twice_side_by_side_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     need("ffmpeg", "ffmpeg");
-    let ports: Vec<[u16; 5]> = (0..2)
-        .map(|_| {
-            [
-                free_port(),
-                free_port(),
-                free_port(),
-                free_port(),
-                free_port(),
-            ]
-        })
-        .collect();
+    let ports: Vec<[u16; 6]> = (0..2).map(|_| [(); 6].map(|()| free_port())).collect();
     let mut demos = Vec::new();
     for p in &ports {
         let (child, printed) = start_demo(p, tmp.path());
@@ -127,6 +126,21 @@ async fn demo_sh_runs_twice_side_by_side_and_leaves_nothing_behind() {
         assert_eq!(r.status(), 200, "{url}");
         let first = r.chunk().await.unwrap().unwrap();
         assert!(first.starts_with(b"FLV"), "not FLV");
+        // The HLS URL plays, and the printed `livegate api` line shows the viewer.
+        let hls = support::client().get(&printed.hls).send().await.unwrap();
+        assert_eq!(hls.status(), 200, "{}", printed.hls);
+        assert!(hls.text().await.unwrap().starts_with("#EXTM3U"));
+        let online = Command::new("bash")
+            .args(["-c", &printed.online])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&online.stdout);
+        assert!(
+            online.status.success() && listed.contains("cam1"),
+            "{}: {listed}{}",
+            printed.online,
+            String::from_utf8_lossy(&online.stderr)
+        );
         // The RTMP lines work as pasted: publish through livegate, then watch it.
         assert!(
             printed
@@ -219,4 +233,52 @@ async fn sigint_ends_livegate_with_a_viewer_every_time() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+#[test]
+fn demo_sh_on_a_taken_port_says_so_in_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let others = [(); 5].map(|()| free_port());
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
+        .env("LIVEGATE_BIN", env!("CARGO_BIN_EXE_livegate"))
+        .env("PORT", others[0].to_string())
+        .env("ORIGIN_PORT", others[1].to_string())
+        .env("METRICS_PORT", others[2].to_string())
+        .env("RTMP_PORT", port.to_string())
+        .env("RTMP_ORIGIN_PORT", others[3].to_string())
+        .env("ADMIN_PORT", others[4].to_string())
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(
+        said.contains(&format!("port {port} (RTMP_PORT) is taken")),
+        "{said}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for p in others {
+        assert!(!listening(p), "something was started on {p}");
+    }
+    // The demo origin alone on a taken port: one line, exit 1, no retries.
+    let out = Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["demo-origin", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.trim().lines().count(), 1, "{said}");
+    assert!(said.contains("choose another"), "{said}");
 }

@@ -72,10 +72,20 @@ impl Config {
             file: file.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut c = Config::parse(&text).map_err(|message| ConfigError::Parse {
             file: file.to_owned(),
             message,
-        })
+        })?;
+        // A key file is found beside the configuration, wherever it is run from.
+        if let (Some(f), Some(dir)) = (
+            c.admin.as_mut().and_then(|a| a.key_file.as_mut()),
+            file.parent(),
+        ) {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        Ok(c)
     }
 
     /// Parses YAML text; the error names the key path and line, as serde_yaml

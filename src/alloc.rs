@@ -1,5 +1,5 @@
 //! Allocator tuning. livegate uses mimalloc (faster than glibc malloc on the
-//! request path, README "Performance"), whose v3 default on Linux commits arena
+//! request path, docs/performance.md), whose v3 default on Linux commits arena
 //! memory eagerly (`arena_eager_commit` = 2 on overcommitting systems), and then
 //! keeps freed pages resident. Measured at 200 FLV viewers
 //! (`benches/offload.sh`): ~75 KB of RSS per viewer with the default, ~45 KB

@@ -169,7 +169,7 @@ struct CheckArgs {
     user_agent: Option<String>,
 }
 
-/// mimalloc: measured faster than glibc malloc on the request path (README,
+/// mimalloc: measured faster than glibc malloc on the request path (docs/performance.md,
 /// Performance). `--features system-alloc` keeps the system allocator, for
 /// comparison and for heap profilers that only see `malloc`.
 #[cfg(not(feature = "system-alloc"))]

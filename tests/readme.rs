@@ -8,10 +8,25 @@ use std::process::Command;
 /// The shipped configuration: the recipes must work against it as pasted.
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/livegate.yaml");
 
-/// The ```sh blocks of the README that print a URL.
+/// The README and every page of `docs/`, where the recipes live.
+fn guide() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut text = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let mut pages: Vec<_> = std::fs::read_dir(format!("{root}/docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    for p in pages {
+        text.push_str(&std::fs::read_to_string(p).unwrap());
+    }
+    text
+}
+
+/// The ```sh blocks of the guide that print a URL.
 fn recipes() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = guide();
     readme
         .split("```sh\n")
         .skip(1)
@@ -63,10 +78,9 @@ fn every_signing_recipe_produces_a_url_livegate_accepts() {
     }
 }
 
-/// The ```sh block of the README that contains `marker`.
+/// The ```sh block of the guide that contains `marker`.
 fn block(marker: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = guide();
     readme
         .split("```sh\n")
         .skip(1)

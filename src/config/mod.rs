@@ -744,7 +744,7 @@ fn default_header_timeout() -> u64 {
     10_000
 }
 
-/// ~45 KB of Pingora state per idle connection (README, "Where the memory goes")
+/// ~45 KB of Pingora state per idle connection (docs/performance.md, "Where the memory goes")
 /// times 20,000 stays under ~1 GB.
 fn default_max_connections() -> usize {
     20_000

@@ -267,12 +267,36 @@ pub struct Running {
     pub certs: Vec<(String, Arc<Certs>)>,
     /// Connection attempts per request (`server.max_retries`).
     pub attempts: usize,
-    pub status: PathBuf,
+    /// What the reloads themselves keep.
+    pub reloads: Reloads,
+}
+
+/// The reload service's own state: its status file, how many reloads were
+/// asked, and the health checks of the configuration in force.
+pub struct Reloads {
+    status: PathBuf,
     generation: AtomicU64,
     /// Stops the running health checks (dropped or set: they end).
     checks: std::sync::Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     /// The first configuration's health checks, started with the service.
     first: std::sync::Mutex<Option<Checks>>,
+}
+
+impl Reloads {
+    /// For a server with `config`, whose origins' health checks are `first`.
+    pub fn new(config: &Config, first: Checks) -> Reloads {
+        let pid_file = config
+            .server
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| crate::server::DEFAULT_PID_FILE.into());
+        Reloads {
+            status: status_path(&pid_file),
+            generation: AtomicU64::new(0),
+            checks: std::sync::Mutex::new(None),
+            first: std::sync::Mutex::new(Some(first)),
+        }
+    }
 }
 
 /// What a reload did.
@@ -285,47 +309,6 @@ pub struct Applied {
 }
 
 impl Running {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        file: PathBuf,
-        config: Config,
-        live: Arc<Live>,
-        admission: Arc<Admission>,
-        sites: Arc<ArcSwap<Sites>>,
-        pools: Arc<ArcSwap<Pools>>,
-        streams: Arc<Streams>,
-        notifier: Arc<Notifier>,
-        origins: Origins,
-        admin_key: Option<Arc<AdminKey>>,
-        certs: Vec<(String, Arc<Certs>)>,
-        attempts: usize,
-        first: Checks,
-    ) -> Running {
-        let pid_file = config
-            .server
-            .pid_file
-            .clone()
-            .unwrap_or_else(|| crate::server::DEFAULT_PID_FILE.into());
-        Running {
-            file,
-            config: tokio::sync::Mutex::new(config),
-            live,
-            admission,
-            sites,
-            pools,
-            streams,
-            notifier,
-            origins,
-            admin_key,
-            certs,
-            attempts,
-            status: status_path(&pid_file),
-            generation: AtomicU64::new(0),
-            checks: std::sync::Mutex::new(None),
-            first: std::sync::Mutex::new(Some(first)),
-        }
-    }
-
     /// Runs `checks` from now on, stopping the ones running before.
     fn run_checks(&self, checks: Checks) {
         let (stop, watch) = tokio::sync::watch::channel(false);
@@ -333,7 +316,7 @@ impl Running {
             let watch = watch.clone();
             tokio::spawn(async move { c.start(watch).await });
         }
-        if let Ok(mut held) = self.checks.lock() {
+        if let Ok(mut held) = self.reloads.checks.lock() {
             if let Some(old) = held.replace(stop) {
                 let _ = old.send(true);
             }
@@ -449,17 +432,20 @@ impl Running {
     fn report(&self, applied: bool, message: String) {
         let status = Status {
             pid: std::process::id(),
-            generation: self.generation.load(Ordering::Acquire),
+            generation: self.reloads.generation.load(Ordering::Acquire),
             applied,
             message,
         };
-        if let Err(e) = write_status(&self.status, &status) {
-            log::warn!("reload: cannot write {}: {e}", self.status.display());
+        if let Err(e) = write_status(&self.reloads.status, &status) {
+            log::warn!(
+                "reload: cannot write {}: {e}",
+                self.reloads.status.display()
+            );
         }
     }
 
     async fn on_hangup(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.reloads.generation.fetch_add(1, Ordering::AcqRel);
         let pid = std::process::id();
         match self.reload().await {
             Ok(a) => {
@@ -502,7 +488,13 @@ pub struct Reloader {
 impl BackgroundService for Reloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let first = self.running.first.lock().ok().and_then(|mut f| f.take());
+        let first = self
+            .running
+            .reloads
+            .first
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take());
         self.running.run_checks(first.unwrap_or_default());
         let (Ok(mut hup), Ok(mut usr1)) = (
             signal(SignalKind::hangup()),
@@ -519,7 +511,7 @@ impl BackgroundService for Reloader {
                 _ = usr1.recv() => reopen(self.error_log.as_deref()),
             }
         }
-        if let Ok(mut held) = self.running.checks.lock() {
+        if let Ok(mut held) = self.running.reloads.checks.lock() {
             if let Some(stop) = held.take() {
                 let _ = stop.send(true);
             }

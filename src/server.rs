@@ -1,7 +1,7 @@
 //! Assembling and running the Pingora server: settings, origin pools, listeners.
 
 use crate::admission::Admission;
-use crate::reload::{self, Built, Reloader, Running};
+use crate::reload::{self, Built, Reloader, Reloads, Running};
 use crate::rtmp::{Pools, RtmpGate};
 use crate::tls::Certs;
 use std::path::Path;
@@ -298,9 +298,9 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
         )?;
         server.add_service(service);
     }
-    let running = Running::new(
-        file.to_owned(),
-        config.clone(),
+    let running = Running {
+        file: file.to_owned(),
+        config: tokio::sync::Mutex::new(config.clone()),
         live,
         admission,
         sites,
@@ -311,8 +311,8 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
         admin_key,
         certs,
         attempts,
-        built.checks,
-    );
+        reloads: Reloads::new(config, built.checks),
+    };
     let reloader = Reloader {
         running: Arc::new(running),
         error_log: config

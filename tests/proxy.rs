@@ -238,6 +238,35 @@ async fn health_checks_and_retries_with_all_origins_dead_give_502_not_a_hang() {
     assert!(log.contains("Fail to proxy"), "{log}");
     assert!(log.contains("txSecret=<redacted>"), "{log}");
     assert!(!log.contains(secret), "the signature was logged: {log}");
+    // One line per refused connection, saying what happens next; no second
+    // line from Pingora's retry loop.
+    let refused = log.lines().filter(|l| l.contains(" refused: ")).count();
+    assert!(refused >= 2, "{log}");
+    assert_eq!(
+        log.matches("no attempt left: answered 502").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("retry: true"), "{log}");
+    // A health check going down is one short line: no Debug dump of the peer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lg.log().contains("becomes unhealthy") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = lg.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("becomes unhealthy"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains(&format!("origin {} becomes unhealthy", dead[0]))
+            || line.contains(&format!("origin {} becomes unhealthy", dead[1])),
+        "{line}"
+    );
+    assert!(
+        !log.contains("PeerOptions") && !log.contains("Backend {"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

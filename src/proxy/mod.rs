@@ -222,14 +222,36 @@ impl ProxyHttp for Gate {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(addr) = peer.address().as_inet() {
-            warn!("origin {addr} refused: {e}");
             ctx.tried.push(*addr);
         }
         let more = ctx
-            .domain
-            .is_some_and(|d| ctx.tried.len() < self.site(d).origin.attempts);
+            .site
+            .as_ref()
+            .is_some_and(|s| ctx.tried.len() < s.origin.attempts);
+        // One line per refusal, saying what happens next (Pingora's own retry
+        // line is suppressed below).
+        warn!(
+            "origin {} refused: {}; {}",
+            peer.address(),
+            e.root_cause(),
+            match more {
+                true => "trying again (the next peer, if any)",
+                false => "no attempt left: answered 502",
+            }
+        );
         e.set_retry(more);
         e
+    }
+
+    /// A refused connection is logged once, in `fail_to_connect`.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+        _e: &Error,
+        context: pingora_proxy::ProxyWarnLogContext,
+    ) -> bool {
+        matches!(context, pingora_proxy::ProxyWarnLogContext::UpstreamRetry)
     }
 
     /// What Pingora's error lines say of a request: redacted.

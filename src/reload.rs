@@ -600,6 +600,12 @@ pub fn signal_reload(file: &Path) -> Result<String, SignalError> {
     if unsafe { libc::kill(pid, 0) } != 0 {
         return Err(pid_error(format!("livegate (pid {pid}) is not running")));
     }
+    // A daemon whose binary was replaced (a package upgrade) needs a new
+    // process to run the new binary: the zero-downtime upgrade, then.
+    let daemon = std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == pid.to_string());
+    if daemon && binary_replaced(pid) {
+        return upgrade(file, pid, &pid_file);
+    }
     // SAFETY: kill(2) with the PID the running server wrote.
     if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
         return Err(pid_error(format!(
@@ -618,6 +624,57 @@ pub fn signal_reload(file: &Path) -> Result<String, SignalError> {
             _ if std::time::Instant::now() > deadline => {
                 return Err(SignalError::Silent { pid, secs: WAIT })
             }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Whether the running process's executable was replaced on disk since it
+/// started (Linux marks the old one deleted).
+fn binary_replaced(pid: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|p| p.to_string_lossy().ends_with(" (deleted)"))
+}
+
+/// The zero-downtime upgrade, from the new binary: a new process started with
+/// `-u -d` takes the listening sockets over from `pid`, which drains for its
+/// grace period.
+fn upgrade(file: &Path, pid: i32, pid_file: &str) -> Result<String, SignalError> {
+    let failed = |why: String| SignalError::Refused(format!("upgrade to the new binary: {why}"));
+    let exe = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
+    let mut new = std::process::Command::new(&exe)
+        .args(["-u", "-d", "-c"])
+        .arg(file)
+        .spawn()
+        .map_err(|e| failed(format!("{}: {e}", exe.display())))?;
+    // The new process listens on the upgrade socket; then the old one hands over.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) with the PID the running server wrote.
+    if unsafe { libc::kill(pid, libc::SIGQUIT) } != 0 {
+        let _ = new.kill();
+        return Err(failed(format!(
+            "kill -QUIT {pid}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let status = new.wait().map_err(|e| failed(e.to_string()))?;
+    if !status.success() {
+        return Err(failed(format!(
+            "the new process exited with {status}; see server.error_log"
+        )));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: Option<i32> = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        match now {
+            Some(n) if n != pid => {
+                return Ok(format!(
+                    "the binary changed: upgraded without downtime (pid {pid} → {n}; the old process drains for grace_period_seconds)"
+                ))
+            }
+            _ if std::time::Instant::now() > deadline => return Err(SignalError::Silent { pid, secs: 30 }),
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
     }

@@ -355,7 +355,18 @@ async fn sigusr1_reopens_the_log_and_a_daemon_reloads() {
         .unwrap()
     };
     write("one.example.com");
-    let bin = env!("CARGO_BIN_EXE_livegate");
+    // The daemon runs from its own link to the binary, so that the test can
+    // install a "new" one under it, as a package upgrade does.
+    let installed = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let bin_path = installed.path().join("livegate");
+    let install = || {
+        let _ = std::fs::remove_file(&bin_path);
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_livegate"), &bin_path).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_livegate"), &bin_path).unwrap();
+        }
+    };
+    install();
+    let bin = bin_path.to_str().unwrap();
     let pid_file = dir.path().join("livegate.pid");
     assert!(Command::new(bin)
         .args(["-d", "-c"])
@@ -364,7 +375,7 @@ async fn sigusr1_reopens_the_log_and_a_daemon_reloads() {
         .unwrap()
         .success());
     wait_for("the pid file", 20, || read_pid(&pid_file).is_some()).await;
-    let pids = Pids(vec![read_pid(&pid_file).unwrap()]);
+    let mut pids = Pids(vec![read_pid(&pid_file).unwrap()]);
     wait_for("the listener", 20, || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
@@ -412,4 +423,30 @@ async fn sigusr1_reopens_the_log_and_a_daemon_reloads() {
     assert_eq!(get("two.example.com", "/live/x.m3u8").await, 200);
     assert_eq!(get("one.example.com", "/live/x.m3u8").await, 404);
     assert_eq!(read_pid(&pid_file), Some(pids.0[0]), "the same process");
+
+    // A new binary installed under the running one: reload upgrades to it (a new
+    // process takes the sockets over), with the file applied.
+    install();
+    write("three.example.com");
+    let out = Command::new(bin)
+        .args(["-s", "reload", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let said = support::said(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("upgraded without downtime"), "{said}");
+    let new = read_pid(&pid_file).unwrap();
+    pids.0.push(new);
+    assert_ne!(new, pids.0[0]);
+    // The old process may finish the accepts it had begun: soon every
+    // connection lands on the new one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get("three.example.com", "/live/x.m3u8").await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the new process does not serve the new file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -4,7 +4,8 @@
    nginx-rtmp (HLS off), then the same through livegate to that nginx-rtmp:
    livegate's CPU for relaying against nginx-rtmp's own CPU for receiving them,
    livegate's RSS per publisher, and the first keyframe at a player (ffmpeg,
-   time to its first decoded frame) direct and through livegate.
+   time to its first decoded frame) direct and through livegate. PERF=1 prints
+   where livegate's relaying time goes (perf, after the measurement).
 2. PLAYERS (200) rtmpdump players of one stream, served by nginx-rtmp
    directly, then through livegate: CPU per player of each.
 
@@ -139,6 +140,13 @@ def main():
     relay = (ticks(lg.pid) - t0_lg) / hz
     behind = (ticks(ng.pid) - t0_ng) / hz
     per_publisher = (rss_kb(lg.pid) - base) / PUBLISHERS
+    if os.environ.get("PERF"):
+        # After the measurement: where livegate's relaying time goes.
+        subprocess.run(["perf", "record", "-q", "-F", "2999", "-g", "-o", f"{d}/perf.data", "-p", str(lg.pid),
+                        "--", "sleep", "5"], check=False)
+        report = subprocess.run(["perf", "report", "-i", f"{d}/perf.data", "--no-children", "--stdio",
+                                 "--percent-limit", "1.5", "-g", "none"], capture_output=True, text=True)
+        print(report.stdout)
     gate_first = first_frame(f"rtmp://127.0.0.1:{lg_rtmp}/live/{signed(PULL_KEY, 'cam0')}")
     rows.append(("nginx-rtmp receiving (direct)", f"{direct / SECONDS:.3f}", "-", f"{direct_first * 1000:.0f}", "1.00"))
     rows.append(("livegate relaying to nginx-rtmp", f"{relay / SECONDS:.3f}", f"{per_publisher:.0f}",

@@ -133,8 +133,13 @@ impl ServerApp for RtmpGate {
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
             .map(crate::access::canonical_ip);
         let tls = stream.get_ssl_digest().is_some();
+        // A plain connection's id is its socket (Pingora's `l4::Stream`).
+        let fd = (!tls).then(|| pingora_core::protocols::UniqueID::id(&*stream));
         let (r, w) = tokio::io::split(stream);
         let mut reader = Reader::new(r, Limits::HANDSHAKING, 8 << 10);
+        if let Some(fd) = fd {
+            reader = reader.on_socket(fd);
+        }
         let mut writer = Writer::new(w);
         self.serve(&mut reader, &mut writer, peer, tls).await;
         None

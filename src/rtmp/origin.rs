@@ -62,8 +62,9 @@ async fn session(addr: SocketAddr, pool: &Origin, ask: &Ask<'_>) -> Result<Upstr
         .map_err(|_| format!("no connection within {:?}", pool.connect_timeout))?
         .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
     let (r, w) = tcp.into_split();
-    let mut reader = Reader::new(r, Limits::RELAYING, 1 << 20);
+    let mut reader = Reader::new(r, Limits::RELAYING, 1 << 20).on_socket(fd);
     let mut writer = Writer::new(w);
     let fail = |e: Ended| e.to_string();
     let mut hello = [0u8; handshake::SIZE];

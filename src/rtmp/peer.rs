@@ -4,12 +4,13 @@
 //! window asks.
 
 use std::io::IoSlice;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::media::rtmp::chunk::{self, ChunkError, Decoder, Limits};
-use crate::media::rtmp::{Message, ACK, WINDOW_ACK_SIZE};
+use crate::media::rtmp::chunk::{self, ChunkError, Decoder, Item, Limits};
+use crate::media::rtmp::{Message, ACK, SET_CHUNK_SIZE, WINDOW_ACK_SIZE};
 
 /// The chunk size livegate sends with (announced to both sides).
 pub const OUT_CHUNK: usize = 4096;
@@ -44,6 +45,10 @@ pub struct Reader<R> {
     /// halved after one that used a quarter (the origin side of a publisher
     /// carries acknowledgements only).
     step: usize,
+    /// The socket, to pace its wakeups ([`Reader::pace`]).
+    fd: Option<std::os::fd::RawFd>,
+    /// `received` and the SO_RCVLOWAT set at the last [`Reader::pace`].
+    paced: (u64, i32),
 }
 
 /// The writing half of a side.
@@ -53,11 +58,14 @@ pub struct Writer<W> {
     /// the messages themselves), and each chunk's header and payload ranges.
     heads: Vec<u8>,
     spans: Vec<Span>,
+    /// The chunk size it sends with: [`OUT_CHUNK`] as announced at setup, then
+    /// what each Set Chunk Size it sends says.
+    chunk_size: usize,
     /// Bytes written, for metrics.
     pub sent: u64,
 }
 
-/// One chunk of a batch: its header in `heads`, its payload in message `.2`.
+/// One chunk of a batch: its header in `heads`, its payload in item `.2`.
 type Span = (std::ops::Range<usize>, std::ops::Range<usize>, usize);
 
 /// The most slices one vectored write is given (below every IOV_MAX).
@@ -74,13 +82,63 @@ impl<R: AsyncRead + Unpin> Reader<R> {
             acked: 0,
             window: 2_500_000,
             step: 2 << 10,
+            fd: None,
+            paced: (0, 1),
         }
     }
 
-    /// After admission: a relayed session's bounds.
+    /// The socket it reads, for [`Reader::pace`].
+    pub fn on_socket(mut self, fd: std::os::fd::RawFd) -> Reader<R> {
+        self.fd = Some(fd);
+        self
+    }
+
+    /// Called every `period`: asks the kernel to signal the socket readable
+    /// only once about 40 ms of what it carried over the period is waiting
+    /// (SO_RCVLOWAT, at most 16 KB: about a frame of a 4 Mbit/s stream), so a
+    /// stream wakes the edge's thread about once per frame instead of once per
+    /// TCP segment (measured: those wakeups were most of relaying's cost). A
+    /// slow or paused one gets 1 byte again at the next call (lowering it
+    /// signals what is waiting at once), so nothing waits longer than `period`.
+    pub fn pace(&mut self, period: Duration) {
+        let Some(fd) = self.fd else { return };
+        let got = self.received - self.paced.0;
+        let per_40ms = got as u128 * 40 / period.as_millis().max(1);
+        let lowat = per_40ms.clamp(1, 16 << 10) as i32;
+        self.paced.0 = self.received;
+        if lowat == self.paced.1 {
+            return;
+        }
+        self.paced.1 = lowat;
+        // SAFETY: setsockopt on the socket this reader reads, with a valid int.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&lowat as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            );
+        }
+    }
+
+    /// After admission: a relayed session's bounds; audio and video pass
+    /// through as pieces.
     pub fn relaying(&mut self, max_buf: usize) {
         self.decoder.set_limits(Limits::RELAYING);
+        self.decoder.pass_media();
         self.max_buf = max_buf;
+    }
+
+    /// The next message or piece already buffered, if any (no reading).
+    pub fn buffered_item(&mut self) -> Result<Option<Item>, Ended> {
+        let item = self.decoder.item(&mut self.buf)?;
+        if let Some(Item::Message(m)) = &item {
+            if m.kind == WINDOW_ACK_SIZE {
+                self.window = m.u32().unwrap_or(self.window).max(1);
+            }
+        }
+        Ok(item)
     }
 
     /// The next whole message already buffered, if any (no reading).
@@ -161,25 +219,54 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             io,
             heads: Vec::new(),
             spans: Vec::new(),
+            chunk_size: OUT_CHUNK,
             sent: 0,
         }
     }
 
-    /// Writes messages, chunked at [`OUT_CHUNK`]: headers and payloads in
-    /// vectored writes, no payload copied.
+    /// The chunk size it sends with.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// Writes messages (see [`Writer::relay`]).
     pub async fn send(&mut self, messages: &[Message]) -> std::io::Result<()> {
+        let items: Vec<Item> = messages.iter().cloned().map(Item::Message).collect();
+        self.relay(&items).await
+    }
+
+    /// Writes messages, chunked at its chunk size, and passed pieces, one chunk
+    /// each: headers and payloads in vectored writes, no payload copied. A Set
+    /// Chunk Size among them applies to what follows it.
+    pub async fn relay(&mut self, items: &[Item]) -> std::io::Result<()> {
         let mut heads = std::mem::take(&mut self.heads);
         let mut spans = std::mem::take(&mut self.spans);
         heads.clear();
         spans.clear();
-        for (i, m) in messages.iter().enumerate() {
-            chunk::chunks(m, OUT_CHUNK, &mut heads, |h, b| spans.push((h, b, i)));
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Item::Message(m) => {
+                    chunk::chunks(m, self.chunk_size, &mut heads, |h, b| spans.push((h, b, i)));
+                    if m.kind == SET_CHUNK_SIZE {
+                        let size = m.u32().unwrap_or(OUT_CHUNK as u32) & 0x7fff_ffff;
+                        self.chunk_size = (size as usize).max(1);
+                    }
+                }
+                Item::Piece(p) => {
+                    let h = chunk::piece_head(p, &mut heads);
+                    spans.push((h, 0..p.payload.len(), i));
+                }
+            }
         }
+        let payload = |i: usize| match &items[i] {
+            Item::Message(m) => &m.payload,
+            Item::Piece(p) => &p.payload,
+        };
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(spans.len() * 2);
         for (h, b, i) in spans.drain(..) {
             slices.push(IoSlice::new(&heads[h]));
             if !b.is_empty() {
-                slices.push(IoSlice::new(&messages[i].payload[b]));
+                slices.push(IoSlice::new(&payload(i)[b]));
             }
         }
         let mut rest = &mut slices[..];

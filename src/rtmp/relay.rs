@@ -1,8 +1,11 @@
-//! An admitted session relayed both ways, message by message: media, data and
-//! commands pass unchanged (Enhanced RTMP's HEVC and AV1 tags included) on the
-//! other side's message stream; protocol control stays per hop (each side gets
-//! livegate's chunk size, window and acknowledgements, pings are answered where
-//! they come from). A forbid or drop cuts the session within half a second.
+//! An admitted session relayed both ways: audio and video chunk by chunk as they
+//! arrive (never a whole keyframe held), data and commands message by message,
+//! all unchanged (Enhanced RTMP's HEVC and AV1 tags included) on the other
+//! side's message stream. Protocol control stays per hop (window and
+//! acknowledgements, pings answered where they come from) except the chunk
+//! size: each side is sent with the chunk size the other sends with, so that a
+//! chunk passes as one chunk. A forbid or drop cuts the session within half a
+//! second.
 
 use std::time::Duration;
 
@@ -11,14 +14,26 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::origin::Upstream;
 use super::peer::{Ended, Reader, Writer};
-use crate::media::rtmp::{Message, PING_REQUEST, PING_RESPONSE, USER_CONTROL};
+use crate::media::rtmp::chunk::{Item, Limits};
+use crate::media::rtmp::{Message, PING_REQUEST, PING_RESPONSE, SET_CHUNK_SIZE, USER_CONTROL};
 use crate::streams::Ticket;
 
 /// After a read that did not fill its buffer (nothing more waiting), the relay
-/// waits this long before reading again, so that each wakeup carries several
-/// messages (fewer reads, writes and wakeups per second) at a latency well inside
-/// what players buffer.
+/// waits until the next tick of this grid before reading again, so that each
+/// wakeup carries several messages (fewer reads, writes and wakeups per second)
+/// at a latency well inside what players buffer.
 const PACE: Duration = Duration::from_millis(20);
+
+/// The next tick of the pacing grid, shared by every session of the process:
+/// sessions that wait wake together, in one wakeup of the edge's thread,
+/// instead of each at its own moment (measured: context switches were the
+/// largest cost of relaying).
+fn next_tick() -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let ticks = epoch.elapsed().as_nanos() / PACE.as_nanos() + 1;
+    epoch + PACE * u32::try_from(ticks).unwrap_or(u32::MAX)
+}
 
 /// How a relay ended.
 #[derive(Debug)]
@@ -42,13 +57,47 @@ pub struct Watch<'a> {
     pub client_stream: u32,
 }
 
+/// The largest chunk size passed on: nginx-rtmp's bound, and the relaying
+/// decoder's, so a chunk size read is always one the other side accepts.
+const MAX_PASSED_CHUNK: u32 = Limits::RELAYING.max_chunk_size as u32;
+
+/// The Set Chunk Size that makes `writer_size` the sender's `reader_size`, if
+/// they differ.
+fn chunk_size_for(reader_size: usize, writer_size: usize) -> Option<Message> {
+    let size = (reader_size as u32).min(MAX_PASSED_CHUNK);
+    (size as usize != writer_size).then(|| Message::control(SET_CHUNK_SIZE, size))
+}
+
+/// What one side sent, as the other gets it, or what to answer the sender:
+/// `(forward, answer)`.
+fn route_item(item: Item, from: u32, to: u32) -> (Option<Item>, Option<Message>) {
+    match item {
+        Item::Piece(mut p) => {
+            if p.stream_id == from {
+                p.stream_id = to;
+            }
+            (Some(Item::Piece(p)), None)
+        }
+        Item::Message(m) => {
+            let (fwd, answer) = route(m, from, to);
+            (fwd.map(Item::Message), answer)
+        }
+    }
+}
+
 /// A message from one side as the other gets it, or what to answer the sender:
 /// `(forward, answer)`.
 fn route(m: Message, from: u32, to: u32) -> (Option<Message>, Option<Message>) {
     match m.kind {
-        // Chunk size (applied by the decoder), abort, ack, window, bandwidth:
-        // per hop.
-        1..=3 | 5 | 6 => (None, None),
+        // The sender's chunk size (applied by the decoder) becomes ours to the
+        // other side.
+        SET_CHUNK_SIZE => {
+            let size = m.u32().unwrap_or(0) & 0x7fff_ffff;
+            let size = size.clamp(1, MAX_PASSED_CHUNK);
+            (Some(Message::control(SET_CHUNK_SIZE, size)), None)
+        }
+        // Abort, ack, window, bandwidth: per hop.
+        2 | 3 | 5 | 6 => (None, None),
         USER_CONTROL => match m.event() {
             Some((PING_REQUEST, data)) => (None, Some(Message::user_control(PING_RESPONSE, data))),
             Some((PING_RESPONSE, _)) | None => (None, None),
@@ -82,9 +131,21 @@ where
     CW: AsyncWrite + Unpin,
 {
     let (from_client, to_origin) = (watch.client_stream, origin.stream_id);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut up: Vec<Message> = Vec::new();
-    let mut down: Vec<Message> = Vec::new();
+    // What the origin sends a player passes through chunk by chunk too.
+    origin.reader.decoder.pass_media();
+    let period = Duration::from_millis(250);
+    let mut tick = tokio::time::interval(period);
+    let mut up: Vec<Item> = Vec::new();
+    let mut down: Vec<Item> = Vec::new();
+    // Each side is sent with the chunk size the other sends with.
+    up.extend(
+        chunk_size_for(client_r.decoder.chunk_size(), origin.writer.chunk_size())
+            .map(Item::Message),
+    );
+    down.extend(
+        chunk_size_for(origin.reader.decoder.chunk_size(), client_w.chunk_size())
+            .map(Item::Message),
+    );
     loop {
         if watch.ticket.is_some_and(Ticket::cut) {
             return End::Cut;
@@ -97,20 +158,20 @@ where
                     Err(e) => return End::Client(e),
                 }
                 loop {
-                    match client_r.buffered() {
-                        Ok(Some(m)) => {
-                            let (fwd, answer) = route(m, from_client, to_origin);
-                            if let Some(m) = fwd {
-                                watch.bytes[0].inc_by(m.payload.len() as u64);
-                                up.push(m);
+                    match client_r.buffered_item() {
+                        Ok(Some(item)) => {
+                            let (fwd, answer) = route_item(item, from_client, to_origin);
+                            if let Some(item) = fwd {
+                                watch.bytes[0].inc_by(payload_len(&item) as u64);
+                                up.push(item);
                             }
-                            down.extend(answer);
+                            down.extend(answer.map(Item::Message));
                         }
                         Ok(None) => break,
                         Err(e) => return End::Client(e),
                     }
                 }
-                down.extend(client_r.ack_due());
+                down.extend(client_r.ack_due().map(Item::Message));
             }
             r = origin.reader.fill() => {
                 match r {
@@ -118,42 +179,52 @@ where
                     Err(e) => return End::Origin(e),
                 }
                 loop {
-                    match origin.reader.buffered() {
-                        Ok(Some(m)) => {
-                            let (fwd, answer) = route(m, to_origin, from_client);
-                            if let Some(m) = fwd {
-                                let n = m.payload.len();
+                    match origin.reader.buffered_item() {
+                        Ok(Some(item)) => {
+                            let (fwd, answer) = route_item(item, to_origin, from_client);
+                            if let Some(item) = fwd {
+                                let n = payload_len(&item);
                                 watch.bytes[1].inc_by(n as u64);
                                 if let Some(t) = watch.ticket {
                                     t.sent(n);
                                 }
-                                down.push(m);
+                                down.push(item);
                             }
-                            up.extend(answer);
+                            up.extend(answer.map(Item::Message));
                         }
                         Ok(None) => break,
                         Err(e) => return End::Origin(e),
                     }
                 }
-                up.extend(origin.reader.ack_due());
+                up.extend(origin.reader.ack_due().map(Item::Message));
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                client_r.pace(period);
+                origin.reader.pace(period);
+            }
         }
         if !up.is_empty() {
-            if let Err(e) = origin.writer.send(&up).await {
+            if let Err(e) = origin.writer.relay(&up).await {
                 return End::Write(e);
             }
             up.clear();
         }
         if !down.is_empty() {
-            if let Err(e) = client_w.send(&down).await {
+            if let Err(e) = client_w.relay(&down).await {
                 return End::Write(e);
             }
             down.clear();
         }
         if drained {
-            tokio::time::sleep(PACE).await;
+            tokio::time::sleep_until(next_tick()).await;
         }
+    }
+}
+
+fn payload_len(item: &Item) -> usize {
+    match item {
+        Item::Message(m) => m.payload.len(),
+        Item::Piece(p) => p.payload.len(),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The RTMP chunk stream, pure: bytes in, whole messages out ([`Decoder`]), and
-//! messages in, chunks out ([`encode`]).
+//! messages in, chunks out ([`encode`]). A relaying decoder passes audio and
+//! video through as [`Piece`]s — each chunk's payload as it arrives, re-headed
+//! by [`piece_head`] — so a keyframe is never held whole.
 //!
 //! A decoder holds at most one partial message per chunk stream, a bounded
 //! number of chunk streams, and refuses a message longer than its bound before
@@ -34,11 +36,12 @@ impl Limits {
         max_streams: 8,
         max_chunk_size: 64 << 10,
     };
-    /// A relayed session: a keyframe of a high-bitrate stream fits.
+    /// A relayed session: a keyframe of a high-bitrate stream fits; the chunk
+    /// size is at most nginx-rtmp's bound (a relay sends with what it reads).
     pub const RELAYING: Limits = Limits {
         max_message: 16 << 20,
         max_streams: 64,
-        max_chunk_size: 16 << 20,
+        max_chunk_size: 10_485_760,
     };
 }
 
@@ -71,6 +74,41 @@ struct Stream {
     extended: bool,
     /// The message being assembled.
     partial: Option<BytesMut>,
+    /// The message being passed through: its bytes passed so far.
+    passed: Option<usize>,
+    /// The lane its media passes on (see [`lane_csid`]).
+    lane: Option<u8>,
+}
+
+/// How many chunk streams of one peer may carry media passed through: each gets
+/// its own outgoing chunk stream, all below 32 (nginx-rtmp's bound).
+pub const LANES: usize = 24;
+
+/// The chunk stream a lane of passed media goes out on (8..32: clear of the
+/// ones [`csid_for`] uses).
+pub fn lane_csid(lane: u8) -> u32 {
+    8 + u32::from(lane)
+}
+
+/// One chunk of an audio or video message passed through as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub kind: u8,
+    pub timestamp: u32,
+    pub stream_id: u32,
+    /// The whole message's length.
+    pub length: usize,
+    /// The message's first chunk (its header goes out in full).
+    pub first: bool,
+    pub lane: u8,
+    pub payload: Bytes,
+}
+
+/// What a relaying decoder yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Message(Message),
+    Piece(Piece),
 }
 
 /// Turns a peer's bytes into messages.
@@ -82,6 +120,10 @@ pub struct Decoder {
     /// The declared lengths of the messages in progress, summed: at most two
     /// messages' bound, however many chunk streams carry them.
     held: usize,
+    /// Pass audio and video through as pieces (a relaying decoder).
+    pass: bool,
+    /// Lanes given out so far.
+    lanes: u8,
 }
 
 impl Decoder {
@@ -91,7 +133,75 @@ impl Decoder {
             limits,
             streams: HashMap::new(),
             held: 0,
+            pass: false,
+            lanes: 0,
         }
+    }
+
+    /// From now on audio and video pass through as [`Piece`]s ([`Decoder::item`]).
+    pub fn pass_media(&mut self) {
+        self.pass = true;
+    }
+
+    /// The chunk size the peer sends with.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The next message, or piece of passed media, in `buf` (consuming what it
+    /// took); `None` when more bytes are needed.
+    pub fn item(&mut self, buf: &mut BytesMut) -> Result<Option<Item>, ChunkError> {
+        loop {
+            let Some(c) = self.chunk(&buf[..])? else {
+                return Ok(None);
+            };
+            let mut payload = buf.split_to(c.end);
+            payload.advance(c.start);
+            if let Some(p) = self.pass_piece(c.csid, &payload) {
+                return Ok(Some(Item::Piece(Piece {
+                    payload: payload.freeze(),
+                    ..p
+                })));
+            }
+            if let Some(m) = self.absorb(c.csid, payload)? {
+                return Ok(Some(Item::Message(m)));
+            }
+        }
+    }
+
+    /// The piece a chunk's payload makes (without its payload), if its message
+    /// passes through: audio or video, on a chunk stream with a lane.
+    fn pass_piece(&mut self, csid: u32, payload: &[u8]) -> Option<Piece> {
+        if !self.pass {
+            return None;
+        }
+        let lanes = &mut self.lanes;
+        let s = self.streams.get_mut(&csid)?;
+        if s.partial.is_some() || !matches!(s.kind, super::AUDIO | super::VIDEO) {
+            return None;
+        }
+        let lane = match s.lane {
+            Some(l) => l,
+            None if usize::from(*lanes) < LANES => {
+                let l = *lanes;
+                *lanes += 1;
+                s.lane = Some(l);
+                l
+            }
+            None => return None,
+        };
+        let done = s.passed.unwrap_or(0);
+        let passed = done + payload.len();
+        s.passed = (passed < s.length).then_some(passed);
+        Some(Piece {
+            kind: s.kind,
+            timestamp: s.timestamp,
+            stream_id: s.stream_id,
+            length: s.length,
+            first: done == 0,
+            lane,
+            payload: Bytes::new(),
+        })
     }
 
     /// After admission the bounds of a relayed session apply.
@@ -159,7 +269,7 @@ impl Decoder {
                     s.extended,
                 )
             });
-        let have = prev.and_then(|s| s.partial.as_ref()).map(BytesMut::len);
+        let have = prev.and_then(|s| s.partial.as_ref().map(BytesMut::len).or(s.passed));
         let (length, kind, stream_id) = match fmt {
             0 => (
                 u24(&h[3..6]) as usize,
@@ -199,6 +309,9 @@ impl Decoder {
         let s = self.streams.entry(csid).or_default();
         if !continuing && s.partial.take().is_some() {
             self.held -= s.length.min(self.held);
+        }
+        if !continuing {
+            s.passed = None;
         }
         s.timestamp = timestamp;
         s.delta = delta;
@@ -268,6 +381,7 @@ impl Decoder {
                 if s.partial.take().is_some() {
                     self.held -= s.length.min(self.held);
                 }
+                s.passed = None;
             }
         }
         Ok(Some(m))
@@ -333,6 +447,30 @@ pub fn chunks(
     }
 }
 
+/// The header of a passed piece as it goes out, appended to `heads`: a full
+/// (type 0) header on its lane for a message's first chunk, a type 3 one for
+/// the others. The receiver must read with the sender's chunk size, so that
+/// every piece is one chunk (a relay sends with the chunk size it receives with).
+pub fn piece_head(p: &Piece, heads: &mut Vec<u8>) -> std::ops::Range<usize> {
+    let start = heads.len();
+    let csid = lane_csid(p.lane) as u8;
+    let extended = p.timestamp >= 0xff_ffff;
+    if p.first {
+        let stamp = if extended { 0xff_ffff } else { p.timestamp };
+        heads.push(csid);
+        heads.extend_from_slice(&stamp.to_be_bytes()[1..]);
+        heads.extend_from_slice(&(p.length as u32).to_be_bytes()[1..]);
+        heads.push(p.kind);
+        heads.extend_from_slice(&p.stream_id.to_le_bytes());
+    } else {
+        heads.push(0xc0 | csid);
+    }
+    if extended {
+        heads.extend_from_slice(&p.timestamp.to_be_bytes());
+    }
+    start..heads.len()
+}
+
 /// Appends `m` as chunks of `chunk_size` (see [`chunks`]), copied.
 pub fn encode(m: &Message, chunk_size: usize, out: &mut BytesMut) {
     let mut heads = Vec::new();
@@ -366,6 +504,74 @@ mod tests {
             out.push(m);
         }
         Ok(out)
+    }
+
+    /// A relay's two hops: `wire` (chunked at `size`) decoded with media passed
+    /// through, sent on again as [`Writer`] does it at the same chunk size, and
+    /// decoded whole at the far end.
+    fn relayed(wire: &[u8], size: usize) -> (Vec<Message>, usize) {
+        let mut near = Decoder::new(Limits::RELAYING);
+        near.pass_media();
+        let mut buf = BytesMut::from(wire);
+        let (mut out, mut pieces) = (BytesMut::new(), 0);
+        let mut heads = Vec::new();
+        let set = Message::control(super::super::SET_CHUNK_SIZE, size as u32);
+        encode(&set, DEFAULT_CHUNK_SIZE, &mut out);
+        while let Some(item) = near.item(&mut buf).unwrap() {
+            match item {
+                Item::Piece(p) => {
+                    assert!(p.payload.len() <= size);
+                    heads.clear();
+                    let h = piece_head(&p, &mut heads);
+                    out.extend_from_slice(&heads[h]);
+                    out.extend_from_slice(&p.payload);
+                    pieces += 1;
+                }
+                Item::Message(m) => encode(&m, size, &mut out),
+            }
+        }
+        let mut far = Decoder::new(Limits::RELAYING);
+        let got = decode_all(&mut far, &out).unwrap();
+        (
+            got.into_iter()
+                .filter(|m| m.kind != super::super::SET_CHUNK_SIZE)
+                .collect(),
+            pieces,
+        )
+    }
+
+    #[test]
+    fn media_passes_chunk_by_chunk_and_arrives_whole() {
+        for size in [1, 128, 4096] {
+            let sent = vec![
+                msg(VIDEO, 0, 9000),
+                msg(AUDIO, 23, 300),
+                msg(crate::media::rtmp::DATA_AMF0, 30, 50),
+                msg(VIDEO, 0x0100_0000, 5000),
+                msg(AUDIO, 0x0100_0017, 0),
+            ];
+            // Interleaved as encoders send them: audio chunks between video ones.
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            let set = Message::control(super::super::SET_CHUNK_SIZE, size as u32);
+            encode(&set, DEFAULT_CHUNK_SIZE, &mut a);
+            for m in &sent {
+                let mut one = BytesMut::new();
+                encode(m, size, &mut one);
+                match m.kind {
+                    VIDEO => a.extend_from_slice(&one),
+                    _ => b.extend_from_slice(&one),
+                }
+            }
+            a.extend_from_slice(&b);
+            let (got, pieces) = relayed(&a, size);
+            let key = |m: &Message| (m.kind, m.timestamp, m.payload.clone());
+            let mut want: Vec<_> = sent.iter().map(key).collect();
+            let mut have: Vec<_> = got.iter().map(key).collect();
+            want.sort();
+            have.sort();
+            assert_eq!(have, want, "chunk size {size}");
+            assert!(pieces >= 4, "media passed as pieces ({pieces})");
+        }
     }
 
     #[test]

@@ -773,5 +773,40 @@ mod tests {
             let held: usize = d.streams.values().map(|s| s.partial.as_ref().map_or(0, |p| p.len())).sum();
             prop_assert!(held <= Limits::HANDSHAKING.max_message * Limits::HANDSHAKING.max_streams);
         }
+
+        /// A relaying decoder, passing media through: items or an error, never a
+        /// panic; no piece larger than the chunk size it was read with, and the
+        /// pieces of a message never more than its length.
+        #[test]
+        fn any_bytes_pass_or_fail_cleanly(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            split in 0usize..600,
+        ) {
+            let mut d = Decoder::new(Limits::HANDSHAKING);
+            d.pass_media();
+            let mut buf = BytesMut::new();
+            let cut = split.min(bytes.len());
+            let mut passed: HashMap<u8, usize> = HashMap::new();
+            for piece in [&bytes[..cut], &bytes[cut..]] {
+                buf.extend_from_slice(piece);
+                loop {
+                    match d.item(&mut buf) {
+                        Ok(Some(Item::Piece(p))) => {
+                            prop_assert!(p.payload.len() <= d.chunk_size());
+                            let n = passed.entry(p.lane).or_default();
+                            if p.first {
+                                *n = 0;
+                            }
+                            *n += p.payload.len();
+                            prop_assert!(*n <= p.length);
+                            prop_assert!(usize::from(p.lane) < LANES);
+                        }
+                        Ok(Some(Item::Message(m))) => prop_assert!(m.payload.len() <= Limits::HANDSHAKING.max_message),
+                        Ok(None) => break,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
     }
 }

@@ -543,3 +543,56 @@ async fn stalled_and_garbled_handshakes_are_closed_and_bounded() {
         hooked(&hooks, "connect")
     );
 }
+
+/// A reload leaves an RTMP publisher and its players alone: the file changes (a
+/// new domain, a rotated pull key), the session goes on, and what it publishes
+/// still plays through livegate — with the new key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publisher_keeps_going_through_a_reload() {
+    let hooks = Origin::start("hooks").await;
+    let nginx = origin(&hooks);
+    let (lg, api, rp) = edge(&nginx, "");
+    let url = signed(&lg, &format!("rtmp://127.0.0.1:{rp}/tx/cam7"), "push");
+    let mut publisher = Proc(publish(&url, None, 90));
+    let online = || async {
+        let (s, v) = api
+            .call(
+                "GET",
+                "/v1/streams/online?domain=127.0.0.1&app=tx&stream=cam7",
+                None,
+            )
+            .await;
+        (s == 200).then(|| v["streams"][0]["bytes"].as_u64().unwrap_or(0))
+    };
+    let started = Instant::now();
+    while online().await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&lg.config).unwrap();
+    let changed = text.replace("keys: [pullKey2026]", "keys: [pullKey2027]")
+        + "  - { name: other.example.com, origin: { peers: [\"127.0.0.1:1\"] }, auth: [ { scene: pull, enabled: false } ] }\n";
+    std::fs::write(&lg.config, changed).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_livegate"))
+        .args(["-s", "reload", "-c"])
+        .arg(&lg.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::said(&out));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        publisher.0.try_wait().unwrap().is_none(),
+        "the publisher was cut by the reload: {}",
+        lg.log()
+    );
+    // Its session is still live on the edge, and what it publishes plays with
+    // the new pull key (the old one is refused now).
+    let watch = signed(&lg, &format!("rtmp://127.0.0.1:{rp}/tx/cam7"), "pull");
+    assert!(watch.contains("txSecret="), "{watch}");
+    assert!(plays(&watch, 2), "the stream did not play after the reload");
+    assert!(online().await.is_some(), "the session left the online list");
+    assert!(
+        publisher.0.try_wait().unwrap().is_none(),
+        "the publisher stopped"
+    );
+}

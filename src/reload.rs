@@ -65,7 +65,7 @@ pub fn slots(running: &[DomainConfig], next: &[DomainConfig]) -> Vec<DomainConfi
 /// addresses listened on, the server section, where the state is kept.
 pub fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     let listeners = |c: &Config| {
-        let shape = |l: &config::Listen| (l.addr().to_owned(), l.tls().is_some());
+        let shape = |l: &config::Listen| (l.addr().to_owned(), l.tls().is_some(), l.http2());
         let proxy: Vec<_> = c.listen.iter().map(shape).collect();
         let rtmp: Option<Vec<_>> = c
             .rtmp

@@ -18,7 +18,7 @@ use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::background::background_service;
 
 use crate::admin::{Admin, AdminKey};
-use crate::config::StateBackend;
+use crate::config::{Http2, StateBackend};
 use crate::config::{Loaded, ServerSection};
 use crate::conn::{Connections, Guard};
 use crate::demo::DemoOrigin;
@@ -137,11 +137,13 @@ fn check_free(config: &crate::config::Config) -> Result<(), RunError> {
 }
 
 /// Adds `listeners` to a service: plain ones with `plain` buffering, TLS ones
-/// with certificates a reload can replace (added to `certs` by address).
-fn add_listeners<A: pingora_core::apps::ServerApp + Send + Sync + 'static>(
+/// with certificates a reload can replace (added to `certs` by address), and
+/// offering h2 by ALPN where `http` and the listener say so.
+fn add_listeners<'a, A: pingora_core::apps::ServerApp + Send + Sync + 'static>(
     service: &mut Service<A>,
-    listeners: &[crate::config::Listen],
+    listeners: impl IntoIterator<Item = &'a crate::config::Listen>,
     plain: L4BufferSettings,
+    http: bool,
     certs: &mut Vec<(String, Arc<Certs>)>,
 ) -> Result<(), RunError> {
     for l in listeners {
@@ -153,7 +155,10 @@ fn add_listeners<A: pingora_core::apps::ServerApp + Send + Sync + 'static>(
                     message,
                 };
                 let c = Certs::new(tls).map_err(tls_error)?;
-                let settings = c.settings(tls).map_err(tls_error)?;
+                let mut settings = c.settings(tls).map_err(tls_error)?;
+                if http && l.http2() == Http2::Alpn {
+                    settings.enable_h2();
+                }
                 service.add_tls_with_settings(l.addr(), None, settings);
                 certs.push((l.addr().to_owned(), c));
             }
@@ -254,31 +259,48 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
         built.pools,
         reload::rtmp_settings(config),
     )));
-    let gate = Gate {
-        admission: admission.clone(),
-        sites: sites.clone(),
-        streams: streams.clone(),
-        notifier: notifier.clone(),
-        hub: Default::default(),
-    };
+    let hub: crate::fanout::SharedHub = Default::default();
     let connections = Arc::new(Connections::new(config.server.max_connections));
-    let guarded = Guard::new(
-        pingora_proxy::http_proxy(&server.configuration, gate),
-        connections.clone(),
-        Duration::from_millis(config.server.header_timeout_ms),
-    );
     let mut certs = Vec::new();
-    let mut proxy = Service::new("livegate".into(), guarded);
-    // Plain HTTP reads request heads and ingest bodies: a small read buffer keeps
-    // idle keep-alive connections and viewers cheap (Pingora's 64 KB default is
-    // sized for TLS records; TLS listeners keep it).
-    add_listeners(
-        &mut proxy,
-        &config.listen,
-        L4BufferSettings::default().read(PLAIN_READ_BUFFER),
-        &mut certs,
-    )?;
-    server.add_service(proxy);
+    // Plain listeners that speak h2c are a service of their own (Pingora sets
+    // h2c per service); every service shares the same gate state.
+    let (h2c, others): (Vec<_>, Vec<_>) =
+        config.listen.iter().partition(|l| l.http2() == Http2::H2c);
+    for (name, listeners, h2c) in [("livegate", others, false), ("livegate h2c", h2c, true)] {
+        if listeners.is_empty() {
+            continue;
+        }
+        let gate = Gate {
+            admission: admission.clone(),
+            sites: sites.clone(),
+            streams: streams.clone(),
+            notifier: notifier.clone(),
+            hub: hub.clone(),
+        };
+        let mut http = pingora_proxy::http_proxy(&server.configuration, gate);
+        if h2c {
+            let mut options = pingora_core::apps::HttpServerOptions::default();
+            options.h2c = true;
+            http.server_options = Some(options);
+        }
+        let guarded = Guard::new(
+            http,
+            connections.clone(),
+            Duration::from_millis(config.server.header_timeout_ms),
+        );
+        let mut proxy = Service::new(name.into(), guarded);
+        // Plain HTTP reads request heads and ingest bodies: a small read buffer
+        // keeps idle keep-alive connections and viewers cheap (Pingora's 64 KB
+        // default is sized for TLS records; TLS listeners keep it).
+        add_listeners(
+            &mut proxy,
+            listeners,
+            L4BufferSettings::default().read(PLAIN_READ_BUFFER),
+            true,
+            &mut certs,
+        )?;
+        server.add_service(proxy);
+    }
     if let Some(r) = &config.rtmp {
         let gate = RtmpGate::new(
             admission.clone(),
@@ -294,6 +316,7 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
             &mut service,
             &r.listen,
             L4BufferSettings::unbuffered(),
+            false,
             &mut certs,
         )?;
         server.add_service(service);

@@ -120,6 +120,19 @@ impl Config {
             if l.addr().parse::<std::net::SocketAddr>().is_err() {
                 problems.add(&at, format!("{:?} is not an IP:port address", l.addr()));
             }
+            if let super::Listen::Full(f) = l {
+                match (f.tls.is_some(), f.http2) {
+                    (true, Some(super::Http2Setting::Word(_))) => problems.add(
+                        format!("{at}.http2"),
+                        "h2c is for plain listeners; a TLS listener offers h2 by ALPN (http2: true, the default)",
+                    ),
+                    (false, Some(super::Http2Setting::Switch(true))) => problems.add(
+                        format!("{at}.http2"),
+                        "a plain listener speaks HTTP/2 only as h2c (http2: h2c); true is for TLS listeners",
+                    ),
+                    _ => {}
+                }
+            }
             if let Some(tls) = l.tls() {
                 for (what, p) in [("cert", &tls.cert), ("key", &tls.key)] {
                     if !p.is_file() {
@@ -456,4 +469,40 @@ pub fn load(file: &Path) -> Result<Loaded, ConfigError> {
         saved,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(listen: &str) -> Vec<String> {
+        let c = Config::parse(&format!("listen:\n{listen}domains: []\n")).unwrap();
+        let mut p = Problems::default();
+        c.validate_server(&mut p);
+        p.0.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn http2_is_alpn_on_tls_and_h2c_on_plain_only_when_asked() {
+        use super::super::Http2;
+        let c = Config::parse(
+            "listen:\n  - \"127.0.0.1:1\"\n  - { addr: \"127.0.0.1:2\", http2: h2c }\n  - { addr: \"127.0.0.1:3\", tls: { cert: c, key: k } }\n  - { addr: \"127.0.0.1:4\", tls: { cert: c, key: k }, http2: false }\n",
+        )
+        .unwrap();
+        let modes: Vec<Http2> = c.listen.iter().map(|l| l.http2()).collect();
+        assert_eq!(modes, [Http2::Off, Http2::H2c, Http2::Alpn, Http2::Off]);
+        let tls_h2c = problems("  - { addr: \"127.0.0.1:3\", tls: { cert: /nonexistent, key: /nonexistent }, http2: h2c }\n");
+        assert!(
+            tls_h2c
+                .iter()
+                .any(|p| p.contains("h2c is for plain listeners")),
+            "{tls_h2c:?}"
+        );
+        let plain_true = problems("  - { addr: \"127.0.0.1:3\", http2: true }\n");
+        assert!(
+            plain_true.iter().any(|p| p.contains("only as h2c")),
+            "{plain_true:?}"
+        );
+        assert!(Config::parse("listen:\n  - { addr: \"127.0.0.1:3\", http2: h3 }\n").is_err());
+    }
 }

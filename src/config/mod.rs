@@ -244,6 +244,34 @@ pub enum Listen {
 pub struct ListenFull {
     pub addr: String,
     pub tls: Option<Tls>,
+    /// TLS: HTTP/2 by ALPN (default true); plain: `h2c` for HTTP/2 with prior
+    /// knowledge (default false).
+    pub http2: Option<Http2Setting>,
+}
+
+/// `listen[].http2`: a switch, or `h2c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Http2Setting {
+    Switch(bool),
+    Word(H2c),
+}
+
+/// The word `h2c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum H2c {
+    H2c,
+}
+
+/// How a listener speaks HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http2 {
+    Off,
+    /// Offered by ALPN (TLS).
+    Alpn,
+    /// Cleartext HTTP/2 with prior knowledge, beside HTTP/1.1.
+    H2c,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +293,20 @@ impl Listen {
         match self {
             Listen::Plain(_) => None,
             Listen::Full(f) => f.tls.as_ref(),
+        }
+    }
+
+    /// How it speaks HTTP/2: TLS listeners offer h2 unless `http2: false`;
+    /// plain ones speak h2c only with `http2: h2c`.
+    pub fn http2(&self) -> Http2 {
+        let setting = match self {
+            Listen::Plain(_) => None,
+            Listen::Full(f) => f.http2,
+        };
+        match (self.tls().is_some(), setting) {
+            (true, None | Some(Http2Setting::Switch(true))) => Http2::Alpn,
+            (false, Some(Http2Setting::Word(H2c::H2c))) => Http2::H2c,
+            _ => Http2::Off,
         }
     }
 }

@@ -150,11 +150,15 @@ impl Gate {
     }
 }
 
-/// Whether `e` is the client going away (closed, reset, stopped reading).
+/// Whether `e` is the client going away (closed, reset, stopped reading; over
+/// HTTP/2, its stream reset or gone).
 fn left(e: &Error) -> bool {
-    use ErrorType::{ConnectionClosed, ReadError, WriteError};
+    use ErrorType::{ConnectionClosed, H2Error, ReadError, WriteError};
     *e.esource() == pingora_core::ErrorSource::Downstream
-        && matches!(e.etype(), ConnectionClosed | ReadError | WriteError)
+        && matches!(
+            e.etype(),
+            ConnectionClosed | ReadError | WriteError | H2Error
+        )
 }
 
 #[async_trait]

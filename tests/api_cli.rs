@@ -47,8 +47,19 @@ async fn every_subcommand_against_a_running_edge() {
 
     assert!(ok(&lg, &["online"]).contains("(none)"));
     // Two real viewers of one stream.
-    let a = lg.get(HOST, &tencent("/live/cam1.flv", KEY)).await;
-    let b = lg.get(HOST, &tencent("/live/cam1.flv", KEY)).await;
+    // Endless viewers: a client with no overall timeout.
+    let endless = reqwest::Client::builder()
+        .read_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let viewer = || {
+        endless
+            .get(lg.url(&tencent("/live/cam1.flv", KEY)))
+            .header("host", HOST)
+            .send()
+    };
+    let a = viewer().await.unwrap();
+    let b = viewer().await.unwrap();
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
     let mut a = a;
     let _ = a.chunk().await.unwrap();

@@ -89,9 +89,19 @@ impl Endpoint {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let unreachable = |e: reqwest::Error| ApiCliError::Unreachable {
-            url: self.base.clone(),
-            why: e.without_url().to_string(),
+        // reqwest's own message ("error sending request") hides the cause.
+        let unreachable = |e: reqwest::Error| {
+            let e = e.without_url();
+            let mut why = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                why = c.to_string();
+                cause = c.source();
+            }
+            ApiCliError::Unreachable {
+                url: self.base.clone(),
+                why,
+            }
         };
         let r = req.send().await.map_err(unreachable)?;
         let status = r.status().as_u16();

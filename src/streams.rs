@@ -22,6 +22,12 @@ use crate::unix_now;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Whether a stream admitted until `cut_at` (Unix seconds) is past it: the
+/// URL is valid *at* its expiry second, as admission reads it.
+pub fn expired(cut_at: i64) -> bool {
+    unix_now() > cut_at
+}
+
 /// The stream a request belongs to, for sessions: HLS/DASH segments named
 /// `<stream>-<n>.ts` (nginx-rtmp, SRS) count as `<stream>`.
 pub fn session_stream<'a>(stream: &'a str, ext: &str) -> &'a str {

@@ -300,3 +300,50 @@ async fn a_viewer_leaving_is_no_error() {
         }
     }
 }
+
+/// `cut_on_expiry`: an FLV viewer whose URL expires in 3 s is cut then (and
+/// counted EXPIRED); without the setting the same URL plays on.
+#[tokio::test(flavor = "multi_thread")]
+async fn cut_on_expiry_ends_a_viewer_when_its_signature_does() {
+    let origin = demo_origin();
+    let peer = format!("127.0.0.1:{}", origin.port);
+    for (cut, fanout) in [(true, "true"), (true, "false"), (false, "true")] {
+        let metrics = free_port();
+        let mut domains = domain(&peer, fanout);
+        if cut {
+            domains = domains.replacen("    auth:\n", "    cut_on_expiry: true\n    auth:\n", 1);
+        }
+        let top = format!("metrics: {{ listen: \"127.0.0.1:{metrics}\" }}\n");
+        let mut lg = Livegate::start_top(&domains, &top);
+        lg.wait_port(metrics);
+        let url = lg.sign(&format!("http://{HOST}/live/cam1.flv"), &["--ttl", "3"]);
+        let path = &url[url.find("/live/").unwrap()..];
+        let started = Instant::now();
+        let mut v = viewer(lg.port, path);
+        let got = read_for(&mut v, Duration::from_secs(8));
+        let took = started.elapsed();
+        assert!(got > 0, "nothing played");
+        // The URL is valid through its expiry second: cut within 3 to 5 s.
+        match cut {
+            true => {
+                assert!(
+                    took >= Duration::from_secs(2) && took < Duration::from_secs(7),
+                    "fanout {fanout}: cut after {took:?}"
+                );
+                let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let n = support::sample(&text, "livegate_requests_total", &[("reason", "EXPIRED")]);
+                assert_eq!(n, Some(1.0), "fanout {fanout}:\n{text}");
+                assert!(lg.log().contains("signature expired"), "{}", lg.log());
+            }
+            false => assert!(
+                took >= Duration::from_secs(8),
+                "without cut_on_expiry the viewer was cut after {took:?}"
+            ),
+        }
+    }
+}

@@ -335,8 +335,14 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
          \x20 - name: proxied.test\n    origin: {origin}\n    cache: {{ enabled: false }}\n{rule}"
     ));
     let p = lg.port;
-    let before = rss_mb(lg.pid());
-    for _ in 0..4 {
+    // Two rounds of the same abuse: the first warms the allocator's pools (one
+    // round has grown RSS by 100 to 175 MB on this machine), the second must not
+    // grow it by as much again — memory is bounded, not held per request.
+    let mut before = rss_mb(lg.pid());
+    for i in 0..8 {
+        if i == 4 {
+            before = rss_mb(lg.pid());
+        }
         // 64 MB of gzip in ~64 KB: refused whole through the cache…
         assert_eq!(
             get(p, "cached.test", &tencent("/live/bomb.m3u8", KEY)).0,
@@ -361,8 +367,8 @@ async fn playlists_past_their_bounds_are_refused_and_memory_stays_bounded() {
     }
     let after = rss_mb(lg.pid());
     assert!(
-        after < before + 150,
-        "RSS grew from {before} MB to {after} MB"
+        after < before + 120,
+        "RSS grew from {before} MB to {after} MB in the second round"
     );
     let log = lg.log();
     for why in ["over 4194304 bytes decoded", "rewritten would be over"] {

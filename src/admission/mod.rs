@@ -97,6 +97,9 @@ pub struct Admitted<'a> {
     pub stream: StreamKey,
     /// Headers the auth server's answer asks to pass to the origin.
     pub upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+    /// With the domain's `cut_on_expiry`: when the stream is to be cut (Unix
+    /// seconds; its signature's or token's expiry).
+    pub cut_at: Option<i64>,
 }
 
 impl Admitted<'_> {
@@ -263,6 +266,7 @@ impl Admission {
             session: pass.session,
             slot,
             upstream_headers: None,
+            cut_at: pass.expires.filter(|_| domain.cut_on_expiry),
         })
     }
 
@@ -288,6 +292,7 @@ impl Admission {
                 strip: pass.auth,
                 playlist: None,
                 session: None,
+                expires: pass.expires,
             });
         };
         // (An empty name never matches: one parameter, in the spans' shape.)
@@ -300,6 +305,7 @@ impl Admission {
                 Ok(Signed {
                     path: req.path,
                     strip: found.spans,
+                    expires: Some(grant.expiry),
                     playlist: Some(grant),
                     session: Some(scope.key()),
                 })
@@ -315,6 +321,7 @@ impl Admission {
                     strip: pass.auth,
                     playlist: Some(grant),
                     session: None,
+                    expires: pass.expires,
                 })
             }
         }
@@ -327,4 +334,6 @@ struct Signed<'a> {
     strip: Spans<2>,
     playlist: Option<Grant>,
     session: Option<String>,
+    /// When what admitted it expires (Unix seconds), if it does.
+    expires: Option<i64>,
 }

@@ -40,6 +40,8 @@ pub struct Domain {
     prefix_rules: bool,
     /// Removed by a reload: routes no host (see `DomainConfig::retired`).
     pub retired: bool,
+    /// `cut_on_expiry`: admitted streams end when their signature does.
+    pub cut_on_expiry: bool,
 }
 
 fn slot(scene: Scene) -> usize {
@@ -278,6 +280,7 @@ fn build_domain(
         default: Default::default(),
         prefix_rules: false,
         retired: dc.retired,
+        cut_on_expiry: dc.cut_on_expiry,
     };
     for (j, rc) in dc.auth.iter().enumerate() {
         let at = format!("{at}.auth[{j}]");

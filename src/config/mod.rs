@@ -337,6 +337,10 @@ pub struct DomainConfig {
     /// The HLS micro-cache (on by default).
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Cut a stream (FLV viewer, RTMP session) when its signature or token
+    /// expires, instead of letting it play on (the clouds' default).
+    #[serde(default)]
+    pub cut_on_expiry: bool,
     /// Removed by a reload while the process runs: kept in its place (so every
     /// index of the running edge stays that domain's) but serving no host.
     #[serde(skip)]

@@ -35,6 +35,8 @@ pub struct Viewer<'a> {
     pub decorate: &'a (dyn Fn(&mut ResponseHeader) -> Result<()> + Sync),
     /// Set to the origin peer the pull is served by, once it answered.
     pub origin: &'a mut Option<std::net::SocketAddr>,
+    /// `cut_on_expiry`: when its signature expires (Unix seconds).
+    pub cut_at: Option<i64>,
 }
 
 /// Leaves the pull when the viewer's request ends, however it ends.
@@ -226,6 +228,10 @@ fn slow(viewer: &Viewer<'_>, why: &str) -> Result<()> {
 async fn write(session: &mut Session, viewer: &Viewer<'_>, bytes: Bytes) -> Result<()> {
     if viewer.ticket.is_some_and(Ticket::cut) {
         return cut("cut by the management API").map(drop);
+    }
+    if viewer.cut_at.is_some_and(crate::streams::expired) {
+        log::info!("viewer of {} cut: its signature expired", viewer.shown);
+        return cut("signature expired").map(drop);
     }
     let n = bytes.len();
     match tokio::time::timeout(

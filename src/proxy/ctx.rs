@@ -36,6 +36,8 @@ pub struct Ctx {
     pub(super) peer: Option<SocketAddr>,
     /// Headers the auth server's answer asks to pass to the origin.
     pub(super) upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
+    /// `cut_on_expiry`: when the stream is cut (its signature's expiry).
+    pub(super) cut_at: Option<i64>,
     /// The stream session this connection counts in, once admitted.
     pub(super) stream: Option<StreamKey>,
     /// Tells an admitted connection when the management API cut its stream.
@@ -82,6 +84,7 @@ impl Ctx {
             tried: Vec::new(),
             peer: None,
             upstream_headers: None,
+            cut_at: None,
             stream: None,
             ticket: None,
             slot: None,

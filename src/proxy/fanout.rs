@@ -77,6 +77,7 @@ impl Gate {
             sent: &door.metrics.sent,
             decorate: &decorate,
             origin: &mut origin,
+            cut_at: ctx.cut_at,
         };
         let source = || {
             let metrics = door.metrics.clone();

@@ -145,6 +145,7 @@ impl Gate {
         ctx.slot = a.slot;
         ctx.upstream_headers = a.upstream_headers;
         ctx.stream = Some(a.stream);
+        ctx.cut_at = a.cut_at;
         ctx.site = Some(site);
         Ok(())
     }
@@ -367,11 +368,23 @@ impl ProxyHttp for Gate {
                 }
                 t.sent(b.len());
             }
+            if ctx.cut_at.is_some_and(crate::streams::expired) {
+                log::info!("{}: cut, its signature expired", self.summary(session));
+                return Error::e_explain(ErrorType::Custom("stream cut"), "signature expired");
+            }
         }
         Ok(None)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // A stream cut at its signature's expiry counts as EXPIRED.
+        if let (Some(e), Some(door), Some(scene)) = (e, &ctx.door, ctx.scene) {
+            if matches!(e.etype(), ErrorType::Custom("stream cut"))
+                && ctx.cut_at.is_some_and(crate::streams::expired)
+            {
+                door.metrics.verdict(scene, Err(Reason::Expired));
+            }
+        }
         if let Some(e) = e.filter(|e| left(e)) {
             let domain = ctx.door.as_ref().map_or("-", |d| d.name.as_str());
             crate::metrics::viewer_left(domain);

@@ -349,6 +349,7 @@ impl RtmpGate {
                     ticket: ticket.as_ref(),
                     bytes: &pools.bytes[d],
                     client_stream: setup::CLIENT_STREAM,
+                    cut_at: a.cut_at,
                 };
                 let end = relay::run(r, w, &mut up, watch).await;
                 log::info!(
@@ -358,9 +359,13 @@ impl RtmpGate {
                         End::Client(e) => format!("the client: {e}"),
                         End::Origin(e) => format!("the origin: {e}"),
                         End::Cut => "cut by the management API".into(),
+                        End::Expired => "cut: its signature expired".into(),
                         End::Write(e) => format!("a write failed: {e}"),
                     }
                 );
+                if matches!(end, End::Expired) {
+                    door.metrics.verdict(scene, Err(Reason::Expired));
+                }
                 Ok(())
             }
         };

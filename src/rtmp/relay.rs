@@ -44,6 +44,8 @@ pub enum End {
     Origin(Ended),
     /// The management API cut it (forbid, drop, a replacing publisher).
     Cut,
+    /// Its signature expired (`cut_on_expiry`).
+    Expired,
     /// A write failed.
     Write(std::io::Error),
 }
@@ -55,6 +57,8 @@ pub struct Watch<'a> {
     pub bytes: &'a [IntCounter; 2],
     /// The message stream the client was given.
     pub client_stream: u32,
+    /// `cut_on_expiry`: when its signature expires (Unix seconds).
+    pub cut_at: Option<i64>,
 }
 
 /// The largest chunk size passed on: nginx-rtmp's bound, and the relaying
@@ -149,6 +153,9 @@ where
     loop {
         if watch.ticket.is_some_and(Ticket::cut) {
             return End::Cut;
+        }
+        if watch.cut_at.is_some_and(crate::streams::expired) {
+            return End::Expired;
         }
         let mut drained = false;
         tokio::select! {

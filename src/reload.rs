@@ -169,6 +169,8 @@ impl Built {
                 origin,
                 fanout: d.origin.fanout.settings().map(Into::into),
                 cache,
+                ignore_params: d.cache.ignore_params.clone().into(),
+                strip_cookies: d.cache.strip_cookies,
             }));
             built.pools.push(rtmp);
         }

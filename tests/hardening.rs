@@ -473,6 +473,33 @@ async fn the_cache_never_hands_one_viewer_another_viewers_cookie() {
     );
     assert_eq!(header(&follower.1, "set-cookie"), None, "{}", follower.1);
     assert_eq!(follower.2, b"slow segment");
+
+    // `cache: { ignore_params: [session], strip_cookies: true }`: viewers whose
+    // URLs differ only in an origin's session id share one fill, and the answer
+    // is cached without its cookie — nobody gets anybody's cookie.
+    let lg = Livegate::start(&format!(
+        "  - name: \"127.0.0.1\"\n    origin: {}\n    cache: {{ ignore_params: [session], strip_cookies: true }}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n",
+        origin_yaml(&[o.server.addr], "")
+    ));
+    let p = lg.port;
+    let path = "/live/cookie-9.ts";
+    let mut answers = Vec::new();
+    for session in ["a1", "b2", "c3"] {
+        let target = format!("{}&session={session}", tencent(path, KEY));
+        answers.push(get(p, "127.0.0.1", &target));
+    }
+    assert_eq!(o.asked(path), 1, "one fill for every session id");
+    for (status, head, _) in &answers {
+        assert_eq!(*status, 200, "{head}");
+        assert_eq!(header(head, "set-cookie"), None, "{head}");
+    }
+    assert_eq!(
+        header(&answers[2].1, "x-cache"),
+        Some("HIT"),
+        "{}",
+        answers[2].1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -170,6 +170,14 @@ impl Table {
                 );
             }
             dc.origin.validate(&format!("{at}.origin"), problems);
+            for (k, name) in dc.cache.ignore_params.iter().enumerate() {
+                if !rules::valid_param_name(name) {
+                    problems.add(
+                        format!("{at}.cache.ignore_params[{k}]"),
+                        format!("{name:?} is not a query parameter name"),
+                    );
+                }
+            }
             if let Some(r) = &dc.remote_auth {
                 r.validate(&format!("{at}.remote_auth"), problems);
             }

@@ -30,6 +30,32 @@ pub fn shareable(head: &ResponseHeader) -> bool {
         })
 }
 
+/// `target` (path and query) without the query parameters named in `names`
+/// (compared decoded): what a shared fill asks and is keyed by.
+pub fn without_params<'a>(target: &'a str, names: &[String]) -> std::borrow::Cow<'a, str> {
+    let Some((path, query)) = target.split_once('?').filter(|_| !names.is_empty()) else {
+        return target.into();
+    };
+    let named = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or("");
+        let name = form_urlencoded::parse(name.as_bytes())
+            .next()
+            .map_or(std::borrow::Cow::Borrowed(""), |(k, _)| k);
+        names.iter().any(|n| *n == name)
+    };
+    if !query.split('&').any(named) {
+        return target.into();
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !named(p))
+        .collect();
+    match kept.is_empty() {
+        true => path.to_owned().into(),
+        false => format!("{path}?{}", kept.join("&")).into(),
+    }
+}
+
 /// A head without the cookies the origin set (what requests following another
 /// request's fill get).
 pub fn without_cookies(head: &ResponseHeader) -> ResponseHeader {
@@ -108,6 +134,23 @@ pub fn range(header: Option<&str>, len: usize) -> Result<Option<(usize, usize)>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ignored_params_leave_the_key_and_the_fill() {
+        let names = vec!["session".to_owned(), "ctx".to_owned()];
+        let cases = [
+            ("/live/a-1.ts?session=x1", "/live/a-1.ts"),
+            ("/live/a-1.ts?q=1&session=x1&r=2", "/live/a-1.ts?q=1&r=2"),
+            ("/live/a-1.ts?sess%69on=x1&q=1", "/live/a-1.ts?q=1"),
+            ("/live/a-1.ts?sessions=1", "/live/a-1.ts?sessions=1"),
+            ("/live/a-1.ts", "/live/a-1.ts"),
+            ("/live/a-1.ts?ctx=1&session=2", "/live/a-1.ts"),
+        ];
+        for (target, kept) in cases {
+            assert_eq!(without_params(target, &names), kept, "{target}");
+        }
+        assert_eq!(without_params("/a?session=1", &[]), "/a?session=1");
+    }
 
     #[test]
     fn playlists_live_half_their_target_duration_at_most_a_second() {

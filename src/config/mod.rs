@@ -590,6 +590,14 @@ pub struct CacheConfig {
     /// The most the domain's cache holds (default 256 MB).
     #[serde(default = "default_cache_bytes")]
     pub max_bytes: u64,
+    /// Query parameters left out of the cache key and of the shared fill (an
+    /// origin's per-viewer `session=` would make every viewer a miss).
+    #[serde(default)]
+    pub ignore_params: Vec<String>,
+    /// An origin answer with `Set-Cookie` is cached without it (default: passed
+    /// through uncached).
+    #[serde(default)]
+    pub strip_cookies: bool,
 }
 
 impl Default for CacheConfig {
@@ -597,6 +605,8 @@ impl Default for CacheConfig {
         CacheConfig {
             enabled: true,
             max_bytes: default_cache_bytes(),
+            ignore_params: Vec::new(),
+            strip_cookies: false,
         }
     }
 }

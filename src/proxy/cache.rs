@@ -34,6 +34,7 @@ impl Gate {
             return None;
         }
         let (host, target) = self.asked_upstream(req, ctx)?;
+        let target = policy::without_params(&target, &site.ignore_params).into_owned();
         let playlist = target
             .split('?')
             .next()
@@ -54,6 +55,7 @@ impl Gate {
                 shown: shown.clone(),
                 playlist,
                 rewrite: ctx.playlist.is_some(),
+                strip_cookies: site.strip_cookies,
             };
             let task = tokio::spawn(fill(asked, feed));
             async move { task.await.unwrap_or(Fetched::Failed(502)) }
@@ -223,6 +225,8 @@ struct Asked {
     playlist: bool,
     /// Its viewers get tokens written in: parsed once into a template.
     rewrite: bool,
+    /// Cache an answer with `Set-Cookie` without it.
+    strip_cookies: bool,
 }
 
 /// Asks the origin for an object, whole — reporting its progress to `feed` for
@@ -237,6 +241,7 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
         shown,
         playlist,
         rewrite,
+        strip_cookies,
     } = asked;
     let asked = origin
         .request(&hash_key, &host, &target, "livegate-cache")
@@ -254,6 +259,9 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
     };
     metrics.upstream_status(resp.status.as_u16());
     let mut head = crate::origin::end_to_end(resp);
+    if strip_cookies {
+        head.remove_header(&http::header::SET_COOKIE);
+    }
     // Followers never get a cookie the origin set for this one fill.
     feed.head(&policy::without_cookies(&head), peer);
     let limit = match playlist {

@@ -47,6 +47,10 @@ pub struct Site {
     pub fanout: Option<crate::fanout::Settings>,
     /// The HLS micro-cache; `None` when `cache.enabled` is off.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// `cache.ignore_params`: left out of the key and the shared fill.
+    pub ignore_params: Arc<[String]>,
+    /// `cache.strip_cookies`: answers with `Set-Cookie` cached without it.
+    pub strip_cookies: bool,
 }
 
 /// What the proxy runs besides admission, as one configuration gave it: a

@@ -8,10 +8,12 @@
 
 mod cache;
 mod ctx;
+mod ended;
 mod fanout;
 mod hls;
 mod report;
 mod request;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,11 +31,10 @@ use pingora_proxy::{ProxyHttp, Session};
 use crate::admission::{Admission, Ask, Door};
 use crate::canon;
 use crate::config::LogFormat;
-use crate::hygiene;
 use crate::notify::Notifier;
 use crate::origin::Origin;
 use crate::route::Scene;
-use crate::streams::{Streams, Ticket};
+use crate::streams::Streams;
 use crate::unix_now;
 use crate::verdict::{Failure, Reason};
 pub use cache::for_domain as cache_for;
@@ -155,17 +156,6 @@ impl Gate {
     }
 }
 
-/// Whether `e` is the client going away (closed, reset, stopped reading; over
-/// HTTP/2, its stream reset or gone).
-fn left(e: &Error) -> bool {
-    use ErrorType::{ConnectionClosed, H2Error, ReadError, WriteError};
-    *e.esource() == pingora_core::ErrorSource::Downstream
-        && matches!(
-            e.etype(),
-            ConnectionClosed | ReadError | WriteError | H2Error
-        )
-}
-
 #[async_trait]
 impl ProxyHttp for Gate {
     type CTX = Ctx;
@@ -210,10 +200,11 @@ impl ProxyHttp for Gate {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let d = ctx
-            .domain
+        let site = ctx
+            .site
+            .clone()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no domain"))?;
-        let origin = &self.site(d).origin;
+        let origin = &site.origin;
         let backend = origin
             .next(ctx.hash_key.as_bytes(), &ctx.tried)
             .ok_or_else(|| {
@@ -272,7 +263,7 @@ impl ProxyHttp for Gate {
     /// (counted and logged at debug in `logging`); a stream cut (forbid, drop,
     /// slow viewer) is logged where it is decided.
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
-        left(e) || matches!(e.etype(), ErrorType::Custom("stream cut"))
+        ended::left(e) || ended::is_cut(e)
     }
 
     async fn upstream_request_filter(
@@ -281,38 +272,7 @@ impl ProxyHttp for Gate {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(d) = ctx.domain else { return Ok(()) };
-        self.hls_upstream(session.req_header(), upstream, ctx);
-        if let Some(uri) = ctx.upstream_uri.take() {
-            upstream.set_uri(uri);
-        }
-        let site = &self.site(d);
-        hygiene::scrub(
-            upstream,
-            self.door(d).remote.as_ref().map_or(&[], |r| &r.copy),
-        );
-        if let Some(headers) = ctx.upstream_headers.take() {
-            for (name, value) in headers.iter() {
-                upstream.insert_header(name.clone(), value.clone())?;
-            }
-        }
-        if let Some(host) = &site.origin.host {
-            upstream.insert_header(http::header::HOST, host)?;
-        }
-        if ctx.client.is_some() {
-            let ip = ctx.client_ip.as_str();
-            let xff = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.to_owned(),
-            };
-            upstream.insert_header("x-forwarded-for", xff)?;
-            upstream.insert_header("x-real-ip", ip.to_owned())?;
-        }
-        Ok(())
+        self.to_origin(session, upstream, ctx)
     }
 
     async fn upstream_response_filter(
@@ -321,8 +281,8 @@ impl ProxyHttp for Gate {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(d) = ctx.domain {
-            self.door(d).metrics.upstream_status(resp.status.as_u16());
+        if let Some(door) = &ctx.door {
+            door.metrics.upstream_status(resp.status.as_u16());
         }
         self.hls_response(session, resp, ctx);
         Ok(())
@@ -345,8 +305,8 @@ impl ProxyHttp for Gate {
         _end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        match ctx.ticket.as_ref().is_some_and(Ticket::cut) {
-            true => Error::e_explain(ErrorType::Custom("stream cut"), "cut by the management API"),
+        match Gate::was_cut(ctx) {
+            true => ended::stream_cut("cut by the management API"),
             false => Ok(()),
         }
     }
@@ -361,38 +321,15 @@ impl ProxyHttp for Gate {
         ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
         self.hls_body(session, body, end_of_stream, ctx)?;
-        if let (Some(door), Some(b)) = (&ctx.door, body.as_ref()) {
-            door.metrics.sent.inc_by(b.len() as u64);
-            if let Some(t) = &ctx.ticket {
-                if t.cut() {
-                    return Error::e_explain(
-                        ErrorType::Custom("stream cut"),
-                        "cut by the management API",
-                    );
-                }
-                t.sent(b.len());
-            }
-            if ctx.cut_at.is_some_and(crate::streams::expired) {
-                log::info!("{}: cut, its signature expired", self.summary(session));
-                return Error::e_explain(ErrorType::Custom("stream cut"), "signature expired");
-            }
+        if let Some(b) = body.as_ref() {
+            self.sent(session, ctx, b.len())?;
         }
         Ok(None)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        // A stream cut at its signature's expiry counts as EXPIRED.
-        if let (Some(e), Some(door), Some(scene)) = (e, &ctx.door, ctx.scene) {
-            if matches!(e.etype(), ErrorType::Custom("stream cut"))
-                && ctx.cut_at.is_some_and(crate::streams::expired)
-            {
-                door.metrics.verdict(scene, Err(Reason::Expired));
-            }
-        }
-        if let Some(e) = e.filter(|e| left(e)) {
-            let domain = ctx.door.as_ref().map_or("-", |d| d.name.as_str());
-            crate::metrics::viewer_left(domain);
-            log::debug!("{}: the client went away: {e}", self.summary(session));
+        if let Some(e) = e {
+            self.count_end(session, ctx, e);
         }
         if let (Some(key), Some(ticket)) = (&ctx.stream, &ctx.ticket) {
             self.streams.close(key, ticket);

@@ -120,13 +120,15 @@ impl Origin {
     /// A `GET` of `target` with `host`, to a peer of this pool (the next one on a
     /// refused connection, like a proxied request); returns with the response
     /// head read, and the peer that answered. Carries no client header: for what the edge asks on behalf of
-    /// many viewers (fan-out pulls, cache fills).
+    /// many viewers (fan-out pulls, cache fills). `hold`: how long the origin may
+    /// keep the request before it answers (a blocking LL-HLS playlist).
     pub async fn request(
         &self,
         hash_key: &str,
         host: &str,
         target: &str,
         agent: &str,
+        hold: Option<Duration>,
     ) -> Result<(HttpSession, SocketAddr), String> {
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last = String::from("no origin peer");
@@ -152,7 +154,9 @@ impl Origin {
                 .map_err(|e| e.to_string())?;
             req.insert_header(http::header::USER_AGENT, agent)
                 .map_err(|e| e.to_string())?;
-            http.set_read_timeout(Some(self.read_timeout));
+            // A request the origin holds (LL-HLS) waits as long as it may be held.
+            let wait = hold.map_or(self.read_timeout, |h| h.max(self.read_timeout));
+            http.set_read_timeout(Some(wait));
             let sent = async {
                 http.write_request_header(Box::new(req)).await?;
                 http.finish_request_body().await?;

@@ -37,6 +37,14 @@ use crate::hls::playlist::Template;
 pub const MAX_OBJECT: usize = 32 << 20;
 /// How long a fill may hold its key before waiters fetch themselves.
 const LOCK_AGE: Duration = Duration::from_secs(30);
+/// The longest a blocking playlist request (LL-HLS) is held at the origin,
+/// whatever its target duration: below [`LOCK_AGE`], so its waiters wait for it.
+pub const MAX_HOLD: Duration = Duration::from_secs(25);
+/// The target duration assumed for a playlist not seen yet (Apple's segment
+/// length): a blocking request for it is held at most three of these.
+const DEFAULT_TARGET: Duration = Duration::from_secs(6);
+/// How many playlists' target durations are remembered (then forgotten at once).
+const TARGETS: usize = 4096;
 
 /// One cached answer: the origin's head (hop-by-hop headers removed) and body.
 pub struct Object {
@@ -159,6 +167,8 @@ pub struct Cache {
     filling: std::sync::Mutex<std::collections::HashMap<u128, watch::Receiver<Progress>>>,
     /// What it was made to hold (a reload keeps a cache of the same size).
     capacity: u64,
+    /// The last target duration seen per playlist (keyed by its path).
+    targets: std::sync::Mutex<std::collections::HashMap<u128, Duration>>,
 }
 
 impl Cache {
@@ -171,7 +181,33 @@ impl Cache {
             store: TinyUfo::new(kib, (kib / 256).max(16)),
             lock: CacheLock::new(LOCK_AGE),
             filling: Default::default(),
+            targets: Default::default(),
         }
+    }
+
+    /// Remembers a playlist's `EXT-X-TARGETDURATION` (from any answer for it).
+    pub fn set_target(&self, playlist: &CacheKey, target: Duration) {
+        let id = u128::from_be_bytes(playlist.combined_bin());
+        if let Ok(mut t) = self.targets.lock() {
+            if t.len() >= TARGETS && !t.contains_key(&id) {
+                t.clear();
+            }
+            t.insert(id, target);
+        }
+    }
+
+    /// How long a blocking request for `playlist` may be held at the origin: the
+    /// LL-HLS spec's three target durations (of the last answer seen for it), at
+    /// most [`MAX_HOLD`]. After that the edge answers 503, as the spec says.
+    pub fn hold(&self, playlist: &CacheKey) -> Duration {
+        let id = u128::from_be_bytes(playlist.combined_bin());
+        let target = self
+            .targets
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&id).copied())
+            .unwrap_or(DEFAULT_TARGET);
+        (target * 3).min(MAX_HOLD)
     }
 
     /// The `max_bytes` it was made with.

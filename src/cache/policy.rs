@@ -15,11 +15,24 @@ const MAX_PLAYLIST_TTL: Duration = Duration::from_secs(1);
 /// answers CORS itself, so `Vary: Accept-Encoding, Origin` is harmless and any
 /// other `Vary` (`Cookie`, `User-Agent`, `*`) is not stored.
 pub fn shareable(head: &ResponseHeader) -> bool {
+    head.status.as_u16() == 200 && shared_safe(head)
+}
+
+/// Whether the answer to a blocking playlist request (LL-HLS) may be shared by
+/// every viewer that asked the same segment and part: whatever its status — the
+/// origin's 400 for a part too far ahead, or its 503, is the same for all of
+/// them, and is kept briefly so that they do not each ask again.
+pub fn shareable_blocking(head: &ResponseHeader) -> bool {
+    shared_safe(head)
+}
+
+/// Neither forbidden to cache, nor carrying a cookie, nor varying on a request
+/// header the key does not hold.
+fn shared_safe(head: &ResponseHeader) -> bool {
     let harmless = |name: &str| {
         name.eq_ignore_ascii_case("accept-encoding") || name.eq_ignore_ascii_case("origin")
     };
-    head.status.as_u16() == 200
-        && !forbidden(head)
+    !forbidden(head)
         && !head.headers.contains_key(http::header::SET_COOKIE)
         && head.headers.get_all(http::header::VARY).iter().all(|v| {
             v.to_str().is_ok_and(|v| {
@@ -76,17 +89,63 @@ pub fn forbidden(head: &ResponseHeader) -> bool {
         .any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("private"))
 }
 
-/// How long to keep a playlist: half its `EXT-X-TARGETDURATION`, at most 1 s
-/// (1 s when it has none).
-pub fn playlist_ttl(body: &[u8]) -> Duration {
-    let target = body
-        .split(|&b| b == b'\n')
+/// How long to keep the answer to a blocking playlist request: it is the
+/// playlist as of that segment and part, so the origin's `s-maxage` or `max-age`
+/// is honoured (at most [`MAX_BLOCKING_TTL`]); without one, as any playlist. An
+/// error answer is kept [`BLOCKING_ERROR_TTL`]. Never less than
+/// [`MIN_SHARED_TTL`]: the requests waiting on the fill must still find it.
+pub fn blocking_ttl(head: &ResponseHeader, body: &[u8]) -> Duration {
+    let ttl = match head.status.as_u16() {
+        200 => max_age(head).unwrap_or_else(|| playlist_ttl(body)),
+        _ => BLOCKING_ERROR_TTL,
+    };
+    ttl.clamp(MIN_SHARED_TTL, MAX_BLOCKING_TTL)
+}
+
+/// Longest a blocking playlist answer is kept, whatever its `max-age`.
+pub const MAX_BLOCKING_TTL: Duration = Duration::from_secs(60);
+/// How long an error answer to a blocking request is shared.
+pub const BLOCKING_ERROR_TTL: Duration = Duration::from_millis(500);
+/// Shortest a shared answer lives: long enough for the requests that waited on
+/// its fill to be served from it.
+pub const MIN_SHARED_TTL: Duration = Duration::from_millis(500);
+
+/// The `s-maxage` (shared caches first) or else `max-age` of an answer.
+fn max_age(head: &ResponseHeader) -> Option<Duration> {
+    let directives: Vec<(String, Option<u64>)> = head
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d, ""));
+            let value = value.trim().trim_matches('"').parse::<u64>().ok();
+            (name.trim().to_ascii_lowercase(), value)
+        })
+        .collect();
+    let find = |n: &str| directives.iter().find(|(d, _)| d == n).and_then(|d| d.1);
+    find("s-maxage")
+        .or_else(|| find("max-age"))
+        .map(Duration::from_secs)
+}
+
+/// A playlist's `EXT-X-TARGETDURATION`: how long an LL-HLS origin may hold a
+/// blocking request for it (three of them) is derived from it.
+pub fn target_duration(body: &[u8]) -> Option<Duration> {
+    body.split(|&b| b == b'\n')
         .filter_map(|l| l.strip_prefix(b"#EXT-X-TARGETDURATION:"))
         .filter_map(|v| std::str::from_utf8(v).ok())
         .filter_map(|v| v.trim().parse::<f64>().ok())
-        .find(|v| v.is_finite() && *v > 0.0);
-    match target {
-        Some(t) => Duration::from_secs_f64(t / 2.0).min(MAX_PLAYLIST_TTL),
+        .find(|v| v.is_finite() && *v > 0.0 && *v < 3600.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// How long to keep a playlist: half its `EXT-X-TARGETDURATION`, at most 1 s
+/// (1 s when it has none).
+pub fn playlist_ttl(body: &[u8]) -> Duration {
+    match target_duration(body) {
+        Some(t) => (t / 2).min(MAX_PLAYLIST_TTL),
         None => MAX_PLAYLIST_TTL,
     }
 }
@@ -165,6 +224,32 @@ mod tests {
         );
         assert_eq!(ttl("#EXTM3U\n"), Duration::from_secs(1));
         assert_eq!(ttl("#EXT-X-TARGETDURATION:-3\n"), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn blocking_answers_live_their_max_age() {
+        let head = |status: u16, cc: Option<&str>| {
+            let mut h = ResponseHeader::build(status, None).unwrap();
+            if let Some(cc) = cc {
+                h.insert_header("cache-control", cc).unwrap();
+            }
+            h
+        };
+        let body = b"#EXTM3U\n#EXT-X-TARGETDURATION:4\n";
+        let ttl = |s, cc| blocking_ttl(&head(s, cc), body);
+        assert_eq!(ttl(200, Some("public, max-age=6")), Duration::from_secs(6));
+        assert_eq!(
+            ttl(200, Some("max-age=6, s-maxage=12")),
+            Duration::from_secs(12)
+        );
+        assert_eq!(ttl(200, Some("max-age=86400")), MAX_BLOCKING_TTL);
+        assert_eq!(ttl(200, Some("max-age=0")), MIN_SHARED_TTL);
+        assert_eq!(ttl(200, None), Duration::from_secs(1));
+        assert_eq!(ttl(503, Some("max-age=60")), BLOCKING_ERROR_TTL);
+        assert!(shareable_blocking(&head(503, None)));
+        assert!(!shareable_blocking(&head(200, Some("no-store"))));
+        assert_eq!(target_duration(body), Some(Duration::from_secs(4)));
+        assert_eq!(target_duration(b"#EXTM3U\n"), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(super) async fn run(hub: Arc<Hub>, pull: Arc<Pull>, source: Source) {
             &pull.key.host,
             &pull.key.target,
             "livegate-fanout",
+            None,
         )
         .await;
     match asked {

@@ -3,6 +3,7 @@
 //! players fetch segments and variant playlists — which carry no signature of their
 //! own — with it ([`playlist`]). The proxy decides; this module does the work.
 
+pub mod blocking;
 pub mod playlist;
 pub mod token;
 

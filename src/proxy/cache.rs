@@ -4,6 +4,7 @@
 //! The cache itself is [`crate::cache`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pingora_cache::CacheKey;
@@ -14,7 +15,7 @@ use pingora_proxy::Session;
 use super::{Ctx, Gate};
 use crate::admission::Door;
 use crate::cache::{self, policy, Feed, Fetched, Following, Got, Object};
-use crate::hls::{self, playlist::Template};
+use crate::hls::{self, blocking, playlist::Template};
 
 impl Gate {
     /// An admitted `GET` of an HLS object on a domain with the cache is answered
@@ -34,12 +35,21 @@ impl Gate {
             return None;
         }
         let (host, target) = self.asked_upstream(req, ctx)?;
-        let target = policy::without_params(&target, &site.ignore_params).into_owned();
-        let playlist = target
-            .split('?')
-            .next()
-            .is_some_and(|p| p.to_ascii_lowercase().ends_with(".m3u8"));
+        let target = policy::without_params(&target, &site.ignore_params);
+        let path = target.split('?').next().unwrap_or("");
+        let playlist = path.to_ascii_lowercase().ends_with(".m3u8");
         // Unambiguous: neither a Host nor a canonical target holds a NUL.
+        let stream_key = CacheKey::new(format!("{d}\0{host}\0{path}"), "");
+        let (target, directives) = match blocking::canonical(&target) {
+            Ok((t, d)) => (t.into_owned(), d),
+            Err(why) => {
+                let shown = self.shown(req);
+                log::info!("{shown}: {why}; answered 400");
+                return Some(session.respond_error(400).await.map(|_| true));
+            }
+        };
+        let blocking = playlist && directives.blocks();
+        let hold = blocking.then(|| cache.hold(&stream_key));
         let key = CacheKey::new(format!("{d}\0{host}\0{target}"), "");
         let ranged = req.headers.contains_key(http::header::RANGE);
         // A fill runs as its own task: if the client that started it goes away,
@@ -56,9 +66,19 @@ impl Gate {
                 playlist,
                 rewrite: ctx.playlist.is_some(),
                 strip_cookies: site.strip_cookies,
+                hold,
             };
             let task = tokio::spawn(fill(asked, feed));
-            async move { task.await.unwrap_or(Fetched::Failed(502)) }
+            let (cache, stream_key) = (cache.clone(), stream_key.clone());
+            async move {
+                let fetched = task.await.unwrap_or(Fetched::Failed(502));
+                if let Fetched::Keep(o) | Fetched::Pass(o) = &fetched {
+                    if let Some(t) = policy::target_duration(&o.body).filter(|_| playlist) {
+                        cache.set_target(&stream_key, t);
+                    }
+                }
+                fetched
+            }
         };
         // The access log names the origin peer of the fill a request got (not
         // of a hit: the cache served that).
@@ -227,11 +247,39 @@ struct Asked {
     rewrite: bool,
     /// Cache an answer with `Set-Cookie` without it.
     strip_cookies: bool,
+    /// A blocking playlist request (LL-HLS): how long the origin may hold it.
+    hold: Option<Duration>,
+}
+
+/// Asks the origin for an object; a blocking playlist request no longer than
+/// the origin may hold it, then 503 for every viewer waiting on it (the LL-HLS
+/// spec's answer when the part does not come within three target durations).
+async fn fill(asked: Asked, feed: Feed) -> Fetched {
+    let Some(hold) = asked.hold else {
+        return fetch(asked, feed).await;
+    };
+    let shown = asked.shown.clone();
+    match tokio::time::timeout(hold, fetch(asked, feed)).await {
+        Ok(fetched) => fetched,
+        Err(_) => {
+            log::info!(
+                "blocking playlist {shown}: the origin did not answer within {} ms (three target durations); answered 503",
+                hold.as_millis()
+            );
+            let mut head = match ResponseHeader::build(503, Some(1)) {
+                Ok(h) => h,
+                Err(_) => return Fetched::Failed(503),
+            };
+            let _ = head.insert_header(http::header::CACHE_CONTROL, "no-cache");
+            let object = cache::object(head, Bytes::new(), None);
+            Fetched::Keep(object.kept(Some(policy::BLOCKING_ERROR_TTL)))
+        }
+    }
 }
 
 /// Asks the origin for an object, whole — reporting its progress to `feed` for
 /// requests that follow it: kept when it may be shared, passed otherwise.
-async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
+async fn fetch(asked: Asked, mut feed: Feed) -> Fetched {
     let Asked {
         origin,
         metrics,
@@ -242,9 +290,10 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
         playlist,
         rewrite,
         strip_cookies,
+        hold,
     } = asked;
     let asked = origin
-        .request(&hash_key, &host, &target, "livegate-cache")
+        .request(&hash_key, &host, &target, "livegate-cache", hold)
         .await;
     let (mut http, peer) = match asked {
         Ok(h) => h,
@@ -312,8 +361,16 @@ async fn fill(asked: Asked, mut feed: Feed) -> Fetched {
             template = rewrite.then(|| Template::parse(body.clone())).flatten();
         }
     }
-    let keep = policy::shareable(&head);
-    let ttl = playlist.then(|| policy::playlist_ttl(&body));
+    // The answer to a blocking request is the playlist as of one part: the same
+    // for every viewer that asked it, errors included.
+    let (keep, ttl) = match (playlist, hold.is_some()) {
+        (true, true) => (
+            policy::shareable_blocking(&head),
+            Some(policy::blocking_ttl(&head, &body)),
+        ),
+        (true, false) => (policy::shareable(&head), Some(policy::playlist_ttl(&body))),
+        (false, _) => (policy::shareable(&head), None),
+    };
     let mut object = cache::object(head, body, template);
     object.peer = Some(peer);
     match keep {

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod etcd;
+pub mod llhls;
 pub mod media;
 pub mod nginx;
 pub mod receiver;

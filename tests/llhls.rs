@@ -1,0 +1,376 @@
+//! Low-Latency HLS through the edge's cache, against a real LL-HLS origin
+//! (ffmpeg's fragmented MP4 cut into parts, a blocking playlist): hls.js in
+//! low-latency mode and Shaka play it signed through livegate about as close to
+//! live as they play it direct; 200 simulated low-latency players cost the
+//! origin one request per part and one per blocking playlist version; a blocking
+//! request the origin never answers is 503 after three target durations.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::llhls::LlOrigin;
+use support::media::need;
+use support::{origin_yaml, Livegate};
+
+const HOST: &str = "127.0.0.1";
+const KEY: &str = "llKey2026";
+
+fn edge(origin: &LlOrigin, extra: &str) -> Livegate {
+    Livegate::start(&format!(
+        "  - name: \"{HOST}\"\n    stream_path: nested\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n    \
+         cache: {{ max_bytes: 67108864 }}\n{extra}",
+        origin_yaml(&[format!("127.0.0.1:{}", origin.port)], "")
+    ))
+}
+
+/// Where the next blocking request of a player that has `playlist` points: the
+/// segment still open and its next part, or the next segment's first part.
+fn next_part(playlist: &str) -> (u64, u64) {
+    let mut msn = 0;
+    let mut part = 0;
+    for line in playlist.lines() {
+        if let Some(n) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            msn = n.trim().parse().unwrap();
+        } else if line.starts_with("#EXT-X-PART:") {
+            part += 1;
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            msn += 1;
+            part = 0;
+        }
+    }
+    (msn, part)
+}
+
+/// The quoted `URI` of the first line starting with `tag`.
+fn uri_of<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
+    let line = playlist.lines().find(|l| l.starts_with(tag))?;
+    line.split("URI=\"").nth(1)?.split('"').next()
+}
+
+/// One simulated low-latency player: reads the playlist, then, as hls.js does,
+/// asks for the next part's playlist version (held until it exists) while
+/// fetching the preload hint; every URI it is given carries its token.
+async fn player(
+    client: reqwest::Client,
+    base: String,
+    first: String,
+    until: Instant,
+) -> Result<usize, String> {
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status().as_u16();
+            let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok::<_, String>((status, body))
+        }
+    };
+    let (status, body) = get(first.clone()).await?;
+    if status != 200 {
+        return Err(format!("{first}: {status}"));
+    }
+    let mut text = String::from_utf8_lossy(&body).to_string();
+    let mut parts = 0;
+    while Instant::now() < until {
+        let hint = uri_of(&text, "#EXT-X-PRELOAD-HINT:")
+            .ok_or_else(|| format!("no preload hint in {text}"))?
+            .to_owned();
+        if !hint.contains("lgt=") {
+            return Err(format!("the preload hint has no token: {text}"));
+        }
+        let (msn, part) = next_part(&text);
+        let sep = if first.contains('?') { '&' } else { '?' };
+        let blocking = format!("{first}{sep}_HLS_msn={msn}&_HLS_part={part}");
+        let (p, h) = tokio::join!(get(blocking.clone()), get(format!("{base}{hint}")));
+        let (status, body) = p?;
+        if status != 200 {
+            return Err(format!("{blocking}: {status}"));
+        }
+        let (status, part_body) = h?;
+        if status != 200 || !part_body.windows(4).any(|w| w == b"moof") {
+            return Err(format!("{hint}: {status}, {} bytes", part_body.len()));
+        }
+        parts += 1;
+        text = String::from_utf8_lossy(&body).to_string();
+    }
+    Ok(parts)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_low_latency_players_cost_the_origin_one_request_per_part() {
+    let origin = LlOrigin::start().await;
+    let lg = edge(&origin, "");
+    let base = format!("http://{HOST}:{}/live/ll/", lg.port);
+    let first = lg.sign(&format!("{base}index.m3u8"), &[]);
+    // What the edge serves keeps the LL-HLS tags and tokens every URI.
+    let text = support::text(&first).await;
+    for tag in [
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.6",
+        "#EXT-X-PART-INF:PART-TARGET=0.2",
+    ] {
+        assert!(text.contains(tag), "{tag} lost: {text}");
+    }
+    for tag in ["#EXT-X-MAP:", "#EXT-X-PART:", "#EXT-X-PRELOAD-HINT:"] {
+        let uri = uri_of(&text, tag).unwrap_or_else(|| panic!("no {tag} in {text}"));
+        assert!(uri.contains("?lgt="), "{tag} without a token: {text}");
+    }
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(500)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let before = origin.asked();
+    let until = Instant::now() + Duration::from_secs(8);
+    let players: Vec<_> = (0..200)
+        .map(|_| tokio::spawn(player(client.clone(), base.clone(), first.clone(), until)))
+        .collect();
+    let mut fetched = 0;
+    for p in players {
+        fetched += p
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("a player failed: {e}"));
+    }
+    assert!(
+        fetched >= 200 * 10,
+        "only {fetched} parts in 8 s for 200 players"
+    );
+
+    // What reached the origin, per part and per blocking playlist version.
+    let asked = origin.asked();
+    let new = |k: &String, n: &usize| n - before.get(k).copied().unwrap_or(0);
+    let ratio = |which: &dyn Fn(&str) -> bool| {
+        let hits: Vec<usize> = asked
+            .iter()
+            .filter(|(k, _)| which(k))
+            .map(|(k, n)| new(k, n))
+            .filter(|n| *n > 0)
+            .collect();
+        (
+            hits.iter().sum::<usize>() as f64 / hits.len().max(1) as f64,
+            hits.len(),
+        )
+    };
+    let (per_part, parts) = ratio(&|k| k.contains("/part"));
+    let (per_version, versions) = ratio(&|k| k.contains("_HLS_msn="));
+    println!(
+        "200 players: {fetched} parts served; origin: {per_part:.3} requests per part ({parts} parts), \
+         {per_version:.3} per blocking playlist version ({versions} versions)"
+    );
+    assert!(
+        parts >= 20 && versions >= 20,
+        "{parts} parts, {versions} versions"
+    );
+    assert!(per_part <= 1.05, "{per_part} origin requests per part");
+    assert!(
+        per_version <= 1.05,
+        "{per_version} origin requests per playlist version"
+    );
+    // The origin was asked each version in one canonical form, without the
+    // signature (every query it got is only the directives).
+    for k in asked.keys().filter(|k| k.contains('?')) {
+        let q = k.split_once('?').unwrap().1;
+        assert!(
+            q.starts_with("_HLS_msn=") && !q.contains("txSecret") && !q.contains("lgt="),
+            "the origin was asked {k}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blocking_requests_are_bounded_and_their_directives_read_one_way() {
+    let origin = LlOrigin::start().await;
+    let lg = edge(&origin, "");
+    let base = format!("http://{HOST}:{}/live/ll/", lg.port);
+    let first = lg.sign(&format!("{base}index.m3u8"), &[]);
+    let text = support::text(&first).await;
+    let (msn, _) = next_part(&text);
+    let client = support::client();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    // Ambiguous directives never reach the origin.
+    for bad in [
+        "_HLS_msn=1&_HLS_msn=2",
+        "_HLS_part=1",
+        "_HLS_msn=x",
+        "_HLS_msn=1&_HLS_skip=maybe",
+    ] {
+        assert_eq!(status(format!("{first}&{bad}")).await, 400, "{bad}");
+    }
+    assert!(
+        !origin
+            .asked()
+            .keys()
+            .any(|k| k.contains("_HLS_msn=x") || k.contains("maybe")),
+        "{:?}",
+        origin.asked()
+    );
+    // Far ahead: the origin's 400, shared (asked once).
+    let ahead = format!("{first}&_HLS_msn={}", msn + 10);
+    let answers = futures_util::future::join_all((0..20).map(|_| status(ahead.clone()))).await;
+    assert!(answers.iter().all(|s| *s == 400), "{answers:?}");
+    let asked = origin.asked();
+    let key = format!("/live/ll/index.m3u8?_HLS_msn={}", msn + 10);
+    assert_eq!(asked.get(&key), Some(&1), "{asked:?}");
+    // The same version asked in two spellings is one origin request.
+    let (m, p) = (msn + 1, 1);
+    let a = format!("{first}&_HLS_part={p}&_HLS_msn={m}");
+    let b = format!("{first}&_HLS_msn=0{m}&_HLS_part={p}");
+    let (sa, sb) = tokio::join!(status(a), status(b));
+    assert_eq!((sa, sb), (200, 200));
+    let key = format!("/live/ll/index.m3u8?_HLS_msn={m}&_HLS_part={p}");
+    assert_eq!(origin.asked().get(&key), Some(&1), "{:?}", origin.asked());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocking_request_the_origin_holds_too_long_is_503() {
+    // An origin that holds every blocking request forever.
+    let server = support::server::Server::start(None, |req: hyper::Request<hyper::body::Incoming>| async move {
+        let blocking = req.uri().query().is_some_and(|q| q.contains("_HLS_msn"));
+        if blocking {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        hyper::Response::builder()
+            .header("content-type", "application/vnd.apple.mpegurl")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n#EXTINF:1,\na0.ts\n",
+            )))
+            .unwrap()
+    })
+    .await;
+    let lg = Livegate::start(&format!(
+        "  - name: \"{HOST}\"\n    stream_path: nested\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n    cache: {{ max_bytes: 1048576 }}\n",
+        origin_yaml(&[server.addr], "")
+    ));
+    let first = lg.sign(
+        &format!("http://{HOST}:{}/live/ll/index.m3u8", lg.port),
+        &[],
+    );
+    assert!(support::text(&first).await.contains("a0.ts"));
+    let started = Instant::now();
+    let r = support::client()
+        .get(format!("{first}&_HLS_msn=5"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status().as_u16(), 503);
+    // Three target durations of 1 s, not the origin's ten minutes.
+    assert!(
+        took >= Duration::from_millis(2900),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(15), "answered after {took:?}");
+    assert!(lg.log().contains("three target durations"), "{}", lg.log());
+}
+
+/// `seconds` of `src` played in Chromium by `player` (`hls` or `shaka`): the
+/// page's state (`t`, `latency` in ms, `fatal`).
+async fn play_in_chromium(player: &str, src: &str, seconds: u32) -> serde_json::Value {
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let script = match player {
+        "shaka" => "node_modules/shaka-player/dist/shaka-player.compiled.js",
+        _ => "node_modules/hls.js/dist/hls.min.js",
+    };
+    let script = std::fs::read(browser.join(script)).unwrap_or_else(|_| {
+        panic!("{script} is needed: npm install --prefix tests/browser (scripts/test.sh runs it)")
+    });
+    let page = std::fs::read(browser.join("ll.html")).unwrap();
+    let site =
+        support::server::Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
+            let (ctype, body) = match req.uri().path() {
+                "/player.js" => ("text/javascript", script.clone()),
+                _ => ("text/html", page.clone()),
+            };
+            std::future::ready(
+                hyper::Response::builder()
+                    .header("content-type", ctype)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap(),
+            )
+        })
+        .await;
+    let src: String = form_urlencoded::byte_serialize(src.as_bytes()).collect();
+    let url = format!(
+        "http://localhost:{}/?player={player}&src={src}",
+        site.addr.port()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(browser.join("play.mjs"))
+            .arg(url)
+            .arg(seconds.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "no state from the browser: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_js_and_shaka_play_low_latency_through_the_edge_as_close_to_live_as_direct() {
+    need("node", "nodejs");
+    need("chromium", "chromium");
+    let origin = LlOrigin::start().await;
+    // The page is served from `localhost`, the stream from 127.0.0.1: CORS.
+    let lg = edge(&origin, "    cors: { allow_origins: [\"*\"] }\n");
+    let direct = format!("http://127.0.0.1:{}/live/ll/master.m3u8", origin.port);
+    let signed = lg.sign(
+        &format!("http://{HOST}:{}/live/ll/master.m3u8", lg.port),
+        &[],
+    );
+    for player in ["hls", "shaka"] {
+        let mut latency = HashMap::new();
+        for (how, src) in [("direct", &direct), ("livegate", &signed)] {
+            let before: HashSet<String> = origin.asked().into_keys().collect();
+            let state = play_in_chromium(player, src, 6).await;
+            // Blocking playlist versions were asked (through the edge too).
+            let blocking = origin
+                .asked()
+                .into_keys()
+                .filter(|k| !before.contains(k) && k.contains("_HLS_msn="))
+                .count();
+            assert!(
+                blocking >= 3,
+                "{player} {how}: {blocking} blocking requests"
+            );
+            assert!(state["fatal"].is_null(), "{player} {how}: {state}");
+            assert!(
+                state["t"].as_f64().unwrap_or(0.0) >= 6.0,
+                "{player} {how}: {state}"
+            );
+            let ms = state["latency"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{player} {how}: no latency in {state}"));
+            println!("{player} {how}: latency {ms:.0} ms");
+            latency.insert(how, ms);
+        }
+        let gap = latency["livegate"] - latency["direct"];
+        assert!(
+            gap.abs() < 1000.0,
+            "{player}: {:.0} ms through livegate against {:.0} ms direct",
+            latency["livegate"],
+            latency["direct"]
+        );
+    }
+}

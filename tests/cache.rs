@@ -347,3 +347,99 @@ async fn the_access_log_names_the_origin_of_a_miss_not_of_a_hit() {
     );
     assert!(lines[1]["origin"].is_null(), "the hit: {}", lines[1]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_origin_session_id_in_every_uri_does_not_split_the_cache() {
+    // An origin that, like OvenMediaEngine or MediaMTX, gives every playlist
+    // request its own session: a cookie, and `?session=` on every segment URI.
+    let segments: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let counts = segments.clone();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let server = Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
+        let path = req.uri().path().to_owned();
+        let (counts, next) = (counts.clone(), next.clone());
+        async move {
+            let resp = hyper::Response::builder();
+            if path.ends_with(".m3u8") {
+                let session = format!(
+                    "s{:x}",
+                    next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) * 0x9e37_79b9
+                );
+                let uris: String = (0..5)
+                    .map(|i| format!("#EXTINF:2,\ncam1-{i}.ts?session={session}\n"))
+                    .collect();
+                let body =
+                    format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n{uris}");
+                return resp
+                    .header("content-type", "application/vnd.apple.mpegurl")
+                    .header("set-cookie", format!("sid={session}; Path=/"))
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
+            }
+            *counts.lock().unwrap().entry(path.clone()).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            resp.body(Full::new(Bytes::from(format!("segment {path}"))))
+                .unwrap()
+        }
+    })
+    .await;
+    let lg = Livegate::start(&format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, scheme: tencent, keys: [{}] }}\n    \
+         cache: {{ max_bytes: 67108864, ignore_params: [session] }}\n",
+        origin_yaml(&[server.addr], ""),
+        KEYS[0]
+    ));
+    let client = support::client();
+    let get = |path: String| client.get(lg.url(&path)).header("host", HOST).send();
+    let viewer = || async {
+        let r = get(tencent("/live/cam1.m3u8", KEYS[0])).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let playlist = r.text().await.unwrap();
+        let session = cookie
+            .trim_start_matches("sid=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let uris: Vec<String> = playlist
+            .lines()
+            .filter(|l| l.starts_with("cam1-"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(uris.len(), 5, "{playlist}");
+        for uri in &uris {
+            // This viewer's own session, kept on its URIs, beside its token.
+            assert!(
+                uri.contains(&format!("session={session}&")),
+                "{uri} / {cookie}"
+            );
+            let r = get(format!("/live/{uri}")).await.unwrap();
+            assert_eq!(r.status(), 200, "{uri}");
+            assert!(
+                !r.headers().contains_key("set-cookie"),
+                "{uri}: {:?}",
+                r.headers()
+            );
+            let name = uri.split('?').next().unwrap();
+            assert_eq!(r.text().await.unwrap(), format!("segment /live/{name}"));
+        }
+        session
+    };
+    let sessions = futures_util::future::join_all((0..100).map(|_| viewer())).await;
+    let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        100,
+        "every viewer has its own session and cookie"
+    );
+    let asked = segments.lock().unwrap().clone();
+    let total: usize = asked.values().sum();
+    let per_segment = total as f64 / asked.len() as f64;
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert!(
+        per_segment <= 1.05,
+        "{per_segment} origin requests per segment: {asked:?}"
+    );
+}

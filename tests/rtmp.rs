@@ -46,10 +46,15 @@ const RULES: &str = "    auth:\n      \
 
 /// livegate in front of `nginx`, HTTP and RTMP, with its management API.
 fn edge(nginx: &Nginx, rtmp: &str) -> (Livegate, Api, u16) {
+    edge_with(nginx, rtmp, "")
+}
+
+/// [`edge`] with more settings for the domain.
+fn edge_with(nginx: &Nginx, rtmp: &str, domain: &str) -> (Livegate, Api, u16) {
     let rtmp_port = free_port();
     let admin = free_port();
     let domains = format!(
-        "  - name: \"127.0.0.1\"\n    origin: {{ peers: [\"127.0.0.1:{}\"], rtmp_peers: [\"127.0.0.1:{}\"], connect_timeout_ms: 10000 }}\n{RULES}",
+        "  - name: \"127.0.0.1\"\n    origin: {{ peers: [\"127.0.0.1:{}\"], rtmp_peers: [\"127.0.0.1:{}\"], connect_timeout_ms: 10000 }}\n{domain}{RULES}",
         nginx.http, nginx.rtmp
     );
     let top = format!(
@@ -361,6 +366,63 @@ async fn a_forbid_cuts_a_publisher_and_a_second_publisher_is_refused() {
     assert_eq!(s, 200, "{v}");
     let (ok, _) = finish(publish(&url, None, 3), Duration::from_secs(30));
     assert!(ok, "publishing after resume failed: {}", lg.log());
+}
+
+/// `cut_on_expiry`: an RTMP player and an RTMP publisher whose URLs expire in
+/// 3 s are cut then (counted EXPIRED), while a publisher with a valid URL goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn cut_on_expiry_ends_rtmp_sessions_when_their_signature_does() {
+    let hooks = Origin::start("hooks").await;
+    let nginx = origin(&hooks);
+    let (lg, _api, rp) = edge_with(&nginx, "", "    cut_on_expiry: true\n");
+    let lasting = signed(&lg, &format!("rtmp://127.0.0.1:{rp}/tx/cam7"), "push");
+    let mut publisher = Proc(publish(&lasting, None, 60));
+    wait(
+        "the stream is on the origin",
+        Duration::from_secs(20),
+        || !hooked(&hooks, "publish").is_empty(),
+    );
+    // A player whose URL expires in 3 s.
+    let url = lg.sign(
+        &format!("rtmp://127.0.0.1:{rp}/tx/cam7"),
+        &["--scene", "pull", "--ttl", "3"],
+    );
+    let player = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "20000000",
+            "-i",
+            &url,
+        ])
+        .args(["-t", "30", "-f", "null", "-"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_, took) = finish(player, Duration::from_secs(40));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "the player was cut after {took:?}"
+    );
+    // A publisher whose URL expires in 3 s.
+    let short = lg.sign(
+        &format!("rtmp://127.0.0.1:{rp}/tx/cam8"),
+        &["--scene", "push", "--ttl", "3"],
+    );
+    let (_, took) = finish(publish(&short, None, 30), Duration::from_secs(40));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "the publisher was cut after {took:?}"
+    );
+    assert!(
+        publisher.0.try_wait().unwrap().is_none(),
+        "the publisher with a valid URL was cut: {}",
+        lg.log()
+    );
+    let log = lg.log();
+    assert!(log.matches("signature expired").count() >= 2, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

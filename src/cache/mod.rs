@@ -14,7 +14,9 @@
 //!   most 1 s; a segment until evicted. Only 200 answers are cached, never one
 //!   with `Cache-Control: no-store` or `private`, a `Set-Cookie` or a `Vary` on
 //!   request headers ([`policy::shareable`]); a request following a fill never
-//!   gets the fill's cookie.
+//!   gets the fill's cookie. A key answered unshareable (a per-viewer
+//!   playlist with its session cookie) is then fetched by each request for a
+//!   while, without queueing behind another's fill.
 //!
 //! Admission happens before: the key is what the origin is asked (domain, Host
 //! sent upstream, path and query with every auth parameter and token stripped).
@@ -45,6 +47,10 @@ pub const MAX_HOLD: Duration = Duration::from_secs(25);
 const DEFAULT_TARGET: Duration = Duration::from_secs(6);
 /// How many playlists' target durations are remembered (then forgotten at once).
 const TARGETS: usize = 4096;
+/// How long an object the origin answered unshareable (a cookie, `no-store`)
+/// is fetched by each request without waiting on another's fill: a
+/// per-viewer playlist must not queue its viewers one behind the other.
+const PASS_FOR: Duration = Duration::from_secs(10);
 
 /// One cached answer: the origin's head (hop-by-hop headers removed) and body.
 pub struct Object {
@@ -169,6 +175,8 @@ pub struct Cache {
     capacity: u64,
     /// The last target duration seen per playlist (keyed by its path).
     targets: std::sync::Mutex<std::collections::HashMap<u128, Duration>>,
+    /// Keys whose last answer was unshareable, until when ([`PASS_FOR`]).
+    passing: std::sync::Mutex<std::collections::HashMap<u128, Instant>>,
 }
 
 impl Cache {
@@ -182,6 +190,29 @@ impl Cache {
             lock: CacheLock::new(LOCK_AGE),
             filling: Default::default(),
             targets: Default::default(),
+            passing: Default::default(),
+        }
+    }
+
+    /// Whether `id` was answered unshareable lately (each request fetches it).
+    fn passes(&self, id: u128) -> bool {
+        self.passing
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&id).copied())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    fn pass(&self, id: u128) {
+        if let Ok(mut p) = self.passing.lock() {
+            if p.len() >= TARGETS && !p.contains_key(&id) {
+                let now = Instant::now();
+                p.retain(|_, until| *until > now);
+                if p.len() >= TARGETS {
+                    p.clear();
+                }
+            }
+            p.insert(id, Instant::now() + PASS_FOR);
         }
     }
 
@@ -244,6 +275,9 @@ impl Cache {
         let id = u128::from_be_bytes(key.combined_bin());
         let mut waited = false;
         for _ in 0..3 {
+            if self.passes(id) {
+                break;
+            }
             if let Some(o) = self.lookup(id) {
                 let status = if waited {
                     Status::Coalesced
@@ -278,6 +312,9 @@ impl Cache {
                             Got::Object(o, Status::Miss)
                         }
                         Fetched::Pass(o) => {
+                            if o.head.status.as_u16() == 200 {
+                                self.pass(id);
+                            }
                             self.lock.release(key, permit, LockStatus::GiveUp);
                             Got::Object(o, Status::Pass)
                         }
@@ -289,7 +326,8 @@ impl Cache {
                 }
             }
         }
-        // Fills keep failing or passing: this request fetches for itself.
+        // Fills keep failing or passing, or the origin answers this key for
+        // one viewer at a time: this request fetches for itself.
         match fetch(Feed(None)).await {
             Fetched::Keep(o) | Fetched::Pass(o) => Got::Object(o, Status::Pass),
             Fetched::Failed(code) => Got::Failed(code),

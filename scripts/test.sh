@@ -10,11 +10,13 @@ cd "$(dirname "$0")/.."
 # origin; chromium, node and npm: hls.js in a browser (tests/browser).
 # etcd: the fleet tests' store; protoc: etcd-client's build (its gRPC API).
 # rtmpdump: a second RTMP client implementation (tests/rtmp.rs).
+# certutil: a test CA the browser trusts, for h2 over TLS (tests/http2.rs).
 ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils \
   systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg nginx:nginx \
   /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp chromium:chromium \
-  node:nodejs npm:npm etcd:etcd-server protoc:protobuf-compiler rtmpdump:rtmpdump
-echo "== npm install (tests/browser: hls.js, playwright-core)"
+  node:nodejs npm:npm etcd:etcd-server protoc:protobuf-compiler rtmpdump:rtmpdump \
+  certutil:libnss3-tools
+echo "== npm install (tests/browser: hls.js, Shaka, mpegts.js, playwright-core)"
 npm install --prefix tests/browser --no-audit --no-fund --no-package-lock --loglevel=error
 
 echo "== cargo fmt --check"

@@ -163,3 +163,159 @@ async fn h2_by_alpn_and_h2c_carry_signed_hls_and_flv() {
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// Three FLV viewers on one h2c connection, as a browser's tabs would share
+/// one: the one that stops reading (never returning its flow-control window) is
+/// cut as a stalled HTTP/1.1 viewer is, and the two others keep their rate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_h2_viewer_is_cut_while_the_others_on_its_connection_go_on() {
+    let origin = support::Origin::start("o").await;
+    let h2c = free_port();
+    let domains = format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n",
+        support::origin_yaml(&[origin.addr], ", fanout: { queue_ms: 1000, slow_viewer: cut }")
+    );
+    let listen = format!("  - {{ addr: \"127.0.0.1:{h2c}\", http2: h2c }}\n");
+    let mut lg = Livegate::start_full(&domains, &listen, "", &[]);
+    lg.wait_port(h2c);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", h2c))
+        .await
+        .unwrap();
+    // A browser's windows: a large one for the connection, 64 KiB per stream.
+    let (client, conn) = h2::client::Builder::new()
+        .initial_connection_window_size(16 << 20)
+        .initial_window_size(65_535)
+        .handshake::<_, bytes::Bytes>(tcp)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let path = tencent("/paced/cam1.flv", KEY);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let req = http::Request::get(format!("http://{HOST}{path}"))
+            .body(())
+            .unwrap();
+        let mut c = client.clone().ready().await.unwrap();
+        let (resp, _) = c.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        streams.push(resp.into_body());
+    }
+    let mut stalled = streams.pop().unwrap();
+    // Two readers for 4 s, returning the window for what they read.
+    let read = |mut body: h2::RecvStream| {
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(4);
+            let mut n = 0usize;
+            while let Ok(Some(Ok(data))) = tokio::time::timeout_at(until, body.data()).await {
+                n += data.len();
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            n
+        })
+    };
+    let readers: Vec<_> = streams.into_iter().map(read).collect();
+    let mut got = Vec::new();
+    for r in readers {
+        got.push(r.await.unwrap());
+    }
+    assert!(
+        got.iter().all(|n| *n > 8 << 20),
+        "{got:?} bytes in 4 s beside a stalled stream"
+    );
+    // The stalled stream was reset (it holds at most its window), not left open.
+    let mut held = 0usize;
+    let ended = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stalled.data()).await {
+            Ok(Some(Ok(d))) => held += d.len(),
+            Ok(Some(Err(_))) | Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(ended, "the stalled h2 viewer was never cut ({held} bytes)");
+    assert!(held <= 65_535, "{held} bytes past the stream's window");
+    assert!(lg.log().contains("slow viewer"), "{}", lg.log());
+}
+
+/// hls.js and mpegts.js in Chromium play signed HLS and FLV from an HTTPS page
+/// origin's point of view: a certificate from a CA the browser trusts (an NSS
+/// database, as a site's users have), h2 by ALPN, CORS, tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_plays_signed_hls_and_flv_over_h2_from_a_trusted_ca() {
+    use support::browser::{page_origin, page_server, trusting_home, Play};
+    let origin = demo_origin();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "livegate test CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![HOST.into()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let (crt, key, ca_pem) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&crt, leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_pem, ca.pem()).unwrap();
+    let home = trusting_home(&dir.path().join("home"), &ca_pem);
+    let site = page_server().await;
+    let tls = free_port();
+    let listen = format!(
+        "  - {{ addr: \"127.0.0.1:{tls}\", tls: {{ cert: {}, key: {} }} }}\n",
+        crt.display(),
+        key.display()
+    );
+    let domains = format!(
+        "  - name: {HOST}\n    origin: {{ peers: [\"127.0.0.1:{}\"] }}\n    cors: {{ allow_origins: [\"{}\"] }}\n    auth:\n      - {{ scene: pull, scheme: tencent, keys: [{KEY}] }}\n",
+        origin.port,
+        page_origin(&site)
+    );
+    let mut lg = Livegate::start_full(&domains, &listen, "access_log: { format: combined }\n", &[]);
+    lg.wait_port(tls);
+    for (player, path) in [("hls", "/live/cam1.m3u8"), ("mpegts", "/live/cam1.flv")] {
+        let src = format!("https://{HOST}:{tls}{}", tencent(path, KEY));
+        let state = Play {
+            player,
+            src: &src,
+            seconds: 4,
+            args: vec![format!("--host-resolver-rules=MAP {HOST} 127.0.0.1")],
+            home: Some(home.clone()),
+        }
+        .run(&site)
+        .await;
+        assert!(state["fatal"].is_null(), "{player}: {state}\n{}", lg.log());
+        assert!(
+            state["t"].as_f64().unwrap_or(0.0) >= 4.0,
+            "{player}: {state}"
+        );
+    }
+    // Every request the browser made went over h2: the FLV stream (logged when
+    // the browser left), the playlist and its segments (with their tokens).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let over_h2 = |log: &str, what: &str| {
+        log.lines()
+            .any(|l| l.contains(what) && l.contains(" HTTP/2.0\" 200 "))
+    };
+    loop {
+        let log = lg.log();
+        if over_h2(&log, "/live/cam1.flv") {
+            assert!(over_h2(&log, "/live/cam1.m3u8"), "{log}");
+            assert!(over_h2(&log, ".ts?lgt="), "{log}");
+            assert!(!log.contains(" HTTP/1.1\" "), "{log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -8,12 +8,10 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::browser::{page_origin, page_server, Play};
 use support::llhls::LlOrigin;
-use support::media::need;
 use support::{origin_yaml, Livegate};
 
 const HOST: &str = "127.0.0.1";
@@ -277,63 +275,16 @@ async fn a_blocking_request_the_origin_holds_too_long_is_503() {
     assert!(lg.log().contains("three target durations"), "{}", lg.log());
 }
 
-/// `seconds` of `src` played in Chromium by `player` (`hls` or `shaka`): the
-/// page's state (`t`, `latency` in ms, `fatal`).
-async fn play_in_chromium(player: &str, src: &str, seconds: u32) -> serde_json::Value {
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let script = match player {
-        "shaka" => "node_modules/shaka-player/dist/shaka-player.compiled.js",
-        _ => "node_modules/hls.js/dist/hls.min.js",
-    };
-    let script = std::fs::read(browser.join(script)).unwrap_or_else(|_| {
-        panic!("{script} is needed: npm install --prefix tests/browser (scripts/test.sh runs it)")
-    });
-    let page = std::fs::read(browser.join("ll.html")).unwrap();
-    let site =
-        support::server::Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
-            let (ctype, body) = match req.uri().path() {
-                "/player.js" => ("text/javascript", script.clone()),
-                _ => ("text/html", page.clone()),
-            };
-            std::future::ready(
-                hyper::Response::builder()
-                    .header("content-type", ctype)
-                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                    .unwrap(),
-            )
-        })
-        .await;
-    let src: String = form_urlencoded::byte_serialize(src.as_bytes()).collect();
-    let url = format!(
-        "http://localhost:{}/?player={player}&src={src}",
-        site.addr.port()
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(browser.join("play.mjs"))
-            .arg(url)
-            .arg(seconds.to_string())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "no state from the browser: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_and_shaka_play_low_latency_through_the_edge_as_close_to_live_as_direct() {
-    need("node", "nodejs");
-    need("chromium", "chromium");
     let origin = LlOrigin::start().await;
     // The page is served from `localhost`, the stream from 127.0.0.1: CORS.
-    let lg = edge(&origin, "    cors: { allow_origins: [\"*\"] }\n");
+    let site = page_server().await;
+    let cors = format!(
+        "    cors: {{ allow_origins: [\"{}\"] }}\n",
+        page_origin(&site)
+    );
+    let lg = edge(&origin, &cors);
     let direct = format!("http://127.0.0.1:{}/live/ll/master.m3u8", origin.port);
     let signed = lg.sign(
         &format!("http://{HOST}:{}/live/ll/master.m3u8", lg.port),
@@ -343,7 +294,15 @@ async fn hls_js_and_shaka_play_low_latency_through_the_edge_as_close_to_live_as_
         let mut latency = HashMap::new();
         for (how, src) in [("direct", &direct), ("livegate", &signed)] {
             let before: HashSet<String> = origin.asked().into_keys().collect();
-            let state = play_in_chromium(player, src, 6).await;
+            let state = Play {
+                player,
+                src,
+                seconds: 6,
+                args: Vec::new(),
+                home: None,
+            }
+            .run(&site)
+            .await;
             // Blocking playlist versions were asked (through the edge too).
             let blocking = origin
                 .asked()

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::media::{codecs, frames, need, Proc};
+use support::browser::{page_origin, page_server, Play};
+use support::media::{codecs, frames, Proc};
 use support::nginx::{live_source, Nginx};
 use support::{free_port, origin_yaml, Livegate};
 
@@ -179,56 +180,27 @@ async fn a_multi_variant_stream_plays_through_livegate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hls_js_in_chromium_plays_a_signed_stream_from_another_origin() {
-    need("node", "nodejs");
-    need("chromium", "chromium");
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let hls_js = browser.join("node_modules/hls.js/dist/hls.min.js");
-    assert!(
-        hls_js.exists() && browser.join("node_modules/playwright-core").exists(),
-        "hls.js and playwright-core are needed: npm install --prefix tests/browser (scripts/test.sh runs it)"
-    );
     let nginx = start_nginx(false);
     let _publisher = publish(&nginx, "cam1");
     wait_playlist(&nginx.www().join("live/cam1.m3u8"), 3);
     // The page comes from another origin than the stream: CORS decides.
-    let page = std::fs::read(browser.join("player.html")).unwrap();
-    let script = std::fs::read(&hls_js).unwrap();
-    let site =
-        support::server::Server::start(None, move |req: hyper::Request<hyper::body::Incoming>| {
-            let (ctype, body) = match req.uri().path() {
-                "/hls.min.js" => ("text/javascript", script.clone()),
-                _ => ("text/html", page.clone()),
-            };
-            let resp = hyper::Response::builder()
-                .header("content-type", ctype)
-                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                .unwrap();
-            std::future::ready(resp)
-        })
-        .await;
-    let origin = format!("http://127.0.0.1:{}", site.addr.port());
-    let cors = format!("    cors: {{ allow_origins: [\"{origin}\"] }}\n");
+    let site = page_server().await;
+    let cors = format!(
+        "    cors: {{ allow_origins: [\"{}\"] }}\n",
+        page_origin(&site)
+    );
     let lg = Livegate::start(&domain("127.0.0.1", nginx.http, &cors));
     let signed = lg.sign(&format!("http://127.0.0.1:{}/live/cam1.m3u8", lg.port), &[]);
-    let src: String = form_urlencoded::byte_serialize(signed.as_bytes()).collect();
-    let out = Command::new("node")
-        .arg(browser.join("play.mjs"))
-        .arg(format!("{origin}/?src={src}"))
-        .arg("5")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let state: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
-        panic!(
-            "no state from the browser: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(
-        state["fatal"].is_null(),
-        "hls.js failed: {state} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let state = Play {
+        player: "hls",
+        src: &signed,
+        seconds: 5,
+        args: Vec::new(),
+        home: None,
+    }
+    .run(&site)
+    .await;
+    assert!(state["fatal"].is_null(), "hls.js failed: {state}");
     assert!(
         state["t"].as_f64().unwrap_or(0.0) >= 5.0,
         "played only {state}"

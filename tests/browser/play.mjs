@@ -1,7 +1,7 @@
 // Opens a page in headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core) and waits until its hls.js player has played `seconds` of
-// video or hit a fatal error; prints the page's state as one JSON line.
-//   node play.mjs <page url> <seconds>
+// playwright-core) and waits until its player has played `seconds` of video or
+// hit a fatal error; prints the page's state as one JSON line.
+//   CHROMIUM_ARGS='--flag\n--flag' node play.mjs <page url> <seconds>
 import { chromium } from 'playwright-core';
 
 const [, , url, seconds] = process.argv;
@@ -11,6 +11,8 @@ const browser = await chromium.launch({
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--autoplay-policy=no-user-gesture-required',
+    // More from the test, one per line (e.g. --host-resolver-rules=…).
+    ...(process.env.CHROMIUM_ARGS || '').split('\n').filter(Boolean),
   ],
 });
 let state = { t: 0, fatal: 'page did not load' };

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod browser;
 pub mod etcd;
 pub mod llhls;
 pub mod media;

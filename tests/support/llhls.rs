@@ -35,6 +35,8 @@ const WITH_PARTS: usize = 3;
 /// One part: a `moof` and its `mdat`.
 struct Part {
     bytes: Bytes,
+    /// When ffmpeg had written it whole.
+    made: Instant,
     /// Global part number: its URI (`part<n>.m4s`), known before it is made.
     n: u64,
     independent: bool,
@@ -232,6 +234,24 @@ impl LlOrigin {
         }
     }
 
+    /// When part `name` (`part<n>.m4s`) was made whole.
+    pub fn made(&self, name: &str) -> Option<Instant> {
+        let n: u64 = name
+            .rsplit('/')
+            .next()?
+            .strip_prefix("part")?
+            .strip_suffix(".m4s")?
+            .parse()
+            .ok()?;
+        let s = self.shared.state.lock().unwrap();
+        let part = s
+            .segments
+            .iter()
+            .flat_map(|s| s.parts.iter())
+            .find(|p| p.n == n)?;
+        Some(part.made)
+    }
+
     /// Every request it got so far: `path?query` → count.
     pub fn asked(&self) -> HashMap<String, usize> {
         self.shared.asked.lock().unwrap().clone()
@@ -285,6 +305,7 @@ fn read_fragments(mut out: impl Read, shared: &Shared) {
                 if let Some(seg) = s.segments.last_mut() {
                     seg.parts.push(Part {
                         bytes: Bytes::from(part),
+                        made: Instant::now(),
                         n,
                         independent,
                         frames,
@@ -489,4 +510,85 @@ fn iso(t: SystemTime) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+/// Where the next blocking request of a player that has `playlist` points: the
+/// segment still open and its next part, or the next segment's first part.
+pub fn next_part(playlist: &str) -> (u64, u64) {
+    let mut msn = 0;
+    let mut part = 0;
+    for line in playlist.lines() {
+        if let Some(n) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            msn = n.trim().parse().unwrap();
+        } else if line.starts_with("#EXT-X-PART:") {
+            part += 1;
+        } else if !line.starts_with('#') && !line.trim().is_empty() {
+            msn += 1;
+            part = 0;
+        }
+    }
+    (msn, part)
+}
+
+/// The quoted `URI` of the first line starting with `tag`.
+pub fn uri_of<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
+    let line = playlist.lines().find(|l| l.starts_with(tag))?;
+    line.split("URI=\"").nth(1)?.split('"').next()
+}
+
+/// One simulated low-latency player: reads the playlist, then, as hls.js does,
+/// asks for the next part's playlist version (held until it exists) while
+/// fetching the preload hint; every URI it is given carries its token. Returns
+/// each part it fetched (its name) and when it had it whole.
+pub async fn player(
+    client: reqwest::Client,
+    base: String,
+    first: String,
+    until: Instant,
+) -> Result<Vec<(String, Instant)>, String> {
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?;
+            let status = r.status().as_u16();
+            let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok::<_, String>((status, body))
+        }
+    };
+    let (status, body) = get(first.clone()).await?;
+    if status != 200 {
+        return Err(format!("{first}: {status}"));
+    }
+    let mut text = String::from_utf8_lossy(&body).to_string();
+    let mut parts = Vec::new();
+    while Instant::now() < until {
+        let hint = uri_of(&text, "#EXT-X-PRELOAD-HINT:")
+            .ok_or_else(|| format!("no preload hint in {text}"))?
+            .to_owned();
+        if !hint.contains("lgt=") {
+            return Err(format!("the preload hint has no token: {text}"));
+        }
+        let (msn, part) = next_part(&text);
+        let sep = if first.contains('?') { '&' } else { '?' };
+        let blocking = format!("{first}{sep}_HLS_msn={msn}&_HLS_part={part}");
+        let (p, h) = tokio::join!(get(blocking.clone()), get(format!("{base}{hint}")));
+        let (status, body) = p?;
+        if status != 200 {
+            return Err(format!("{blocking}: {status}"));
+        }
+        let (status, part_body) = h?;
+        if status != 200 || !part_body.windows(4).any(|w| w == b"moof") {
+            return Err(format!("{hint}: {status}, {} bytes", part_body.len()));
+        }
+        parts.push((
+            hint.split('?').next().unwrap_or("").to_owned(),
+            Instant::now(),
+        ));
+        text = String::from_utf8_lossy(&body).to_string();
+    }
+    Ok(parts)
 }

@@ -66,6 +66,9 @@ impl<A> Guard<A> {
 
 impl Connections {
     pub fn new(max_connections: usize) -> Connections {
+        metrics()
+            .client_connections_max
+            .set(i64::try_from(max_connections).unwrap_or(i64::MAX));
         Connections {
             max_connections,
             open: AtomicUsize::new(0),
@@ -79,6 +82,7 @@ impl Connections {
         let taken = self.open.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(&self.open);
         if taken < self.max_connections {
+            metrics().client_connections.set((taken + 1) as i64);
             return Some(slot);
         }
         drop(slot);
@@ -104,7 +108,10 @@ pub struct Slot<'a>(&'a AtomicUsize);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let was = self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics()
+            .client_connections
+            .set(was.saturating_sub(1) as i64);
     }
 }
 

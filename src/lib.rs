@@ -13,6 +13,7 @@ pub mod canon;
 pub mod check;
 pub mod config;
 pub mod conn;
+pub mod console;
 pub mod cors;
 pub mod demo;
 pub mod fanout;

@@ -49,6 +49,10 @@ pub struct Metrics {
     pub rtmp_connections: IntGauge,
     rtmp_sessions: IntCounterVec,
     rtmp_bytes: IntCounterVec,
+    cache: IntCounterVec,
+    /// Client connections open on the HTTP listeners, and how many may be.
+    pub client_connections: IntGauge,
+    pub client_connections_max: IntGauge,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -155,6 +159,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "FLV viewers cut (or skipped to a keyframe) for falling behind the live edge"
         )
         .expect(bug),
+        cache: register_int_counter_vec!(
+            "livegate_cache_requests_total",
+            "HLS cache answers by status: hit, coalesced (waited for a fill), following (streamed a fill), miss, pass",
+            &["domain", "status"]
+        )
+        .expect(bug),
+        client_connections: register_int_gauge!(
+            "livegate_client_connections",
+            "Client connections open on the HTTP listeners"
+        )
+        .expect(bug),
+        client_connections_max: register_int_gauge!(
+            "livegate_client_connections_max",
+            "server.max_connections: client connections beyond it are closed at accept"
+        )
+        .expect(bug),
         state_watch: register_int_gauge!(
             "livegate_state_watch_up",
             "1 while this edge's etcd watch is live (fleet)"
@@ -234,7 +254,13 @@ pub struct DomainMetrics {
     remote: Vec<IntCounter>,
     upstream: Vec<IntCounter>,
     pub sent: IntCounter,
+    /// `livegate_cache_requests_total` by [`CACHE_STATUSES`].
+    cache: Vec<IntCounter>,
 }
+
+/// The `status` labels of `livegate_cache_requests_total`, in the order of
+/// [`crate::cache::Status`].
+pub const CACHE_STATUSES: [&str; 5] = ["hit", "coalesced", "following", "miss", "pass"];
 
 fn scene_index(s: Scene) -> usize {
     match s {
@@ -267,6 +293,17 @@ impl DomainMetrics {
                 .map(|c| m.upstream.with_label_values(&[domain, c]))
                 .collect(),
             sent: m.sent.with_label_values(&[domain]),
+            cache: CACHE_STATUSES
+                .iter()
+                .map(|st| m.cache.with_label_values(&[domain, st]))
+                .collect(),
+        }
+    }
+
+    /// Counts one answer of the HLS cache; `status` indexes [`CACHE_STATUSES`].
+    pub fn cache(&self, status: usize) {
+        if let Some(c) = self.cache.get(status) {
+            c.inc();
         }
     }
 

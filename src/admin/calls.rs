@@ -232,6 +232,66 @@ impl Ctx<'_> {
         Ok((200, answer))
     }
 
+    /// `PATCH /v1/auth/rules`: change the rule in force for (domain, app, scene)
+    /// — from the YAML or the API — without sending its keys back, which no one
+    /// can read: `enabled`, `add_key` (put first, so it signs), `remove_key` (an
+    /// index into the listed keys). The result is kept as an API rule.
+    pub async fn patch_rule(&self) -> Answer {
+        let p: RulePatch = self.body_json()?;
+        self.domain_index(&p.domain)?;
+        if let Some(k) = &p.add_key {
+            Key::new(k).map_err(|e| ApiError::invalid(format!("add_key: {e}")))?;
+        }
+        let answer = json!({ "domain": p.domain, "app": p.app, "scene": p.scene, "source": "api" });
+        self.live
+            .change(|saved, yaml| {
+                let key = domain_key(&p.domain);
+                let mut rule = saved
+                    .effective(yaml, &mut Vec::new())
+                    .iter()
+                    .filter(|d| !d.retired && domain_key(&d.name) == key)
+                    .flat_map(|d| &d.auth)
+                    .find(|r| r.scene == p.scene && r.app.eq_ignore_ascii_case(&p.app))
+                    .cloned()
+                    .ok_or_else(|| {
+                        Refusal::NotFound(format!(
+                            "no rule for domain {:?}, app {:?}, scene {}",
+                            p.domain, p.app, p.scene
+                        ))
+                    })?;
+                if let Some(i) = p.remove_key {
+                    if i >= rule.keys.len() {
+                        return Err(Refusal::Invalid(format!(
+                            "remove_key: the rule has {} keys (0 to {})",
+                            rule.keys.len(),
+                            rule.keys.len().saturating_sub(1)
+                        )));
+                    }
+                    rule.keys.remove(i);
+                }
+                if let Some(k) = &p.add_key {
+                    rule.keys.retain(|old| old.0 != *k);
+                    rule.keys.insert(0, crate::config::SecretString(k.clone()));
+                }
+                if let Some(on) = p.enabled {
+                    rule.enabled = on;
+                }
+                validate(&rule).map_err(|e| Refusal::Invalid(e.message))?;
+                let saved_rule = SavedRule {
+                    domain: p.domain.clone(),
+                    rule,
+                };
+                match saved.rule_at(&p.domain, &p.app, p.scene) {
+                    Some(i) => saved.rules[i] = saved_rule,
+                    None => saved.rules.push(saved_rule),
+                }
+                Ok(())
+            })
+            .await
+            .map_err(refused)?;
+        Ok((200, answer))
+    }
+
     /// `DELETE /v1/auth/rules`: remove an API-set rule; the YAML's applies again.
     pub async fn delete_rule(&self) -> Answer {
         let domain = self.required("domain")?;
@@ -518,6 +578,15 @@ impl Ctx<'_> {
                 "endpoints": f.endpoints(), "prefix": f.prefix,
                 "revision": revision, "watch": f.watching() }),
         };
+        let mut answer = answer;
+        // The domains configured (what the console lists its pages by).
+        answer["domains"] = self
+            .live
+            .yaml()
+            .iter()
+            .filter(|d| !d.retired)
+            .map(|d| json!(d.name))
+            .collect();
         (200, answer)
     }
 }
@@ -549,4 +618,21 @@ fn validate(rule: &RuleConfig) -> Result<(), ApiError> {
         ));
     }
     Err(ApiError::invalid(format!("{at}: {}", p.message)))
+}
+
+/// The body of `PATCH /v1/auth/rules`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulePatch {
+    domain: String,
+    #[serde(default = "star")]
+    app: String,
+    scene: Scene,
+    enabled: Option<bool>,
+    add_key: Option<String>,
+    remove_key: Option<usize>,
+}
+
+fn star() -> String {
+    "*".into()
 }

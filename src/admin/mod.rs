@@ -9,7 +9,9 @@
 //! writes, 100/s for other reads.
 //!
 //! This module is the shell (authentication, routing, limits, bodies, answers);
-//! [`calls`] does the work.
+//! [`calls`] does the work. The web console's files ([`crate::console`]) are
+//! served beside it, unauthenticated: they hold no data, and every call the
+//! console makes is signed like any other.
 
 mod calls;
 mod error;
@@ -172,7 +174,7 @@ impl Admin {
         };
         self.limit(class)?;
         let body = match method {
-            Method::POST | Method::PUT => read_body(session).await?,
+            Method::POST | Method::PUT | Method::PATCH => read_body(session).await?,
             _ => Vec::new(),
         };
         let c = calls::Ctx {
@@ -186,6 +188,7 @@ impl Admin {
             (Call::Check, Method::GET) => c.check(),
             (Call::Rules, Method::PUT) => c.put_rule().await,
             (Call::Rules, Method::DELETE) => c.delete_rule().await,
+            (Call::Rules, Method::PATCH) => c.patch_rule().await,
             (Call::Rules, Method::GET) => c.rules().await,
             (Call::Forbid, Method::POST) => c.forbid().await,
             (Call::Resume, Method::POST) => c.resume().await,
@@ -229,6 +232,11 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let read = matches!(req.method, Method::GET | Method::HEAD);
+        if read && crate::console::owns(req.uri.path()) {
+            return crate::console::serve(req.uri.path());
+        }
         let (status, body) = match self.answer(session).await {
             Ok(ok) => ok,
             Err(e) => {

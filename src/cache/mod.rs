@@ -93,6 +93,12 @@ pub enum Status {
 }
 
 impl Status {
+    /// Its place in `livegate_cache_requests_total`'s labels
+    /// ([`crate::metrics::CACHE_STATUSES`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Hit => "HIT",

@@ -84,6 +84,7 @@ impl Gate {
         // of a hit: the cache served that).
         let (served, peer) = match cache.get(&key, !playlist && !ranged, fill).await {
             Got::Object(object, status) => {
+                door.metrics.cache(status.index());
                 let peer = object.peer.filter(|_| status != cache::Status::Hit);
                 let served = self
                     .answer(session, ctx, door, &object, playlist, status)
@@ -91,6 +92,7 @@ impl Gate {
                 (served, peer)
             }
             Got::Following(f) => {
+                door.metrics.cache(cache::Status::Following.index());
                 let progress = f.0.clone();
                 let served = self.follow(session, ctx, door, f).await;
                 let peer = progress.borrow().peer;

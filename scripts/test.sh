@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 # etcd: the fleet tests' store; protoc: etcd-client's build (its gRPC API).
 # rtmpdump: a second RTMP client implementation (tests/rtmp.rs).
 # certutil: a test CA the browser trusts, for h2 over TLS (tests/http2.rs).
+# promtool: the shipped Prometheus rules and their unit tests (tests/dashboards.rs).
 ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils \
   systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg nginx:nginx \
   /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp chromium:chromium \
   node:nodejs npm:npm etcd:etcd-server protoc:protobuf-compiler rtmpdump:rtmpdump \
-  certutil:libnss3-tools
+  certutil:libnss3-tools promtool:prometheus
 echo "== npm install (tests/browser: hls.js, Shaka, mpegts.js, playwright-core)"
 npm install --prefix tests/browser --no-audit --no-fund --no-package-lock --loglevel=error
 

@@ -45,6 +45,7 @@ pub struct Metrics {
     fanout_viewers: IntGauge,
     fanout_slow: IntCounter,
     state_watch: IntGauge,
+    state_fleet: IntGauge,
     /// RTMP client connections open.
     pub rtmp_connections: IntGauge,
     rtmp_sessions: IntCounterVec,
@@ -175,6 +176,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "server.max_connections: client connections beyond it are closed at accept"
         )
         .expect(bug),
+        state_fleet: register_int_gauge!(
+            "livegate_state_fleet",
+            "1 when this edge keeps its state in etcd with a fleet, 0 for a state file"
+        )
+        .expect(bug),
         state_watch: register_int_gauge!(
             "livegate_state_watch_up",
             "1 while this edge's etcd watch is live (fleet)"
@@ -201,6 +207,12 @@ pub fn fanout_slow() {
 /// Sets `livegate_state_revision`.
 pub fn state_revision(revision: i64) {
     METRICS.state_revision.set(revision);
+}
+
+/// Sets `livegate_state_fleet`: whether the state is a fleet's (etcd), so an
+/// alert on `livegate_state_watch_up` applies to fleet edges only.
+pub fn state_fleet(fleet: bool) {
+    METRICS.state_fleet.set(fleet as i64);
 }
 
 /// Sets `livegate_state_watch_up`.
@@ -254,6 +266,7 @@ pub struct DomainMetrics {
     remote: Vec<IntCounter>,
     upstream: Vec<IntCounter>,
     pub sent: IntCounter,
+    left: IntCounter,
     /// `livegate_cache_requests_total` by [`CACHE_STATUSES`].
     cache: Vec<IntCounter>,
 }
@@ -293,11 +306,18 @@ impl DomainMetrics {
                 .map(|c| m.upstream.with_label_values(&[domain, c]))
                 .collect(),
             sent: m.sent.with_label_values(&[domain]),
+            // Resolved now so the family is exported (at 0) before anyone leaves.
+            left: m.left.with_label_values(&[domain]),
             cache: CACHE_STATUSES
                 .iter()
                 .map(|st| m.cache.with_label_values(&[domain, st]))
                 .collect(),
         }
+    }
+
+    /// Counts a client of this domain that went away mid-answer.
+    pub fn left(&self) {
+        self.left.inc();
     }
 
     /// Counts one answer of the HLS cache; `status` indexes [`CACHE_STATUSES`].

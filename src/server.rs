@@ -391,6 +391,7 @@ fn open_state(loaded: &Loaded) -> Result<Opened, RunError> {
                 .save_snapshot(&boot.state, boot.revision)
                 .map_err(state_error)?;
             crate::metrics::state_revision(boot.revision);
+            crate::metrics::state_fleet(true);
             let store = Store::Etcd(fleet.clone());
             let live = Live::new(yaml, dir, boot.state, store, edge).map_err(RunError::State)?;
             Ok((Arc::new(live), Secret::new(boot.secret), Some(fleet)))

@@ -147,6 +147,93 @@ async fn a_rule_put_then_deleted_is_in_force_on_the_next_request() {
     assert!(o.seen().len() >= 3);
 }
 
+/// `PATCH /v1/auth/rules`: a YAML rule's key rotated, disabled and enabled
+/// again without anyone sending its keys back; bad patches change nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_is_patched_without_its_keys_being_sent() {
+    let (_o, lg, api) = setup().await;
+    let old = tencent("/live/cam1.m3u8", "yamlPullKey1");
+    let new = tencent("/live/cam1.m3u8", "rotatedKey2027");
+    let patch = |change: serde_json::Value| {
+        let mut body = json!({"domain": HOST, "app": "*", "scene": "pull"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        body
+    };
+    // Bad patches: clear errors, nothing changed.
+    for (change, status_code, code_name) in [
+        (json!({"remove_key": 5}), 400, "InvalidParam"),
+        (json!({"remove_key": 0}), 400, "InvalidParam"),
+        (json!({"add_key": "bad key!"}), 400, "InvalidParam"),
+        (json!({"colour": "red"}), 400, "InvalidParam"),
+    ] {
+        let (s, v) = api
+            .call("PATCH", "/v1/auth/rules", Some(patch(change.clone())))
+            .await;
+        assert_eq!((s, code(&v)), (status_code, code_name), "{change}: {v}");
+    }
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(json!({"domain": HOST, "app": "nope", "scene": "pull", "enabled": false})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (404, "ResourceNotFound"), "{v}");
+    assert_eq!(status(&lg, &old).await, 200);
+    // Rotate: the new key first, the old one gone.
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(patch(json!({"add_key": "rotatedKey2027", "remove_key": 0}))),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["source"], "api");
+    assert_eq!(status(&lg, &old).await, 403);
+    assert_eq!(status(&lg, &new).await, 200);
+    let (_, v) = api
+        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .await;
+    let rule = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["app"] == "*" && r["scene"] == "pull")
+        .unwrap()
+        .clone();
+    assert_eq!(rule["keys"], json!(["ro*****27"]), "{v}");
+    assert_eq!(
+        rule["scheme"], "tencent",
+        "the rest of the rule is kept: {rule}"
+    );
+    // Disable: the scene opens (no signature asked); enable again.
+    let (s, _) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(patch(json!({"enabled": false}))),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&lg, "/live/cam1.m3u8").await, 200);
+    let (s, _) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(patch(json!({"enabled": true}))),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(status(&lg, "/live/cam1.m3u8").await, 403);
+    assert_eq!(status(&lg, &new).await, 200);
+    // The state lists the domains (what the console's pages choose from).
+    let (_, v) = api.call("GET", "/v1/state", None).await;
+    assert_eq!(v["domains"], json!([HOST]), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_rules_get_clear_errors_and_change_nothing() {
     let (_o, lg, api) = setup().await;

@@ -129,11 +129,18 @@ async fn the_management_api_recipes_work_as_pasted() {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
         .collect();
-    assert_eq!(answers.len(), 10, "{stdout}");
+    assert_eq!(answers.len(), 11, "{stdout}");
     assert_eq!(answers[0]["reason"], "EXPIRED", "{stdout}");
     assert_eq!(answers[0]["description"], "time expired", "{stdout}");
     let codes: Vec<&str> = answers.iter().filter_map(|a| a["code"].as_str()).collect();
     // Only the drop of a stream nobody watches is refused.
     assert_eq!(codes, ["StreamNotOnline"], "{stdout}");
     assert!(stdout.contains("\"source\":\"yaml\""), "{stdout}");
+    // The PATCH rotated the YAML rule's key: it is the API's now.
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["app"] == "*" && a["scene"] == "pull" && a["source"] == "api"),
+        "{stdout}"
+    );
 }

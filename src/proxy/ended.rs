@@ -60,8 +60,10 @@ impl Gate {
             }
         }
         if left(e) {
-            let domain = ctx.door.as_ref().map_or("-", |d| d.name.as_str());
-            crate::metrics::viewer_left(domain);
+            match &ctx.door {
+                Some(door) => door.metrics.left(),
+                None => crate::metrics::viewer_left(crate::metrics::UNKNOWN_DOMAIN),
+            }
             log::debug!("{}: the client went away: {e}", self.summary(session));
         }
     }

@@ -175,9 +175,19 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
         403
     );
 
-    // Both edges agree, and say so in /v1/state and in the metric.
+    // Both edges agree, and say so in /v1/state and in the metric; each lists
+    // the fleet's edges.
     let rev = agree(&api_a, &api_b, Duration::from_secs(10)).await;
     let (sa, sb) = (state_of(&api_a).await, state_of(&api_b).await);
+    for s in [&sa, &sb] {
+        let names: Vec<&str> = s["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no edges: {s}"))
+            .iter()
+            .filter_map(|e| e["edge"].as_str())
+            .collect();
+        assert_eq!(names, ["edge-a", "edge-b"], "{s}");
+    }
     assert_eq!(
         (&sa["backend"], &sa["edge"], &sb["edge"], &sa["prefix"]),
         (
@@ -209,6 +219,14 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     assert_eq!(s, 200, "{v}");
     until!("B lifts the forbid", Duration::from_secs(10), {
         status(&b, &tencent("/live/cam9.txt", "fleetKey2026")).await == 200
+    });
+    // B stops (killed, so its lease lapses): A no longer lists it.
+    drop(b);
+    until!("B leaves the list of edges", Duration::from_secs(40), {
+        let s = state_of(&api_a).await;
+        s["edges"]
+            .as_array()
+            .is_some_and(|e| e.len() == 1 && e[0]["edge"] == "edge-a")
     });
 }
 

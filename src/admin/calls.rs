@@ -569,16 +569,28 @@ impl Ctx<'_> {
     /// `GET /v1/state`: this edge, its state backend and what it applied — in a
     /// fleet, the etcd revision and whether the watch is live, so an operator can
     /// see that every edge agrees.
-    pub fn state(&self) -> (u16, Value) {
+    pub async fn state(&self) -> (u16, Value) {
         let revision = self.live.revision();
-        let answer = match self.live.store() {
+        let mut answer = match self.live.store() {
             Store::File => json!({ "edge": self.live.edge(), "backend": "file",
                 "state_dir": self.live.dir(), "revision": revision, "watch": false }),
-            Store::Etcd(f) => json!({ "edge": self.live.edge(), "backend": "etcd",
-                "endpoints": f.endpoints(), "prefix": f.prefix,
-                "revision": revision, "watch": f.watching() }),
+            Store::Etcd(f) => {
+                let mut a = json!({ "edge": self.live.edge(), "backend": "etcd",
+                    "endpoints": f.endpoints(), "prefix": f.prefix,
+                    "revision": revision, "watch": f.watching() });
+                // The fleet's edges, as they registered; asked only while the
+                // watch is up, so that this answer stays quick with etcd down.
+                let edges = match f.watching() {
+                    true => f.edges().await.map_err(|e| e.to_string()),
+                    false => Err("the etcd watch is down".to_owned()),
+                };
+                match edges {
+                    Ok(edges) => a["edges"] = json!(edges),
+                    Err(e) => a["edges_error"] = json!(e),
+                }
+                a
+            }
         };
-        let mut answer = answer;
         // The domains configured (what the console lists its pages by).
         answer["domains"] = self
             .live

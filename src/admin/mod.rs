@@ -196,7 +196,7 @@ impl Admin {
             (Call::Forbidden, Method::GET) => c.forbidden(),
             (Call::Online, Method::GET) => c.online(),
             (Call::Connections, Method::GET) => c.connections(),
-            (Call::State, Method::GET) => Ok(c.state()),
+            (Call::State, Method::GET) => Ok(c.state().await),
             (Call::Access, Method::PUT) => c.put_access().await,
             (Call::Access, Method::GET) => c.access().await,
             (Call::Access, Method::DELETE) => c.delete_access().await,

@@ -378,7 +378,14 @@ pages.fleet = async () => {
         row('Revision', s.revision),
         row('Watch', s.backend === 'etcd' ? (s.watch ? 'up' : 'down') : 'not in a fleet', s.backend === 'etcd' ? (s.watch ? 'ok' : 'error') : 'muted'),
         row('Domains', (s.domains || []).join(', ')))),
-      el('p', { class: 'muted' }, 'Every edge of a fleet shows the same revision once it applied the same changes.'));
+      s.backend === 'etcd' ? el('h2', {}, 'Edges of the fleet') : null,
+      s.edges ? el('table', { id: 'edges' },
+        el('thead', {}, el('tr', {}, ['Edge', 'Up since'].map((h) => el('th', {}, h)))),
+        el('tbody', {}, s.edges.map((e) => el('tr', { 'data-edge': e.edge },
+          el('td', {}, e.edge === s.edge ? `${e.edge} (this edge)` : e.edge), el('td', {}, when(e.since))))))
+        : s.backend === 'etcd' ? el('p', { class: 'error' }, s.edges_error || 'unknown') : null,
+      el('p', { class: 'muted' }, 'Every edge of a fleet shows the same revision once it applied the same changes: '
+        + 'open the console of each, or compare livegate_state_revision on the dashboard.'));
     } catch (e) { out.replaceChildren(el('p', { class: 'error' }, String(e))); }
   }
   await tick();

@@ -35,6 +35,9 @@ use crate::config::StateConfig;
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// The local snapshot's name under `state_dir`.
 pub const SNAPSHOT: &str = "etcd-snapshot.json";
+/// How often an edge renews its entry in the fleet's list of edges; the entry
+/// (on an etcd lease) disappears three of these after the edge stops renewing.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// A commit's outcome.
 #[derive(Debug)]
@@ -188,6 +191,91 @@ impl Fleet {
             .await
             .map_err(|e| StateError::Etcd(e.to_string()))?
             .map_err(StateError::Etcd)
+    }
+
+    /// Where the fleet's list of edges lives: beside the state's prefix, not
+    /// under it, so edges coming and going never touch the state's watch.
+    fn edges_root(&self) -> String {
+        format!("{}.edges/", self.prefix.trim_end_matches('/'))
+    }
+
+    /// Keeps this edge in the fleet's list of edges (`{prefix}.edges/{edge}`):
+    /// one write per connection, on a lease renewed every [`HEARTBEAT`] — a
+    /// renewal is no write, so the state's revision does not move with it. A
+    /// stopped edge leaves at once (its lease revoked); a crashed one, three
+    /// heartbeats later. Runs until `shutdown`.
+    pub async fn register(&self, edge: &str, mut shutdown: pingora_core::server::ShutdownWatch) {
+        let key = format!("{}{edge}", self.edges_root());
+        let value = serde_json::json!({ "edge": edge, "since": crate::unix_now() }).to_string();
+        let mut rx = self.conn.subscribe();
+        loop {
+            let conn = tokio::select! {
+                _ = shutdown.changed() => return,
+                c = rx.wait_for(Option::is_some) => c.ok().and_then(|c| c.clone()),
+            };
+            let Some((mut client, _)) = conn else { return };
+            let ttl = (HEARTBEAT * 3).as_secs() as i64;
+            let held = async {
+                let lease = timed("lease", client.lease_grant(ttl, None)).await?.id();
+                let put = etcd_client::PutOptions::new().with_lease(lease);
+                timed(
+                    "register",
+                    client.put(key.as_str(), value.as_str(), Some(put)),
+                )
+                .await?;
+                let (mut keeper, mut answers) =
+                    timed("lease", client.lease_keep_alive(lease)).await?;
+                let renewals = async {
+                    loop {
+                        tokio::time::sleep(HEARTBEAT).await;
+                        keeper.keep_alive().await.map_err(|e| fail("lease", e))?;
+                        match timed("lease", answers.message()).await? {
+                            Some(a) if a.ttl() > 0 => {}
+                            _ => return Err::<(), String>(fail("lease", "expired")),
+                        }
+                    }
+                };
+                let mut stop = shutdown.clone();
+                tokio::select! {
+                    r = renewals => r,
+                    _ = stop.changed() => {
+                        let _ = timed("lease", client.lease_revoke(lease)).await;
+                        Ok(())
+                    }
+                }
+            };
+            match held.await {
+                Ok(()) => return,
+                Err(e) => log::info!("{e}; registering this edge again"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// The edges of the fleet now (each as it registered: `edge`, `since`),
+    /// sorted by name. Runs on the watch's runtime.
+    pub async fn edges(&self) -> Result<Vec<serde_json::Value>, StateError> {
+        let (mut client, rt) = self.connected().await?;
+        let root = self.edges_root();
+        let read = rt.spawn(async move {
+            let options = GetOptions::new().with_prefix();
+            let r = timed("read", client.get(root.as_str(), Some(options))).await?;
+            Ok::<_, String>(
+                r.kvs()
+                    .iter()
+                    .filter_map(|kv| serde_json::from_slice::<serde_json::Value>(kv.value()).ok())
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let mut edges = read
+            .await
+            .map_err(|e| StateError::Etcd(e.to_string()))?
+            .map_err(StateError::Etcd)?;
+        edges.sort_by(|a, b| a["edge"].as_str().cmp(&b["edge"].as_str()));
+        Ok(edges)
     }
 
     /// Writes the local snapshot of `state` at `revision`, durably.

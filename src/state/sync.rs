@@ -236,12 +236,15 @@ pub struct FleetWatch {
 #[async_trait::async_trait]
 impl pingora_core::services::background::BackgroundService for FleetWatch {
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
-        watch(
-            self.fleet.clone(),
-            self.live.clone(),
-            self.streams.clone(),
-            shutdown,
-        )
-        .await
+        let edge = self.live.edge().to_owned();
+        tokio::join!(
+            watch(
+                self.fleet.clone(),
+                self.live.clone(),
+                self.streams.clone(),
+                shutdown.clone(),
+            ),
+            self.fleet.register(&edge, shutdown),
+        );
     }
 }

@@ -1,5 +1,5 @@
 """What the benchmark scripts share: free ports, waiting for a listener, processes
-pinned to a core (stopped at exit), their RSS and children, and a one-domain
+pinned to a core (stopped at exit), their RSS and children, per-core CPU times, and a one-domain
 livegate config with a `secure_link` rule or the rule disabled."""
 import re, socket, subprocess, sys, time
 
@@ -12,6 +12,16 @@ def start(cmd, core, **kw):
                          stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
     procs.append(p)
     return p
+
+
+def cpu_times():
+    """(total, idle) jiffies per core, from /proc/stat."""
+    r = {}
+    for line in open("/proc/stat"):
+        f = line.split()
+        if f[0].startswith("cpu") and f[0][3:].isdigit():
+            r[f[0][3:]] = (sum(map(int, f[1:])), int(f[4]) + int(f[5]))
+    return r
 
 
 def rss_kb(pid):

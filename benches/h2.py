@@ -1,7 +1,7 @@
 """Runs the h2-against-HTTP/1.1 benchmark; see h2.sh. Prints a markdown table."""
 import os, re, statistics, subprocess, sys, tempfile
 
-from common import port, start, wait_port
+from common import cpu_times, port, start, wait_port
 
 LIVEGATE = sys.argv[1]
 DURATION = int(os.environ.get("DURATION", "10"))
@@ -10,15 +10,6 @@ HOST = "bench.example.com"
 EDGE_CORE, LOAD_CORE = "0", "1"
 # (what, file, HTTP/1.1 connections, h2 connections × streams each)
 LOADS = [("1 KB signed", "f1k.bin", 50, (5, 20)), ("1 MB", "f1m.bin", 10, (2, 5))]
-
-
-def cpu_times():
-    r = {}
-    for line in open("/proc/stat"):
-        f = line.split()
-        if f[0].startswith("cpu") and f[0][3:].isdigit():
-            r[f[0][3:]] = (sum(map(int, f[1:])), int(f[4]) + int(f[5]))
-    return r
 
 
 def main():

@@ -95,17 +95,6 @@ async fn main() {
     }
     let wall = started.elapsed().as_secs_f64();
     let edge_cpu = (cpu_seconds(lg.pid()) - cpu) / wall * 100.0;
-    let asked = origin.asked();
-    let new = |k: &String, n: &usize| n - before.get(k).copied().unwrap_or(0);
-    let ratio = |which: &dyn Fn(&str) -> bool| {
-        let hits: Vec<usize> = asked
-            .iter()
-            .filter(|(k, _)| which(k))
-            .map(|(k, n)| new(k, n))
-            .filter(|n| *n > 0)
-            .collect();
-        hits.iter().sum::<usize>() as f64 / hits.len().max(1) as f64
-    };
     let mut delays: Vec<f64> = last
         .iter()
         .filter_map(|(name, at)| {
@@ -118,10 +107,8 @@ async fn main() {
         eprintln!("no part reached every player ({failed} players failed)");
         std::process::exit(1);
     }
-    let (per_part, per_version) = (
-        ratio(&|k| k.contains("/part")),
-        ratio(&|k| k.contains("_HLS_msn=")),
-    );
+    let (per_part, _) = origin.per_request(&before, |k| k.contains("/part"));
+    let (per_version, _) = origin.per_request(&before, |k| k.contains("_HLS_msn="));
     println!("\n### LL-HLS through livegate: {players} players, {seconds} s\n");
     println!("| players | parts served | failed players | origin requests per part | per playlist version | edge CPU (one core{}) | part: origin done → last player has it, p50 / p99 |", if pinned { "" } else { ", not pinned" });
     println!("| --- | --- | --- | --- | --- | --- | --- |");

@@ -1,7 +1,7 @@
 """Runs the livegate-vs-nginx benchmark; see vs_nginx.sh. Prints a markdown table."""
 import asyncio, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
-from common import children, livegate_conf, port, procs, rss_kb, start, wait_port
+from common import children, cpu_times, livegate_conf, port, procs, rss_kb, start, wait_port
 
 LIVEGATE = sys.argv[1]
 DURATION = int(os.environ.get("DURATION", "10"))
@@ -9,16 +9,6 @@ ROUNDS = int(os.environ.get("ROUNDS", "2"))
 KEY = "benchKey2026"
 HOST = "bench.example.com"
 EDGE_CORE, LOAD_CORE = "0", "1"
-
-
-def cpu_times():
-    """(total, idle) jiffies per core."""
-    r = {}
-    for line in open("/proc/stat"):
-        f = line.split()
-        if f[0].startswith("cpu") and f[0][3:].isdigit():
-            r[f[0][3:]] = (sum(map(int, f[1:])), int(f[4]) + int(f[5]))
-    return r
 
 
 def wrk(url, conns, latency=False):

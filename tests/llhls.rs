@@ -66,22 +66,8 @@ async fn two_hundred_low_latency_players_cost_the_origin_one_request_per_part() 
     );
 
     // What reached the origin, per part and per blocking playlist version.
-    let asked = origin.asked();
-    let new = |k: &String, n: &usize| n - before.get(k).copied().unwrap_or(0);
-    let ratio = |which: &dyn Fn(&str) -> bool| {
-        let hits: Vec<usize> = asked
-            .iter()
-            .filter(|(k, _)| which(k))
-            .map(|(k, n)| new(k, n))
-            .filter(|n| *n > 0)
-            .collect();
-        (
-            hits.iter().sum::<usize>() as f64 / hits.len().max(1) as f64,
-            hits.len(),
-        )
-    };
-    let (per_part, parts) = ratio(&|k| k.contains("/part"));
-    let (per_version, versions) = ratio(&|k| k.contains("_HLS_msn="));
+    let (per_part, parts) = origin.per_request(&before, |k| k.contains("/part"));
+    let (per_version, versions) = origin.per_request(&before, |k| k.contains("_HLS_msn="));
     println!(
         "200 players: {fetched} parts served; origin: {per_part:.3} requests per part ({parts} parts), \
          {per_version:.3} per blocking playlist version ({versions} versions)"
@@ -97,7 +83,7 @@ async fn two_hundred_low_latency_players_cost_the_origin_one_request_per_part() 
     );
     // The origin was asked each version in one canonical form, without the
     // signature (every query it got is only the directives).
-    for k in asked.keys().filter(|k| k.contains('?')) {
+    for k in origin.asked().keys().filter(|k| k.contains('?')) {
         let q = k.split_once('?').unwrap().1;
         assert!(
             q.starts_with("_HLS_msn=") && !q.contains("txSecret") && !q.contains("lgt="),

@@ -15,7 +15,7 @@ use crate::config::{AccessConfig, Problems, RuleConfig};
 use crate::route::Scene;
 use crate::sign::Key;
 use crate::state::live::{Live, Refusal, Store};
-use crate::state::{domain_key, same_slot, Forbid, SavedAccess, SavedRule};
+use crate::state::{domain_key, same_slot, Forbid, SavedAccess};
 use crate::streams::Streams;
 
 /// Shortest and longest `valid_duration` the API accepts (the providers' console
@@ -217,14 +217,7 @@ impl Ctx<'_> {
                         .find(|r| same_slot(r, &rule))
                         .is_none_or(|r| r.enabled);
                 }
-                let saved_rule = SavedRule {
-                    domain: domain.clone(),
-                    rule: rule.clone(),
-                };
-                match saved.rule_at(&domain, &saved_rule.rule.app, saved_rule.rule.scene) {
-                    Some(i) => saved.rules[i] = saved_rule,
-                    None => saved.rules.push(saved_rule),
-                }
+                saved.set_rule(&domain, rule.clone());
                 Ok(())
             })
             .await
@@ -277,14 +270,7 @@ impl Ctx<'_> {
                     rule.enabled = on;
                 }
                 validate(&rule).map_err(|e| Refusal::Invalid(e.message))?;
-                let saved_rule = SavedRule {
-                    domain: p.domain.clone(),
-                    rule,
-                };
-                match saved.rule_at(&p.domain, &p.app, p.scene) {
-                    Some(i) => saved.rules[i] = saved_rule,
-                    None => saved.rules.push(saved_rule),
-                }
+                saved.set_rule(&p.domain, rule);
                 Ok(())
             })
             .await

@@ -207,6 +207,18 @@ impl Saved {
     }
 
     /// The index of an API rule for (domain, app, scene), if any.
+    /// Adds `rule` for `domain`, or replaces the API rule of its (app, scene).
+    pub fn set_rule(&mut self, domain: &str, rule: RuleConfig) {
+        let saved = SavedRule {
+            domain: domain.to_owned(),
+            rule,
+        };
+        match self.rule_at(domain, &saved.rule.app, saved.rule.scene) {
+            Some(i) => self.rules[i] = saved,
+            None => self.rules.push(saved),
+        }
+    }
+
     pub fn rule_at(&self, domain: &str, app: &str, scene: Scene) -> Option<usize> {
         let key = domain_key(domain);
         self.rules.iter().position(|r| {

@@ -252,6 +252,24 @@ impl LlOrigin {
         Some(part.made)
     }
 
+    /// Origin requests per distinct request among those `which` selects, made
+    /// since `before` (an earlier [`LlOrigin::asked`]); and how many distinct.
+    pub fn per_request(
+        &self,
+        before: &HashMap<String, usize>,
+        which: impl Fn(&str) -> bool,
+    ) -> (f64, usize) {
+        let hits: Vec<usize> = self
+            .asked()
+            .iter()
+            .filter(|(k, _)| which(k))
+            .map(|(k, n)| n - before.get(k).copied().unwrap_or(0))
+            .filter(|n| *n > 0)
+            .collect();
+        let per = hits.iter().sum::<usize>() as f64 / hits.len().max(1) as f64;
+        (per, hits.len())
+    }
+
     /// Every request it got so far: `path?query` → count.
     pub fn asked(&self) -> HashMap<String, usize> {
         self.shared.asked.lock().unwrap().clone()

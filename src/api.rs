@@ -146,6 +146,15 @@ pub enum Call {
     Rules {
         domain: String,
     },
+    /// `PATCH /v1/auth/rules`: the rule in force changed without sending keys.
+    Rule {
+        domain: String,
+        app: String,
+        scene: String,
+        enabled: Option<bool>,
+        add_key: Option<String>,
+        remove_key: Option<usize>,
+    },
     Access {
         domain: String,
     },
@@ -232,6 +241,26 @@ impl Call {
                 vec![("domain", domain.clone())],
                 None,
             ),
+            Call::Rule {
+                domain,
+                app,
+                scene,
+                enabled,
+                add_key,
+                remove_key,
+            } => {
+                let mut b = json!({ "domain": domain, "app": app, "scene": scene });
+                if let Some(e) = enabled {
+                    b["enabled"] = json!(e);
+                }
+                if let Some(k) = add_key {
+                    b["add_key"] = json!(k);
+                }
+                if let Some(i) = remove_key {
+                    b["remove_key"] = json!(i);
+                }
+                (Method::PATCH, "/v1/auth/rules", Vec::new(), Some(b))
+            }
             Call::Access { domain } => (
                 Method::GET,
                 "/v1/access",

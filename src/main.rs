@@ -136,6 +136,25 @@ enum ApiCmd {
     },
     /// The rules in force for a domain (keys masked).
     Rules { domain: String },
+    /// Change the rule in force for (domain, app, scene) without sending its keys:
+    /// rotate = `--add-key NEW --remove-key 0` (indexes as `rules` lists them).
+    Rule {
+        domain: String,
+        /// `*` for the domain's default rule.
+        app: String,
+        #[arg(value_name = "pull|push")]
+        scene: String,
+        /// Put this key first: it signs from now on.
+        #[arg(long)]
+        add_key: Option<String>,
+        /// Remove the key at this index.
+        #[arg(long)]
+        remove_key: Option<usize>,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
     /// A domain's access lists.
     Access { domain: String },
     /// The edge's state backend and revision.
@@ -320,6 +339,22 @@ fn api(a: ApiArgs) -> ExitCode {
         }
         ApiCmd::Check { url, scene } => Call::Check { url, scene },
         ApiCmd::Rules { domain } => Call::Rules { domain },
+        ApiCmd::Rule {
+            domain,
+            app,
+            scene,
+            add_key,
+            remove_key,
+            enable,
+            disable,
+        } => Call::Rule {
+            domain,
+            app,
+            scene,
+            enabled: (enable || disable).then_some(enable),
+            add_key,
+            remove_key,
+        },
         ApiCmd::Access { domain } => Call::Access { domain },
         ApiCmd::State => Call::State,
     };

@@ -118,6 +118,35 @@ async fn every_subcommand_against_a_running_edge() {
             .status(),
         200
     );
+    // rule: rotate the pull key from the shell, then a bad index is exit 1.
+    let rotated = ok(
+        &lg,
+        &[
+            "rule",
+            HOST,
+            "*",
+            "pull",
+            "--add-key",
+            "cliRotated2027",
+            "--remove-key",
+            "0",
+        ],
+    );
+    assert!(rotated.contains("source: api"), "{rotated}");
+    assert_eq!(
+        lg.get(HOST, &tencent("/live/cam1.m3u8", KEY))
+            .await
+            .status(),
+        403
+    );
+    let new = tencent("/live/cam1.m3u8", "cliRotated2027");
+    assert_eq!(lg.get(HOST, &new).await.status(), 200);
+    let out = api(&lg, &["rule", HOST, "*", "pull", "--remove-key", "7"]);
+    assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+    assert!(said(&out).contains("remove_key"), "{}", said(&out));
+    let out = api(&lg, &["rule", HOST, "*", "pull", "--enable", "--disable"]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+
     let out = api(&lg, &["connections", HOST, "live", "nobody"]);
     assert_eq!(out.status.code(), Some(1), "{}", said(&out));
     assert!(

@@ -37,6 +37,8 @@ struct Json<'a> {
     host: &'a str,
     method: &'a str,
     target: &'a str,
+    /// `HTTP/1.1`, `HTTP/2.0`: what combined writes after the target.
+    protocol: &'a str,
     status: u16,
     bytes: usize,
     duration_ms: f64,
@@ -86,6 +88,7 @@ pub fn line(format: LogFormat, redact: &Redact, e: &Entry<'_>) -> String {
             host: &host,
             method: e.method,
             target: &target,
+            protocol: e.version,
             status: e.status,
             bytes: e.bytes,
             duration_ms: e.duration.as_secs_f64() * 1000.0,
@@ -156,5 +159,6 @@ mod tests {
         assert_eq!(v["reason"], "EXPIRED");
         assert_eq!(v["status"], 403);
         assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["protocol"], "HTTP/1.1");
     }
 }

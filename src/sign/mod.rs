@@ -5,6 +5,7 @@
 //! the time is spelled, how the digest is encoded and what is hashed ([`layout`]).
 //! [`Rule`] runs that data, so verification is written once.
 
+pub mod cdn;
 pub mod keys;
 pub mod layout;
 pub mod query;

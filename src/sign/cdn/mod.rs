@@ -1,12 +1,13 @@
-//! Tokens of other CDNs, pure: Akamai EdgeAuth ([`edgeauth`]) and CloudFront
-//! signed URLs ([`cloudfront`]) — byte-compatible with the vendors' own
-//! libraries, so a customer moving to livegate keeps its backend's signing.
+//! Tokens other CDNs and backends issue, pure: Akamai EdgeAuth ([`edgeauth`]),
+//! CloudFront signed URLs ([`cloudfront`]) and JWTs ([`jwt`]) — compatible with
+//! the vendors' own libraries, so a customer moving to livegate keeps its backend's signing.
 //! Unlike the hash schemes of [`super`] (a digest of fields the URL spells),
 //! these carry a token that names what it covers (an ACL, a policy), which is
 //! checked against the request's canonical path.
 
 pub mod cloudfront;
 pub mod edgeauth;
+pub mod jwt;
 
 use thiserror::Error;
 

@@ -275,44 +275,8 @@ impl CloudFrontSigner {
 mod tests {
     use super::*;
 
-    /// A 2048-bit test key pair (made for these tests with `openssl genrsa`).
-    const PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAiJbucmYEn0Mpr0Y+HLJl
-nMRd04+BlQbtRa/+b9HtRwq0noVdvRamH2Ydvoqjn2b2WPoU+4jhrEyzZfxWNjXk
-YFbn0CDWu0rQt0kqMEdoIwIwascL9EHwIQ5cpCRJaN99gZrafCFiJxBaFW+1pP/v
-RGvAQwBY0qQexvI0+xHR+JDaiViIODQSbCvImNovg8zk0whBc7eWVDZlKt27k+Tr
-TR6zhwOKUfvNzx3JMnJc7cd3l7/PEDIpTlnH2Yg9CLimi6pH7xM/Vkn9Y7at7QF6
-7XsaVviCorP/JRdNwaPoviASF7HAYy1w1wK/6ev0YJ1t8Om0UhN/iWSz/6K24JYu
-fwIDAQAB
------END PUBLIC KEY-----";
-    const PRIVATE: &str = r"-----BEGIN PRIVATE KEY-----
-MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCIlu5yZgSfQymv
-Rj4csmWcxF3Tj4GVBu1Fr/5v0e1HCrSehV29FqYfZh2+iqOfZvZY+hT7iOGsTLNl
-/FY2NeRgVufQINa7StC3SSowR2gjAjBqxwv0QfAhDlykJElo332Bmtp8IWInEFoV
-b7Wk/+9Ea8BDAFjSpB7G8jT7EdH4kNqJWIg4NBJsK8iY2i+DzOTTCEFzt5ZUNmUq
-3buT5OtNHrOHA4pR+83PHckyclztx3eXv88QMilOWcfZiD0IuKaLqkfvEz9WSf1j
-tq3tAXrtexpW+IKis/8lF03Bo+i+IBIXscBjLXDXAr/p6/RgnW3w6bRSE3+JZLP/
-orbgli5/AgMBAAECggEAQAOQg+/ZCbUF473FXVikc6i6Gm0eu3PQHsFhOxHFJO7Z
-AJQbfwOO3pdSqFq8XXf5S3EFBW+86C3YRBtTYju2qQoBwZKqYIOrNsMk8RR+My4S
-9/AKY7LFchCTjV/uQabAYM3syJEyuYEZ3wMIO+iwv73KEPyoJCxDulSITQSohdfa
-L+suiTx9pcXC1uG2016emLKcIV4bKzSwu3YUXwn2j4MwFPO9LwF4lkGYjevRW99O
-q4K4oRi8phg8NaAOAUpq3hbXliTFDAjbydXeqkH1f0ZeLsZ+8HFbrhXVnYHpZ6Xy
-nZtbdeo7JK6zyvt6oZyOgorQBbHrLqwfzpXMOMNESQKBgQC94mnZz/yI06K9bCsR
-2qOBcdzpn555sgLfXu9z8YUX41RfgXyetPKrWJ5NIcUa8ihvXXOCqIjA6DGFPV/7
-80a2q7l8riaajukXM6Fj2TrZIChHfKHd3VGvmFbmGK1dmaXkj7KL6QxwysXA8OBz
-pLnRiXnzt+9ndE1ZkzKJ1D5o+QKBgQC4JgO4AExRMjBH7yoMc+13Gv8nPJXuAplO
-3EoY//vvsHjFamz+ZvmG4hUXl8TJ7j8hm9mI+tOjaTil6YorsZgxSmQosxq3jOxJ
-wQhlN/KxJP6YrtVV2m5f1zgNyGGGogJhE9fOQrraLNIEyfv3Pv6NYTQcqhPiRJBX
-eso12nvpNwKBgExmihKCdeiTxroSiK3RW9JcfvddKwVqE2/OoefzuIppBGy9C+hL
-hAxfRqpgOQ9jedN9NVnP994uTqZ+kF0ugDhFlgdNhujPMYgNVRV4tQ3hu3Mv+Wzs
-fM57LBO+wBqWFMKG8t8KcN/9Jl5ATP8au01M1E20p1Xn3Kt6522/gTD5AoGAPp1O
-bmZLjOBP4mXEGm/gsrsPPzwujrt7fYESAOYpuBp9NkM1xFsnRWHiYh9M3oyQEtF3
-akg/ZjUE+gUq4iiE4120KNKdpwPX5EwqmqAneWxm1Wu9Rm/7T8NSX/1ei/TSckfY
-/V1bQ4wx7Ubw0eUtkM0YdxatpCZEHjq2PxGHSIkCgYBUuiQBwp+qDP4RvE4uzc0d
-HFi5/YmTTKU94UDQmtq6q1vyjVN8SkTTtOd59rxS9a7dRjvrFEIirRv74U/AalbA
-v2dEr12bmduqxSomwiF0TtBLW7qa/bfsy2y99FV9LFskbWOq4KzWFIXoV4nVX9Wb
-1B5anmMH26aVH4/dw42SOA==
------END PRIVATE KEY-----";
+    use crate::sign::cdn::fixtures::{RSA_PRIVATE as PRIVATE, RSA_PUBLIC as PUBLIC};
+
     const ID: &str = "K2JCJMDEHXQW5F";
     /// Another key pair's public key: signatures of the first must not verify.
     const OTHER_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
@@ -335,6 +299,16 @@ MQIDAQAB
     const POLICY: &str = "eyJTdGF0ZW1lbnQiOlt7IlJlc291cmNlIjoiaHR0cHM6Ly9kMTExLmNsb3VkZnJvbnQubmV0L2xpdmUvY2FtMS8qIiwiQ29uZGl0aW9uIjp7IkRhdGVMZXNzVGhhbiI6eyJBV1M6RXBvY2hUaW1lIjoxNzk2MTQzNjAwfSwiSXBBZGRyZXNzIjp7IkFXUzpTb3VyY2VJcCI6IjE5Mi4wLjIuMC8yNCJ9LCJEYXRlR3JlYXRlclRoYW4iOnsiQVdTOkVwb2NoVGltZSI6MTc5NjE0MDAwMH19fV19";
     const CUSTOM_SIG: &str = "cIywYXYl0dAXyNZeEDKZwHrmrgg0oocELlk3V29UaPpSmGhR2jIrcoNYoypnVgxb6cM7ssJdakxFg8u5i4j60BRGIKD0G3z0xcPgK~PqVPyXDWPXNDgHZmI7sZv0LwsaFbokXHCAaDk682wDs8bAX4l6LFzzxpt-BCPxSHZJxXhQcqWsWtC0-zBkrbzfRFxBB61KlbrpFJE998qdoEut7qJgDmKGQnYeW8j~ljjPnmp93p5xoFCF0Q8-Tydq4kcNaKVt5Cm4KfK-ExXkeG4bihIkcdvk96QJ3DERCEQTUD0WeiacToEHH6IOfJcvP-adle4zAdPSeaI2TwnfZatncQ__";
 
+    /// What the reference's custom-policy URL presents.
+    fn custom() -> Presented<'static> {
+        Presented {
+            policy: Some(POLICY),
+            signature: Some(CUSTOM_SIG),
+            key_pair_id: Some(ID),
+            ..Default::default()
+        }
+    }
+
     fn edge() -> CloudFront {
         CloudFront::new(&[("OTHERKEYID", PUBLIC), (ID, PUBLIC)]).unwrap()
     }
@@ -355,12 +329,7 @@ MQIDAQAB
         };
         let url = "https://d111.cloudfront.net/live/cam1/index.m3u8";
         assert_eq!(edge().verify(&canned, url, None, NOW, 0), Ok(1_796_143_600));
-        let custom = Presented {
-            policy: Some(POLICY),
-            signature: Some(CUSTOM_SIG),
-            key_pair_id: Some(ID),
-            ..Default::default()
-        };
+        let custom = custom();
         let seg = "https://d111.cloudfront.net/live/cam1/seg-1.ts";
         assert_eq!(
             edge().verify(&custom, seg, ip("192.0.2.9"), NOW, 0),
@@ -434,12 +403,7 @@ MQIDAQAB
             other.verify(&good, url, None, NOW, 0),
             Err(Refused::BadSignature)
         );
-        let custom = Presented {
-            policy: Some(POLICY),
-            signature: Some(CUSTOM_SIG),
-            key_pair_id: Some(ID),
-            ..Default::default()
-        };
+        let custom = custom();
         let seg = "https://d111.cloudfront.net/live/cam1/seg-1.ts";
         assert_eq!(
             e.verify(&custom, seg, ip("198.51.100.1"), NOW, 0),

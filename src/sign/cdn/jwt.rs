@@ -162,15 +162,8 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "jwtSecret2026-long-enough-for-hs256";
-    const RSA_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAiJbucmYEn0Mpr0Y+HLJl
-nMRd04+BlQbtRa/+b9HtRwq0noVdvRamH2Ydvoqjn2b2WPoU+4jhrEyzZfxWNjXk
-YFbn0CDWu0rQt0kqMEdoIwIwascL9EHwIQ5cpCRJaN99gZrafCFiJxBaFW+1pP/v
-RGvAQwBY0qQexvI0+xHR+JDaiViIODQSbCvImNovg8zk0whBc7eWVDZlKt27k+Tr
-TR6zhwOKUfvNzx3JMnJc7cd3l7/PEDIpTlnH2Yg9CLimi6pH7xM/Vkn9Y7at7QF6
-7XsaVviCorP/JRdNwaPoviASF7HAYy1w1wK/6ev0YJ1t8Om0UhN/iWSz/6K24JYu
-fwIDAQAB
------END PUBLIC KEY-----";
+    use crate::sign::cdn::fixtures::RSA_PUBLIC;
+
     const EC_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEzWvTLoQE9kDidhAnGEnUUQUFy7qd
 jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==

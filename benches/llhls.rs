@@ -76,7 +76,10 @@ async fn main() {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..players)
-        .map(|_| tokio::spawn(player(client.clone(), base.clone(), first.clone(), until)))
+        .map(|_| {
+            let (c, b, f) = (client.clone(), base.clone(), first.clone());
+            tokio::spawn(player(c, b, f, usize::MAX, until))
+        })
         .collect();
     // Per part: when the last player had it.
     let mut last: HashMap<String, Instant> = HashMap::new();

@@ -556,12 +556,14 @@ pub fn uri_of<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
 
 /// One simulated low-latency player: reads the playlist, then, as hls.js does,
 /// asks for the next part's playlist version (held until it exists) while
-/// fetching the preload hint; every URI it is given carries its token. Returns
-/// each part it fetched (its name) and when it had it whole.
+/// fetching the preload hint; every URI it is given carries its token. Plays
+/// until it has `parts` parts or `until` passes. Returns each part it fetched
+/// (its name) and when it had it whole.
 pub async fn player(
     client: reqwest::Client,
     base: String,
     first: String,
+    parts_wanted: usize,
     until: Instant,
 ) -> Result<Vec<(String, Instant)>, String> {
     let get = |url: String| {
@@ -583,7 +585,7 @@ pub async fn player(
     }
     let mut text = String::from_utf8_lossy(&body).to_string();
     let mut parts = Vec::new();
-    while Instant::now() < until {
+    while Instant::now() < until && parts.len() < parts_wanted {
         let hint = uri_of(&text, "#EXT-X-PRELOAD-HINT:")
             .ok_or_else(|| format!("no preload hint in {text}"))?
             .to_owned();

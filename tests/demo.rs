@@ -5,6 +5,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::media::{codecs, demo_origin, frames, need};
@@ -55,7 +56,7 @@ struct Printed {
 /// Starts `scripts/demo.sh` on its own ports (`[http, origin, metrics, rtmp,
 /// rtmp origin, admin]`) with the test binary; returns the script and what it
 /// printed.
-fn start_demo(p: &[u16; 6], tmp: &std::path::Path) -> (Child, Printed) {
+fn start_demo(p: &[u16; 6], tmp: &std::path::Path) -> Result<(Child, Printed), String> {
     let mut child = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
         .env("LIVEGATE_BIN", env!("CARGO_BIN_EXE_livegate"))
@@ -67,10 +68,23 @@ fn start_demo(p: &[u16; 6], tmp: &std::path::Path) -> (Child, Printed) {
         .env("ADMIN_PORT", p[5].to_string())
         .env("TMPDIR", tmp)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    // What the script said on stderr, for the failure message.
+    let said = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let kept = said.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut s = kept.lock().unwrap();
+            if s.len() < 16_384 {
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let quoted = |l: &str| l.split('\'').nth(1).unwrap_or("").to_owned();
@@ -96,10 +110,34 @@ fn start_demo(p: &[u16; 6], tmp: &std::path::Path) -> (Child, Printed) {
             }
         }
     });
-    let printed = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("demo.sh printed no ffplay and ffmpeg lines");
-    (child, printed)
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(printed) => Ok((child, printed)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+            let said = said.lock().unwrap().clone();
+            Err(format!(
+                "demo.sh printed no ffplay and ffmpeg lines ({e}); it said:\n{said}"
+            ))
+        }
+    }
+}
+
+/// [`start_demo`] on fresh free ports; again on others when one of them was
+/// taken in between by another test (the script refuses a taken port).
+fn start_demo_anywhere(tmp: &std::path::Path) -> ([u16; 6], Child, Printed) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let p = [(); 6].map(|()| free_port());
+        match start_demo(&p, tmp) {
+            Ok((child, printed)) => return (p, child, printed),
+            // Taken before the script looked, or between its look and a bind.
+            Err(e) if e.contains("is taken") || e.contains("in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
 }
 
 fn listening(port: u16) -> bool {
@@ -110,10 +148,12 @@ fn listening(port: u16) -> bool {
 async fn demo_sh_runs_twice_side_by_side_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     need("ffmpeg", "ffmpeg");
-    let ports: Vec<[u16; 6]> = (0..2).map(|_| [(); 6].map(|()| free_port())).collect();
+    let mut ports: Vec<[u16; 6]> = Vec::new();
     let mut demos = Vec::new();
-    for p in &ports {
-        let (child, printed) = start_demo(p, tmp.path());
+    for _ in 0..2 {
+        let (p, child, printed) = start_demo_anywhere(tmp.path());
+        ports.push(p);
+        let p = &p;
         let url = printed.flv;
         assert!(
             url.starts_with(&format!(

@@ -268,12 +268,7 @@ async fn a_viewer_leaving_is_no_error() {
         // leaving is counted, not logged as an error.
         let deadline = Instant::now() + Duration::from_secs(20);
         let left = loop {
-            let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = support::scrape(metrics).await;
             let n = support::sample(&text, "livegate_viewers_left_total", &[("domain", "*")]);
             match n {
                 Some(n) if n >= 3.0 => break n,
@@ -330,12 +325,7 @@ async fn cut_on_expiry_ends_a_viewer_when_its_signature_does() {
                     took >= Duration::from_secs(2) && took < Duration::from_secs(7),
                     "fanout {fanout}: cut after {took:?}"
                 );
-                let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let text = support::scrape(metrics).await;
                 let n = support::sample(&text, "livegate_requests_total", &[("reason", "EXPIRED")]);
                 assert_eq!(n, Some(1.0), "fanout {fanout}:\n{text}");
                 assert!(lg.log().contains("signature expired"), "{}", lg.log());

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use pingora_cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked};
 use pingora_cache::{key::CacheHashKey, CacheKey};
 use pingora_http::ResponseHeader;
+use pingora_memory_cache::MemoryCache;
 use tinyufo::TinyUfo;
 use tokio::sync::watch;
 
@@ -45,8 +46,9 @@ pub const MAX_HOLD: Duration = Duration::from_secs(25);
 /// The target duration assumed for a playlist not seen yet (Apple's segment
 /// length): a blocking request for it is held at most three of these.
 const DEFAULT_TARGET: Duration = Duration::from_secs(6);
-/// How many playlists' target durations are remembered (then forgotten at once).
-const TARGETS: usize = 4096;
+/// How many playlists' target durations, and keys answered unshareable, are
+/// remembered (the least used are forgotten first).
+const REMEMBERED: usize = 4096;
 /// How long an object the origin answered unshareable (a cookie, `no-store`)
 /// is fetched by each request without waiting on another's fill: a
 /// per-viewer playlist must not queue its viewers one behind the other.
@@ -180,9 +182,9 @@ pub struct Cache {
     /// What it was made to hold (a reload keeps a cache of the same size).
     capacity: u64,
     /// The last target duration seen per playlist (keyed by its path).
-    targets: std::sync::Mutex<std::collections::HashMap<u128, Duration>>,
-    /// Keys whose last answer was unshareable, until when ([`PASS_FOR`]).
-    passing: std::sync::Mutex<std::collections::HashMap<u128, Instant>>,
+    targets: MemoryCache<u128, Duration>,
+    /// Keys whose last answer was unshareable, for [`PASS_FOR`].
+    passing: MemoryCache<u128, ()>,
 }
 
 impl Cache {
@@ -195,42 +197,15 @@ impl Cache {
             store: TinyUfo::new(kib, (kib / 256).max(16)),
             lock: CacheLock::new(LOCK_AGE),
             filling: Default::default(),
-            targets: Default::default(),
-            passing: Default::default(),
-        }
-    }
-
-    /// Whether `id` was answered unshareable lately (each request fetches it).
-    fn passes(&self, id: u128) -> bool {
-        self.passing
-            .lock()
-            .ok()
-            .and_then(|p| p.get(&id).copied())
-            .is_some_and(|until| Instant::now() < until)
-    }
-
-    fn pass(&self, id: u128) {
-        if let Ok(mut p) = self.passing.lock() {
-            if p.len() >= TARGETS && !p.contains_key(&id) {
-                let now = Instant::now();
-                p.retain(|_, until| *until > now);
-                if p.len() >= TARGETS {
-                    p.clear();
-                }
-            }
-            p.insert(id, Instant::now() + PASS_FOR);
+            targets: MemoryCache::new(REMEMBERED),
+            passing: MemoryCache::new(REMEMBERED),
         }
     }
 
     /// Remembers a playlist's `EXT-X-TARGETDURATION` (from any answer for it).
     pub fn set_target(&self, playlist: &CacheKey, target: Duration) {
         let id = u128::from_be_bytes(playlist.combined_bin());
-        if let Ok(mut t) = self.targets.lock() {
-            if t.len() >= TARGETS && !t.contains_key(&id) {
-                t.clear();
-            }
-            t.insert(id, target);
-        }
+        self.targets.put(&id, target, None);
     }
 
     /// How long a blocking request for `playlist` may be held at the origin: the
@@ -238,12 +213,7 @@ impl Cache {
     /// most [`MAX_HOLD`]. After that the edge answers 503, as the spec says.
     pub fn hold(&self, playlist: &CacheKey) -> Duration {
         let id = u128::from_be_bytes(playlist.combined_bin());
-        let target = self
-            .targets
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&id).copied())
-            .unwrap_or(DEFAULT_TARGET);
+        let target = self.targets.get(&id).0.unwrap_or(DEFAULT_TARGET);
         (target * 3).min(MAX_HOLD)
     }
 
@@ -281,9 +251,6 @@ impl Cache {
         let id = u128::from_be_bytes(key.combined_bin());
         let mut waited = false;
         for _ in 0..3 {
-            if self.passes(id) {
-                break;
-            }
             if let Some(o) = self.lookup(id) {
                 let status = if waited {
                     Status::Coalesced
@@ -291,6 +258,10 @@ impl Cache {
                     Status::Hit
                 };
                 return Got::Object(o, status);
+            }
+            // Lately answered for one viewer at a time: fetch, do not queue.
+            if self.passing.get(&id).0.is_some() {
+                break;
             }
             match self.lock.lock(key, false) {
                 Locked::Read(r) => {
@@ -319,7 +290,7 @@ impl Cache {
                         }
                         Fetched::Pass(o) => {
                             if o.head.status.as_u16() == 200 {
-                                self.pass(id);
+                                self.passing.put(&id, (), Some(PASS_FOR));
                             }
                             self.lock.release(key, permit, LockStatus::GiveUp);
                             Got::Object(o, Status::Pass)

@@ -49,23 +49,10 @@ pub fn without_params<'a>(target: &'a str, names: &[String]) -> std::borrow::Cow
     let Some((path, query)) = target.split_once('?').filter(|_| !names.is_empty()) else {
         return target.into();
     };
-    let named = |pair: &str| {
-        let name = pair.split('=').next().unwrap_or("");
-        let name = form_urlencoded::parse(name.as_bytes())
-            .next()
-            .map_or(std::borrow::Cow::Borrowed(""), |(k, _)| k);
-        names.iter().any(|n| *n == name)
-    };
-    if !query.split('&').any(named) {
-        return target.into();
-    }
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !named(p))
-        .collect();
-    match kept.is_empty() {
-        true => path.to_owned().into(),
-        false => format!("{path}?{}", kept.join("&")).into(),
+    match crate::sign::query::without(query, names) {
+        std::borrow::Cow::Borrowed(_) => target.into(),
+        std::borrow::Cow::Owned(q) if q.is_empty() => path.to_owned().into(),
+        std::borrow::Cow::Owned(q) => format!("{path}?{q}").into(),
     }
 }
 

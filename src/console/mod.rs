@@ -85,7 +85,15 @@ mod tests {
             assert!(attrs.contains("src="), "an inline script: <script{tag}");
             assert!(rest.trim_start().starts_with("</script>"), "{tag}");
         }
-        assert!(!html.contains(" on") || !html.contains("=\"javascript"));
+        // No inline handler either (`onclick=…`): the policy would refuse it.
+        let handler = html.split(" on").skip(1).any(|rest| {
+            let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+            !name.is_empty() && rest[name.len()..].starts_with('=')
+        });
+        assert!(
+            !handler && !html.contains("javascript:"),
+            "an inline handler"
+        );
         assert_eq!(serve("/console/app.js").status(), 200);
         assert_eq!(serve("/console").status(), 301);
         assert_eq!(serve("/console/../v1/state").status(), 404);

@@ -11,6 +11,8 @@
 
 use std::borrow::Cow;
 
+use crate::sign::query;
+
 /// The directives of one playlist request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Directives {
@@ -60,42 +62,35 @@ pub fn canonical(target: &str) -> Result<(Cow<'_, str>, Directives), BadDirectiv
     let Some((path, query)) = target.split_once('?') else {
         return Ok((target.into(), Directives::default()));
     };
-    let mut d = Directives::default();
-    let mut kept: Vec<&str> = Vec::new();
-    let mut found = false;
-    for pair in query.split('&') {
-        let (name, value) = decoded(pair);
-        let slot = match name.as_ref() {
-            MSN => MSN,
-            PART => PART,
-            SKIP => SKIP,
-            _ => {
-                kept.push(pair);
-                continue;
-            }
-        };
-        found = true;
-        match slot {
-            MSN if d.msn.is_some() => return Err(BadDirective::Repeated(MSN)),
-            PART if d.part.is_some() => return Err(BadDirective::Repeated(PART)),
-            SKIP if d.skip.is_some() => return Err(BadDirective::Repeated(SKIP)),
-            MSN => d.msn = Some(number(&value, MSN)?),
-            PART => d.part = Some(number(&value, PART)?),
-            _ => {
-                d.skip = Some(match value.as_ref() {
-                    "YES" => Skip::Yes,
-                    "v2" => Skip::V2,
-                    _ => return Err(BadDirective::BadSkip),
-                })
-            }
+    let names = [MSN, PART, SKIP];
+    let found = match query::find(query, names) {
+        Ok(f) => f,
+        // Given twice: say which.
+        Err(_) => {
+            let twice = names
+                .into_iter()
+                .find(|n| query::find(query, [*n]).is_err());
+            return Err(BadDirective::Repeated(twice.unwrap_or(MSN)));
         }
+    };
+    let [msn, part, skip] = &found.values;
+    if msn.is_none() && part.is_none() && skip.is_none() {
+        return Ok((target.into(), Directives::default()));
     }
-    if !found {
-        return Ok((target.into(), d));
-    }
+    let d = Directives {
+        msn: msn.as_deref().map(|v| number(v, MSN)).transpose()?,
+        part: part.as_deref().map(|v| number(v, PART)).transpose()?,
+        skip: match skip.as_deref() {
+            None => None,
+            Some("YES") => Some(Skip::Yes),
+            Some("v2") => Some(Skip::V2),
+            Some(_) => return Err(BadDirective::BadSkip),
+        },
+    };
     if d.part.is_some() && d.msn.is_none() {
         return Err(BadDirective::PartWithoutMsn);
     }
+    let rest = found.spans.strip(query);
     let mut out = String::with_capacity(target.len());
     out.push_str(path);
     let mut sep = '?';
@@ -104,8 +99,8 @@ pub fn canonical(target: &str) -> Result<(Cow<'_, str>, Directives), BadDirectiv
         out.push_str(s);
         sep = '&';
     };
-    for pair in kept.iter().filter(|p| !p.is_empty()) {
-        add(pair);
+    if !rest.is_empty() {
+        add(&rest);
     }
     if let Some(n) = d.msn {
         add(&format!("{MSN}={n}"));
@@ -119,25 +114,6 @@ pub fn canonical(target: &str) -> Result<(Cow<'_, str>, Directives), BadDirectiv
         None => {}
     }
     Ok((out.into(), d))
-}
-
-/// A query pair's name and value, percent-decoded.
-fn decoded(pair: &str) -> (Cow<'_, str>, Cow<'_, str>) {
-    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-    (dec(name), dec(value))
-}
-
-fn dec(s: &str) -> Cow<'_, str> {
-    match s.contains(['%', '+']) {
-        true => percent(s).map_or(Cow::Borrowed(""), Cow::Owned),
-        false => Cow::Borrowed(s),
-    }
-}
-
-fn percent(s: &str) -> Option<String> {
-    form_urlencoded::parse(format!("{s}=").as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())
 }
 
 /// A plain decimal number: digits only (no sign, no spaces), at most 19 of them.

@@ -38,8 +38,9 @@ impl Gate {
         let target = policy::without_params(&target, &site.ignore_params);
         let path = target.split('?').next().unwrap_or("");
         let playlist = path.to_ascii_lowercase().ends_with(".m3u8");
-        // Unambiguous: neither a Host nor a canonical target holds a NUL.
-        let stream_key = CacheKey::new(format!("{d}\0{host}\0{path}"), "");
+        // Unambiguous: neither a Host nor a canonical target holds a NUL. A
+        // playlist's target duration is remembered by its path.
+        let stream_key = playlist.then(|| CacheKey::new(format!("{d}\0{host}\0{path}"), ""));
         let (target, directives) = match blocking::canonical(&target) {
             Ok((t, d)) => (t.into_owned(), d),
             Err(why) => {
@@ -48,8 +49,10 @@ impl Gate {
                 return Some(session.respond_error(400).await.map(|_| true));
             }
         };
-        let blocking = playlist && directives.blocks();
-        let hold = blocking.then(|| cache.hold(&stream_key));
+        let hold = stream_key
+            .as_ref()
+            .filter(|_| directives.blocks())
+            .map(|k| cache.hold(k));
         let key = CacheKey::new(format!("{d}\0{host}\0{target}"), "");
         let ranged = req.headers.contains_key(http::header::RANGE);
         // A fill runs as its own task: if the client that started it goes away,
@@ -72,9 +75,9 @@ impl Gate {
             let (cache, stream_key) = (cache.clone(), stream_key.clone());
             async move {
                 let fetched = task.await.unwrap_or(Fetched::Failed(502));
-                if let Fetched::Keep(o) | Fetched::Pass(o) = &fetched {
-                    if let Some(t) = policy::target_duration(&o.body).filter(|_| playlist) {
-                        cache.set_target(&stream_key, t);
+                if let (Fetched::Keep(o) | Fetched::Pass(o), Some(k)) = (&fetched, &stream_key) {
+                    if let Some(t) = policy::target_duration(&o.body) {
+                        cache.set_target(k, t);
                     }
                 }
                 fetched

@@ -163,7 +163,7 @@ fn named<S: AsRef<str>>(pair: &Pair<'_>, names: &[S]) -> bool {
 
 /// The query without the parameters `names`, other parameters byte-for-byte as sent
 /// (joined by single `&`s once anything is removed). Borrowed when nothing is.
-pub fn without<'a>(query: &'a str, names: &[&str]) -> Cow<'a, str> {
+pub fn without<'a, S: AsRef<str>>(query: &'a str, names: &[S]) -> Cow<'a, str> {
     if !pairs(query).any(|p| named(&p, names)) {
         return Cow::Borrowed(query);
     }

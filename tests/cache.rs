@@ -222,7 +222,8 @@ async fn the_cache_holds_at_most_max_bytes_and_can_be_turned_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fill_fails_over_a_dead_peer_and_a_stalled_origin_is_a_502_not_a_hang() {
     let o = support::Origin::start("o1").await;
-    let dead = format!("127.0.0.1:{}", support::free_port());
+    let (_held, port) = support::refusing_port();
+    let dead = format!("127.0.0.1:{port}");
     let lg = Livegate::start(&format!(
         "  - name: {HOST}\n    origin: {}\n    auth:\n      \
          - {{ scene: pull, scheme: tencent, keys: [{}] }}\n",

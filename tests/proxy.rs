@@ -195,7 +195,8 @@ async fn forwarding_headers_and_origin_host() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_origin_costs_no_failed_request() {
     let live = Origin::start("live").await;
-    let dead = format!("127.0.0.1:{}", free_port());
+    let (_held, port) = support::refusing_port();
+    let dead = format!("127.0.0.1:{port}");
     let lg = Livegate::start(&domain(HOST, &[dead, live.addr.to_string()], "", TENCENT));
     let path = lg.signed_path(HOST, "/live/a.m3u8");
     for i in 0..50 {
@@ -207,10 +208,8 @@ async fn a_dead_origin_costs_no_failed_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_checks_and_retries_with_all_origins_dead_give_502_not_a_hang() {
-    let dead = [
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    ];
+    let (_held, ports): (Vec<_>, Vec<u16>) = (0..2).map(|_| support::refusing_port()).unzip();
+    let dead: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let lg = Livegate::start(&domain(
         HOST,
         &dead,

@@ -227,6 +227,17 @@ pub fn said(out: &std::process::Output) -> String {
     )
 }
 
+/// A loopback port that refuses connections and stays so while the socket is
+/// held: bound, never listening, so no other test's server can take it (a port
+/// from [`free_port`] may be reused by a parallel test and answer).
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = sock.local_addr().unwrap().as_socket().unwrap().port();
+    (sock, port)
+}
+
 /// A loopback port nobody listens on (for a dead origin) or that livegate may take.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")

@@ -30,7 +30,7 @@ fn verify(c: &mut Criterion) {
             path: "/live/cam1.flv",
             query: "",
             remote_addr: "192.0.2.10",
-            nested: false,
+            ..Request::default()
         };
         let signed = r.sign(&base, expire).unwrap();
         let (path, query) = signed.split_once('?').unwrap_or((&signed, ""));

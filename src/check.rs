@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use crate::canon::vet_path;
 use crate::route::{host_key, Route, Scene};
+use crate::sign::cdn::rule::SignAs;
 use crate::sign::{Request, SignError};
 use crate::state::live::Snapshot;
 use crate::streams::session_stream;
@@ -75,6 +76,8 @@ impl UrlParts<'_> {
             path: self.path,
             query: self.query,
             remote_addr,
+            https: self.origin.starts_with("https"),
+            headers: None,
         }
     }
 }
@@ -129,12 +132,14 @@ pub fn check_url(
 
 /// `url` signed by the first key of its rule, to expire at `expire`. A scene whose
 /// rule is `enabled: false` needs no signature: the URL comes back unchanged.
+/// `acl`: for a token rule, what the token covers instead of the one URL.
 pub fn sign_url(
     table: &Table,
     url: &str,
     scene: Scene,
     remote_addr: &str,
     expire: i64,
+    acl: Option<&str>,
 ) -> Result<String, UrlError> {
     let parts = split_url(url)?;
     let (_, domain) = table
@@ -146,10 +151,25 @@ pub fn sign_url(
             domain.name
         ))
     })?;
-    let Entry::Rule(rule) = entry else {
-        return Ok(url.to_owned());
+    let req = parts.request(remote_addr, domain.nested);
+    let signed = match entry {
+        Entry::Disabled => return Ok(url.to_owned()),
+        Entry::Rule(rule) => rule.sign(&req, expire)?,
+        Entry::Token(t) => {
+            let private_key = match t.private_key_file() {
+                Some(f) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| SignError::BadPrivateKey(format!("{}: {e}", f.display())))?,
+                ),
+                None => None,
+            };
+            let how = SignAs {
+                acl,
+                private_key: private_key.as_deref(),
+            };
+            t.sign(&req, expire, &how)?
+        }
     };
-    let signed = rule.sign(&parts.request(remote_addr, domain.nested), expire)?;
     Ok(format!("{}{signed}", parts.origin))
 }
 

@@ -41,6 +41,40 @@ pub fn scrub(req: &mut RequestHeader, reserved: &[HeaderName]) {
     }
 }
 
+/// Removes a viewer's token from what the origin gets: the cookies named
+/// `cookies` (the others stay, in order) and the header `header`.
+pub fn drop_token(
+    req: &mut RequestHeader,
+    cookies: &[&str],
+    header: Option<&HeaderName>,
+) -> pingora_core::Result<()> {
+    if let Some(h) = header {
+        req.remove_header(h);
+    }
+    let cookie = http::header::COOKIE;
+    if cookies.is_empty() || !req.headers.contains_key(&cookie) {
+        return Ok(());
+    }
+    let kept: Vec<&str> = req
+        .headers
+        .get_all(&cookie)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(n, _)| n);
+            !pair.is_empty() && !cookies.contains(&name)
+        })
+        .collect();
+    let kept = kept.join("; ");
+    req.remove_header(&cookie);
+    if !kept.is_empty() {
+        req.insert_header(cookie, kept)?;
+    }
+    Ok(())
+}
+
 /// Whether two header names are one to a CGI-style origin.
 fn same_name(a: &str, b: &str) -> bool {
     let fold = |c: u8| match c {
@@ -73,5 +107,22 @@ mod tests {
         let mut left: Vec<_> = req.headers.keys().map(|k| k.as_str().to_owned()).collect();
         left.sort();
         assert_eq!(left, ["accept", "x-user-idx"]);
+    }
+
+    #[test]
+    fn a_token_cookie_and_header_stay_with_the_edge() {
+        let mut req = RequestHeader::build("GET", b"/live/a.m3u8", None).unwrap();
+        req.append_header("Cookie", "a=1; __hdnea__=exp=1~hmac=ff")
+            .unwrap();
+        req.append_header("Cookie", "b=2").unwrap();
+        req.append_header("Authorization", "Bearer x.y.z").unwrap();
+        let auth = HeaderName::from_static("authorization");
+        drop_token(&mut req, &["__hdnea__"], Some(&auth)).unwrap();
+        assert_eq!(req.headers.get("cookie").unwrap(), "a=1; b=2");
+        assert!(req.headers.get("authorization").is_none());
+        let mut only = RequestHeader::build("GET", b"/", None).unwrap();
+        only.append_header("Cookie", "__hdnea__=x").unwrap();
+        drop_token(&mut only, &["__hdnea__"], None).unwrap();
+        assert!(only.headers.get("cookie").is_none());
     }
 }

@@ -171,6 +171,11 @@ struct SignArgs {
     /// Seconds from now until expiry (negative: an already expired URL).
     #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
     ttl: i64,
+    /// Token rules: what the token covers instead of this one URL — Akamai ACL
+    /// patterns (`/live/cam1/*`, several joined by `!`), a CloudFront custom
+    /// policy's Resource (a path, or a whole URL), a JWT's path claim.
+    #[arg(long, value_name = "PATTERN")]
+    acl: Option<String>,
 }
 
 #[derive(Args)]
@@ -420,6 +425,7 @@ fn sign(a: SignArgs) -> ExitCode {
         a.target.scene,
         &a.target.remote_addr,
         expire,
+        a.acl.as_deref(),
     ) {
         Ok(url) => {
             println!("{url}");

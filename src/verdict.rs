@@ -52,12 +52,17 @@ pub enum Reason {
     BadToken,
     /// RTMP: the stream already has a publisher on this edge (`duplicate_publish: reject`).
     DuplicatePublish,
+    /// A CDN token (Akamai ACL or URL, CloudFront policy, JWT claim) that is
+    /// genuine but does not cover this path or stream.
+    OutOfScope,
+    /// A CDN token bound to another client address.
+    BadIp,
 }
 
 impl Reason {
     /// Every reason, in declaration order (`ALL[r as usize] == r`), so per-reason
     /// metric handles can live in an array.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Reason::MissingSignature,
         Reason::Malformed,
         Reason::BadTimestamp,
@@ -78,6 +83,8 @@ impl Reason {
         Reason::TooManyConnections,
         Reason::BadToken,
         Reason::DuplicatePublish,
+        Reason::OutOfScope,
+        Reason::BadIp,
     ];
 
     /// The contract name, e.g. `BAD_SIGNATURE`.
@@ -103,6 +110,8 @@ impl Reason {
             Reason::TooManyConnections => "TOO_MANY_CONNECTIONS",
             Reason::BadToken => "BAD_TOKEN",
             Reason::DuplicatePublish => "DUPLICATE_PUBLISH",
+            Reason::OutOfScope => "OUT_OF_SCOPE",
+            Reason::BadIp => "BAD_IP",
         }
     }
 

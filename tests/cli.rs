@@ -431,3 +431,102 @@ fn sigint_exits_at_once_and_sigterm_within_the_default_grace_period() {
         "SIGTERM took {term:?}"
     );
 }
+
+/// The rule blocks of docs/signing.md's CDN section, as one domain's `auth`.
+fn cdn_doc_rules() -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/signing.md")).unwrap();
+    let section = doc.split("## CDN tokens").nth(1).unwrap();
+    let blocks: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 3, "one rule per CDN scheme");
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            // Each on its own app, so the three can share a domain.
+            let b = b.replace("app: live", &format!("app: live{i}"));
+            b.lines()
+                .map(|l| format!("      {l}\n"))
+                .collect::<String>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_cdn_rules_of_the_docs_load_and_their_tokens_check() {
+    let c = conf(&format!(
+        "listen: [\"127.0.0.1:8080\"]\ndomains:\n  - name: cdn.example.com\n    \
+         origin: {{ peers: [\"127.0.0.1:9\"] }}\n    auth:\n{}",
+        cdn_doc_rules()
+    ));
+    let out = livegate(&["-t", "-c", c.0.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The Akamai example token: genuine, expired now, and not for another stream.
+    let token = "st=1796140000~exp=1796143600~acl=/live0/cam1/*~hmac=";
+    let url = |path: &str, t: &str| format!("http://cdn.example.com{path}?hdnts={t}");
+    let signed = sign(
+        &c,
+        "http://cdn.example.com/live0/cam1/index.m3u8",
+        &["--acl", "/live0/cam1/*"],
+    );
+    assert!(signed.contains("hdnts=exp="), "{signed}");
+    assert_eq!(check(&c, &signed, &[]).0, 0, "{signed}");
+    let t = signed.split("hdnts=").nth(1).unwrap();
+    let (code, out) = check(&c, &url("/live0/cam2/index.m3u8", t), &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("OUT_OF_SCOPE"), "{out}");
+    let (_, out) = check(&c, &url("/live0/cam1/a.ts", &format!("{token}00")), &[]);
+    assert!(out.contains("BAD_SIGNATURE"), "{out}");
+    let (_, out) = check(&c, &url("/live0/cam1/a.ts", t), &["--now", "4000000000"]);
+    assert!(out.contains("EXPIRED"), "{out}");
+    // The JWT rule: `sign` writes a token its `check` accepts, for that stream only.
+    let jwt = sign(&c, "http://cdn.example.com/live2/cam1.m3u8", &[]);
+    assert_eq!(check(&c, &jwt, &[]).0, 0, "{jwt}");
+    let other = jwt.replace("/live2/cam1.m3u8", "/live2/cam2.m3u8");
+    assert!(check(&c, &other, &[]).1.contains("OUT_OF_SCOPE"));
+    // CloudFront signs with the private key only: said plainly.
+    let path = c.0.path().to_str().unwrap();
+    let out = livegate(&[
+        "sign",
+        "-c",
+        path,
+        "--url",
+        "http://cdn.example.com/live1/cam1.m3u8",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("private_key_file"));
+}
+
+#[test]
+fn dash_t_names_what_a_token_rule_gets_wrong() {
+    let bad = conf(
+        "domains:\n  - name: a.com\n    origin: { peers: [\"127.0.0.1:9\"] }\n    auth:\n      \
+         - { scene: pull, app: a, scheme: akamai_token, keys: [\"not-hex-secret\"], valid_duration: 60 }\n      \
+         - { scene: pull, app: c, scheme: cloudfront, keys: [\"no id here\"], token: { query: x } }\n      \
+         - { scene: pull, app: j, scheme: jwt, keys: [short], template: \"{uri}\" }\n      \
+         - { scene: pull, app: t, scheme: tencent, keys: [k1], audience: x }\n",
+    );
+    let out = livegate(&["-t", "-c", bad.0.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    for at in [
+        "domains[0].auth[0].keys[0]: an EdgeAuth key is an even number of hex digits",
+        "domains[0].auth[0].valid_duration",
+        "domains[0].auth[1].keys[0]: a CloudFront key is",
+        "domains[0].auth[1].token: cloudfront does not take token",
+        "domains[0].auth[2].keys[0]",
+        "domains[0].auth[2].template",
+        "domains[0].auth[3].audience",
+    ] {
+        assert!(err.contains(at), "{at} not named:\n{err}");
+    }
+    assert!(!err.contains("not-hex-secret"), "a key leaked: {err}");
+}

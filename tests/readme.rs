@@ -47,7 +47,7 @@ fn every_signing_recipe_produces_a_url_livegate_accepts() {
     }
     let conf = std::path::Path::new(CONFIG);
     let recipes = recipes();
-    assert_eq!(recipes.len(), 8, "one recipe per scheme");
+    assert_eq!(recipes.len(), 10, "one recipe per scheme");
     for r in recipes {
         let out = Command::new("bash").args(["-euc", &r]).output().unwrap();
         assert!(
@@ -64,7 +64,12 @@ fn every_signing_recipe_produces_a_url_livegate_accepts() {
         assert!(check.status.success(), "{url} -> {verdict}\n{r}");
         // And the key matters: a recipe run with another key is refused.
         let key = r.lines().find_map(|l| l.strip_prefix("key=")).unwrap();
-        let forged = r.replacen(&format!("key={key}"), "key=someoneElse1", 1);
+        // (Hex, so that the hex-keyed schemes' recipes run with it too.)
+        let forged = r.replacen(
+            &format!("key={key}"),
+            "key=0123456789abcdef0123456789abcdef",
+            1,
+        );
         let out = Command::new("bash")
             .args(["-euc", &forged])
             .output()

@@ -34,7 +34,7 @@ fn req<'a>(path: &'a str, query: &'a str) -> Request<'a> {
         path,
         query,
         remote_addr: "192.0.2.1",
-        nested: false,
+        ..Request::default()
     }
 }
 

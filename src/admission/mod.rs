@@ -18,8 +18,9 @@ use crate::auth::Domain;
 use crate::hls::{Grant, Secret};
 use crate::metrics::{self, metrics, DomainMetrics, UNKNOWN_DOMAIN};
 use crate::route::{host_key, Route, Scene};
-use crate::sign::query::{self, Spans};
-use crate::sign::Request;
+use crate::sign::cdn::rule::TokenRule;
+use crate::sign::query;
+use crate::sign::{AuthSpans, Carried, Request};
 use crate::state::live::Live;
 use crate::streams::{session_stream, StreamKey};
 use crate::verdict::{Failure, Reason};
@@ -80,7 +81,7 @@ pub struct Admitted<'a> {
     /// The path the origin receives (a type B/C prefix removed).
     pub path: &'a str,
     /// The auth parameters to strip from the query.
-    pub strip: Spans<2>,
+    pub strip: AuthSpans,
     /// The domain's `strip_auth_params`: whether they are stripped.
     pub strip_auth_params: bool,
     /// The domain's `stream_path: nested`.
@@ -100,6 +101,9 @@ pub struct Admitted<'a> {
     /// With the domain's `cut_on_expiry`: when the stream is to be cut (Unix
     /// seconds; its signature's or token's expiry).
     pub cut_at: Option<i64>,
+    /// A token that came in a cookie or a header, when the domain strips auth
+    /// parameters: its cookies and header are left out of what the origin gets.
+    pub credential: Option<Arc<TokenRule>>,
 }
 
 impl Admitted<'_> {
@@ -232,6 +236,8 @@ impl Admission {
             query: ask.query,
             remote_addr: ask.client_ip,
             nested: domain.nested,
+            https: ask.https,
+            headers: Some(ask.headers),
         };
         let give_back = |f| {
             if let Some(ip) = slot {
@@ -267,6 +273,10 @@ impl Admission {
             slot,
             upstream_headers: None,
             cut_at: pass.expires.filter(|_| domain.cut_on_expiry),
+            credential: match (pass.carried, domain.strip_auth_params) {
+                (Carried::Url, _) | (_, false) => None,
+                _ => domain.token_rule(scene, ask.path),
+            },
         })
     }
 
@@ -288,6 +298,7 @@ impl Admission {
         else {
             let pass = domain.verify(scene, req, now)?;
             return Ok(Signed {
+                carried: pass.carried,
                 path: pass.path,
                 strip: pass.auth,
                 playlist: None,
@@ -303,8 +314,9 @@ impl Admission {
                     self.hls_secret
                         .verify(token, &domain.name, scene, req, now)?;
                 Ok(Signed {
+                    carried: Carried::Url,
                     path: req.path,
-                    strip: found.spans,
+                    strip: found.spans.widen(),
                     expires: Some(grant.expiry),
                     playlist: Some(grant),
                     session: Some(scope.key()),
@@ -316,10 +328,14 @@ impl Admission {
                     expiry: pass.expires.unwrap_or(now + h.ttl),
                     binds: pass.binds,
                 };
+                // A cookie or header token goes with every segment request
+                // too: its playlist needs no segment tokens.
+                let playlist = (pass.carried == Carried::Url).then_some(grant);
                 Ok(Signed {
+                    carried: pass.carried,
                     path: pass.path,
                     strip: pass.auth,
-                    playlist: Some(grant),
+                    playlist,
                     session: None,
                     expires: pass.expires,
                 })
@@ -330,8 +346,9 @@ impl Admission {
 
 /// What a signature (or token) admitted.
 struct Signed<'a> {
+    carried: Carried,
     path: &'a str,
-    strip: Spans<2>,
+    strip: AuthSpans,
     playlist: Option<Grant>,
     session: Option<String>,
     /// When what admitted it expires (Unix seconds), if it does.

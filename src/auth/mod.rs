@@ -15,6 +15,7 @@ use crate::hls::Hls;
 
 use crate::config::{DomainConfig, Problems};
 use crate::route::{Route, Scene};
+use crate::sign::cdn::rule::TokenRule;
 use crate::sign::{self, Pass, Request, Scheme};
 use crate::verdict::{Failure, Reason};
 pub use rules::Entry;
@@ -79,6 +80,14 @@ impl Domain {
             ))
     }
 
+    /// The token rule for a request, when its entry is one.
+    pub fn token_rule(&self, scene: Scene, path: &str) -> Option<Arc<TokenRule>> {
+        match self.entry(scene, path) {
+            Ok(Entry::Token(t)) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
     /// The verdict for a request of `scene` at Unix time `now`. A scene with
     /// `enabled: false` passes with nothing to strip.
     pub fn verify<'a>(
@@ -94,8 +103,10 @@ impl Domain {
                 auth: Default::default(),
                 expires: None,
                 binds: Default::default(),
+                carried: Default::default(),
             }),
             Entry::Rule(r) => r.verify(req, now),
+            Entry::Token(t) => t.verify(req, now),
         }
     }
 }
@@ -229,20 +240,23 @@ impl Table {
     /// Every query parameter name that may carry a signature or time: each
     /// scheme's defaults and every rule's renames. Their values are never logged.
     pub fn auth_param_names(&self) -> Vec<String> {
-        let defaults = Scheme::URL_SCHEMES.iter().flat_map(|s| {
-            let (a, b) = s.param_names();
-            [a, b]
-        });
+        let defaults = Scheme::URL_SCHEMES
+            .iter()
+            .flat_map(|s| {
+                let (a, b) = s.param_names();
+                [a, b]
+            })
+            .chain(
+                Scheme::TOKEN_SCHEMES
+                    .iter()
+                    .flat_map(|s| s.token_names().iter().copied()),
+            );
         let configured = self.domains.iter().flat_map(|d| {
             d.apps
                 .iter()
                 .flat_map(|m| m.values())
                 .chain(d.default.iter().flatten())
-                .filter_map(|e| match e {
-                    Entry::Rule(r) => Some(r.auth_params()),
-                    Entry::Disabled => None,
-                })
-                .flatten()
+                .flat_map(Entry::auth_names)
         });
         let tokens = self
             .domains
@@ -317,7 +331,7 @@ fn build_domain(
     let signs = d.apps[pull]
         .values()
         .chain(d.default[pull].iter())
-        .any(|e| matches!(e, Entry::Rule(_)));
+        .any(Entry::signs);
     d.hls = Hls::new(dc.hls.as_ref(), signs);
     if let Some(h) = &dc.hls {
         if !rules::valid_param_name(&h.token_param) {

@@ -50,7 +50,7 @@ fn most_specific_app_wins_and_missing_scene_is_no_rule() {
     let (_, d) = t.domain("d").unwrap();
     let key_of = |path: &str| match d.entry(Scene::Pull, path).unwrap() {
         Entry::Rule(r) => r.keys()[0].masked(),
-        Entry::Disabled => "off".into(),
+        Entry::Disabled | Entry::Token(_) => "off".into(),
     };
     assert_eq!(key_of("/live/a.flv"), "l*****e");
     assert_eq!(key_of("/LIVE/a.flv"), "l*****e");
@@ -91,7 +91,7 @@ fn prefix_rule_is_found_by_the_app_behind_the_prefix() {
     let (_, d) = t.domain("d").unwrap();
     let rule = match d.entry(Scene::Pull, "/live/x.flv").unwrap() {
         Entry::Rule(r) => r.clone(),
-        Entry::Disabled => panic!("rule expected"),
+        Entry::Disabled | Entry::Token(_) => panic!("rule expected"),
     };
     let signed = rule
         .sign(

@@ -76,13 +76,17 @@ impl Config {
             file: file.to_owned(),
             message,
         })?;
-        // A key file is found beside the configuration, wherever it is run from.
-        if let (Some(f), Some(dir)) = (
-            c.admin.as_mut().and_then(|a| a.key_file.as_mut()),
-            file.parent(),
-        ) {
-            if f.is_relative() {
-                *f = dir.join(&*f);
+        // Key files are found beside the configuration, wherever it is run from.
+        if let Some(dir) = file.parent() {
+            let rules = c.domains.iter_mut().flat_map(|d| d.auth.iter_mut());
+            let files = rules
+                .flat_map(|r| [r.jwks_file.as_mut(), r.private_key_file.as_mut()])
+                .chain([c.admin.as_mut().and_then(|a| a.key_file.as_mut())])
+                .flatten();
+            for f in files {
+                if f.is_relative() {
+                    *f = dir.join(&*f);
+                }
             }
         }
         Ok(c)

@@ -724,6 +724,69 @@ pub struct RuleConfig {
     pub encrypt_fields: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// `akamai_token`, `jwt`: where the token is read (query parameter,
+    /// cookie, header); each scheme has defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenPlaces>,
+    /// `akamai_token`: the HMAC's hash, `sha256` (default), `sha1` or `md5`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<HmacAlgorithm>,
+    /// `akamai_token`: the generator's `salt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salt: Option<SecretString>,
+    /// `akamai_token`: the generator's `escape_early`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub escape_early: bool,
+    /// `jwt`: the `aud` every token must name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// `jwt`: the `iss` every token must name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `jwt`: claims that scope a token to a stream or a path prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ScopeClaims>,
+    /// `jwt`: a JWKS document of public keys, read with the configuration
+    /// (and so re-read on every reload), besides `keys`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// `cloudfront`, `jwt` (RS256/ES256): the backend's private key, read only
+    /// by `livegate sign`; the edge verifies with public keys alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+}
+
+/// Where a token rule reads its token. A name left out keeps the scheme's
+/// default; `""` turns that place off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPlaces {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// The HMAC hash of an Akamai token rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha256,
+    Sha1,
+    Md5,
+}
+
+/// The claims that scope a JWT: `stream` names a claim that must equal the
+/// request's stream, `path` one whose value the request's path must start with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// A key as written in the configuration: `Debug` never shows it, so printing a

@@ -38,6 +38,8 @@ pub struct Ctx {
     pub(super) upstream_headers: Option<Arc<[(HeaderName, HeaderValue)]>>,
     /// `cut_on_expiry`: when the stream is cut (its signature's expiry).
     pub(super) cut_at: Option<i64>,
+    /// A cookie or header token, left out of what the origin gets.
+    pub(super) credential: Option<Arc<crate::sign::cdn::rule::TokenRule>>,
     /// The stream session this connection counts in, once admitted.
     pub(super) stream: Option<StreamKey>,
     /// Tells an admitted connection when the management API cut its stream.
@@ -85,6 +87,7 @@ impl Ctx {
             peer: None,
             upstream_headers: None,
             cut_at: None,
+            credential: None,
             stream: None,
             ticket: None,
             slot: None,

@@ -151,6 +151,7 @@ impl Gate {
         ctx.upstream_headers = a.upstream_headers;
         ctx.stream = Some(a.stream);
         ctx.cut_at = a.cut_at;
+        ctx.credential = a.credential;
         ctx.site = Some(site);
         Ok(())
     }

@@ -26,6 +26,9 @@ impl Gate {
             upstream.set_uri(uri);
         }
         hygiene::scrub(upstream, door.remote.as_ref().map_or(&[], |r| &r.copy));
+        if let Some(t) = &ctx.credential {
+            hygiene::drop_token(upstream, &t.cookies(), t.header())?;
+        }
         if let Some(headers) = ctx.upstream_headers.take() {
             for (name, value) in headers.iter() {
                 upstream.insert_header(name.clone(), value.clone())?;

@@ -38,6 +38,25 @@ pub struct Request<'a> {
     pub remote_addr: &'a str,
     /// `stream_path: nested`: the stream is the directory (`/live/cam1/index.m3u8`).
     pub nested: bool,
+    /// Over TLS (CloudFront policies name the URL's scheme).
+    pub https: bool,
+    /// The request's headers, for tokens in a cookie or a header (`None` for
+    /// RTMP, whose sessions carry neither).
+    pub headers: Option<&'a http::HeaderMap>,
+}
+
+/// The auth parameters a verdict found in the query: up to four (CloudFront's).
+pub type AuthSpans = query::Spans<4>;
+
+/// Where a request's credential travelled: a token in a cookie or a header
+/// goes with every request of the player (segments too), so a playlist it
+/// opened needs no segment tokens written into it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Carried {
+    #[default]
+    Url,
+    Cookie,
+    Header,
 }
 
 /// A passing verdict.
@@ -50,12 +69,13 @@ pub struct Pass<'a> {
     pub key_index: usize,
     /// Where the rule's parameters sat in the query, so the proxy strips them
     /// without parsing the query again.
-    pub auth: query::Spans<2>,
+    pub auth: AuthSpans,
     /// When the URL expires (with skew), for rules whose URLs do.
     pub expires: Option<i64>,
     /// What else the signature bound the URL to, so that what it admits (segment
     /// tokens) is bound to the same.
     pub binds: Binds,
+    pub carried: Carried,
 }
 
 /// The parts of a request besides its path and time that a signature covers: a
@@ -85,6 +105,14 @@ pub enum RuleError {
 pub enum SignError {
     #[error("the expiry {0} cannot be written in this scheme's time format")]
     BadTime(i64),
+    #[error("{0} signs with the backend's private key: set the rule's private_key_file")]
+    NeedsPrivateKey(&'static str),
+    #[error("private_key_file: {0}")]
+    BadPrivateKey(String),
+    #[error(
+        "the rule reads its token from no query parameter (token.query), so no URL can carry one"
+    )]
+    NoQueryPlace,
 }
 
 /// A compiled signing rule: scheme, keys and options, ready to verify and sign.
@@ -216,7 +244,8 @@ impl Rule {
                 return Ok(Pass {
                     path: p.path,
                     key_index,
-                    auth: found.spans,
+                    auth: found.spans.widen(),
+                    carried: Carried::Url,
                     expires,
                     binds: Binds {
                         addr: self.layout.uses(&Piece::RemoteAddr),

@@ -87,6 +87,16 @@ impl<const N: usize> Default for Spans<N> {
 }
 
 impl<const N: usize> Spans<N> {
+    /// The same spans with room for `M` (≥ `N`) parameters, so that verdicts
+    /// of schemes that read different numbers of them share one type.
+    pub fn widen<const M: usize>(self) -> Spans<M> {
+        let mut out = [None; M];
+        for (o, s) in out.iter_mut().zip(self.0) {
+            *o = s;
+        }
+        Spans(out)
+    }
+
     /// `query` (the one these spans were found in) without those parameters:
     /// what `without` gives, found by cutting at the known spans rather than by
     /// decoding every pair again. Borrowed when one stretch of the query remains.

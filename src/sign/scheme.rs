@@ -17,6 +17,12 @@ pub enum Scheme {
     VolcMd5,
     VolcMd5Custom,
     SecureLink,
+    /// Akamai EdgeAuth (Token 2.0): an HMAC token in `hdnts`, `__hdnea__` or a header.
+    AkamaiToken,
+    /// CloudFront signed URLs and cookies (RSA-SHA1 over a policy).
+    Cloudfront,
+    /// JSON Web Tokens (HS256/384/512, RS256, ES256).
+    Jwt,
     /// `sign = md5(key + t)`: the management API and notifications. Not a URL rule.
     #[serde(skip)]
     Tsign,
@@ -68,7 +74,38 @@ impl Scheme {
             Scheme::VolcMd5 => "volc_md5",
             Scheme::VolcMd5Custom => "volc_md5_custom",
             Scheme::SecureLink => "secure_link",
+            Scheme::AkamaiToken => "akamai_token",
+            Scheme::Cloudfront => "cloudfront",
+            Scheme::Jwt => "jwt",
             Scheme::Tsign => "tsign",
+        }
+    }
+
+    /// The CDN token schemes ([`crate::sign::cdn`]): a token that names what it
+    /// covers, rather than a digest of fields the URL spells.
+    pub const TOKEN_SCHEMES: [Scheme; 3] = [Scheme::AkamaiToken, Scheme::Cloudfront, Scheme::Jwt];
+
+    pub const fn is_token(self) -> bool {
+        matches!(self, Scheme::AkamaiToken | Scheme::Cloudfront | Scheme::Jwt)
+    }
+
+    /// The query parameters, cookies and headers a token scheme reads by
+    /// default (every one of them is redacted from logs).
+    pub const fn token_names(self) -> &'static [&'static str] {
+        match self {
+            Scheme::AkamaiToken => &["hdnts", "__hdnea__"],
+            Scheme::Cloudfront => &[
+                "Expires",
+                "Policy",
+                "Signature",
+                "Key-Pair-Id",
+                "CloudFront-Expires",
+                "CloudFront-Policy",
+                "CloudFront-Signature",
+                "CloudFront-Key-Pair-Id",
+            ],
+            Scheme::Jwt => &["token", "jwt", "access_token"],
+            _ => &[],
         }
     }
 
@@ -92,6 +129,9 @@ impl Scheme {
             Scheme::TypeD => ("sign", "t"),
             Scheme::VolcMd5 | Scheme::VolcMd5Custom => ("volcSecret", "volcTime"),
             Scheme::SecureLink => ("md5", "expires"),
+            Scheme::AkamaiToken => ("hdnts", ""),
+            Scheme::Cloudfront => ("Signature", "Policy"),
+            Scheme::Jwt => ("token", ""),
             Scheme::Tsign => ("sign", "t"),
         }
     }
@@ -137,7 +177,11 @@ impl Scheme {
             Scheme::TypeC | Scheme::TypeD => vec![Key, Uri, Time],
             Scheme::VolcMd5 => vec![SlashApp, SlashStream, Key, Time],
             Scheme::Tsign => vec![Key, Time],
-            Scheme::VolcMd5Custom | Scheme::SecureLink => return None,
+            Scheme::VolcMd5Custom
+            | Scheme::SecureLink
+            | Scheme::AkamaiToken
+            | Scheme::Cloudfront
+            | Scheme::Jwt => return None,
         };
         Some(Layout::new(pieces))
     }

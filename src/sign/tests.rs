@@ -12,7 +12,7 @@ fn req<'a>(path: &'a str, query: &'a str) -> Request<'a> {
         path,
         query,
         remote_addr: "127.0.0.1",
-        nested: false,
+        ..Request::default()
     }
 }
 

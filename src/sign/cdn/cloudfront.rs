@@ -20,6 +20,7 @@ use std::net::IpAddr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use pingora_memory_cache::MemoryCache;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
@@ -27,9 +28,10 @@ use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha1::Sha1;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::{glob, Refused};
+use super::{glob, Refused, Verified};
 
 /// A key that is not an RSA key in PEM.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -45,10 +47,27 @@ pub struct Presented<'a> {
     pub key_pair_id: Option<&'a str>,
 }
 
-/// The public keys of a rule, by id.
-#[derive(Debug, Clone)]
+/// The public keys of a rule, by id, and the signatures they have verified.
 pub struct CloudFront {
     keys: Vec<(String, VerifyingKey<Sha1>)>,
+    /// SHA-256 of (key id, message, signature) → itself, for signatures that
+    /// verified: a 2048-bit RSA verification costs tens of microseconds, and a
+    /// cookie is presented again with every segment. That a signature is good is
+    /// timeless (the policy's dates are checked on every request); a reload
+    /// that changes the keys builds a new rule, and with it an empty cache.
+    /// The full digest is stored and compared, so a hash collision of the
+    /// cache's own key cannot stand in for a verification.
+    verified: MemoryCache<[u8; 32], [u8; 32]>,
+}
+
+/// How many verified signatures a rule remembers.
+const VERIFIED: usize = 8192;
+
+impl std::fmt::Debug for CloudFront {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("CloudFront").field("key_ids", &ids).finish()
+    }
 }
 
 impl CloudFront {
@@ -66,7 +85,41 @@ impl CloudFront {
         if keys.is_empty() {
             return Err(BadKey);
         }
-        Ok(CloudFront { keys })
+        Ok(CloudFront {
+            keys,
+            verified: MemoryCache::new(VERIFIED),
+        })
+    }
+
+    /// How many keys the rule holds.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The first key's id: what `livegate sign` names in `Key-Pair-Id`.
+    pub fn first_id(&self) -> &str {
+        self.keys.first().map_or("", |(id, _)| id.as_str())
+    }
+
+    /// Verifies `signature` of `message` under key `key`, remembering success.
+    fn signed(&self, key: usize, message: &[u8], signature: &[u8]) -> Result<(), Refused> {
+        let mut h = Sha256::new();
+        for part in [self.keys[key].0.as_bytes(), message, signature] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let digest: [u8; 32] = h.finalize().into();
+        if self.verified.get(&digest).0 == Some(digest) {
+            return Ok(());
+        }
+        let sig = Signature::try_from(signature)
+            .map_err(|_| Refused::Malformed("Signature is not an RSA signature"))?;
+        self.keys[key]
+            .1
+            .verify(message, &sig)
+            .map_err(|_| Refused::BadSignature)?;
+        self.verified.put(&digest, digest, None);
+        Ok(())
     }
 
     /// Checks what a request presents for `url` (its URL as signed, without
@@ -80,6 +133,19 @@ impl CloudFront {
         now: i64,
         skew: i64,
     ) -> Result<i64, Refused> {
+        self.check(p, url, client, now, skew).map(|v| v.expires)
+    }
+
+    /// [`CloudFront::verify`], saying which key verified and whether the
+    /// policy names the client.
+    pub fn check(
+        &self,
+        p: &Presented<'_>,
+        url: &str,
+        client: Option<IpAddr>,
+        now: i64,
+        skew: i64,
+    ) -> Result<Verified, Refused> {
         let (Some(signature), Some(id)) = (p.signature, p.key_pair_id) else {
             return match (p.expires, p.policy, p.signature, p.key_pair_id) {
                 (None, None, None, None) => Err(Refused::Missing),
@@ -88,29 +154,29 @@ impl CloudFront {
         };
         let signature =
             decode(signature).ok_or(Refused::Malformed("Signature is not CloudFront base64"))?;
-        let signature = Signature::try_from(signature.as_slice())
-            .map_err(|_| Refused::Malformed("Signature is not an RSA signature"))?;
-        let key = &self
+        let key = self
             .keys
             .iter()
-            .find(|(k, _)| k == id)
-            .ok_or(Refused::BadSignature)?
-            .1;
+            .position(|(k, _)| k == id)
+            .ok_or(Refused::BadSignature)?;
+        let passed = |expires, ip_bound| Verified {
+            expires,
+            key,
+            ip_bound,
+        };
         match (p.expires, p.policy) {
             (Some(expires), None) => {
                 let exp = number(expires).ok_or(Refused::Malformed("Expires is not a number"))?;
-                key.verify(canned(url, exp).as_bytes(), &signature)
-                    .map_err(|_| Refused::BadSignature)?;
+                self.signed(key, canned(url, exp).as_bytes(), &signature)?;
                 if now >= exp.saturating_add(skew) {
                     return Err(Refused::Expired { exp });
                 }
-                Ok(exp)
+                Ok(passed(exp, false))
             }
             (None, Some(policy)) => {
                 let bytes =
                     decode(policy).ok_or(Refused::Malformed("Policy is not CloudFront base64"))?;
-                key.verify(&bytes, &signature)
-                    .map_err(|_| Refused::BadSignature)?;
+                self.signed(key, &bytes, &signature)?;
                 let policy = Policy::parse(&bytes)?;
                 if now >= policy.before.saturating_add(skew) {
                     return Err(Refused::Expired { exp: policy.before });
@@ -128,7 +194,7 @@ impl CloudFront {
                         return Err(Refused::OutOfScope);
                     }
                 }
-                Ok(policy.before)
+                Ok(passed(policy.before, policy.ip.is_some()))
             }
             (Some(_), Some(_)) => Err(Refused::Malformed("both Expires and Policy")),
             (None, None) => Err(Refused::Malformed("neither Expires nor Policy")),
@@ -185,6 +251,18 @@ impl Policy {
             ip,
         })
     }
+}
+
+/// A custom policy for `resource` (wildcards allowed) until `expires`, as
+/// CloudFront's signers write one.
+pub fn custom_policy(resource: &str, expires: i64) -> String {
+    serde_json::json!({
+        "Statement": [{
+            "Resource": resource,
+            "Condition": {"DateLessThan": {"AWS:EpochTime": expires}},
+        }]
+    })
+    .to_string()
 }
 
 /// The canned policy CloudFront signs for `url` expiring at `expires`.

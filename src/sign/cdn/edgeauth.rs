@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-use super::{glob, Refused};
+use super::{glob, Refused, Verified};
 
 /// The HMAC's hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,18 +129,30 @@ impl EdgeAuth {
         now: i64,
         skew: i64,
     ) -> Result<i64, Refused> {
+        self.check(token, path, client_ip, now, skew)
+            .map(|v| v.expires)
+    }
+
+    /// [`EdgeAuth::verify`], saying which key matched and whether the token
+    /// names its client.
+    pub fn check(
+        &self,
+        token: &str,
+        path: &str,
+        client_ip: &str,
+        now: i64,
+        skew: i64,
+    ) -> Result<Verified, Refused> {
         let t = parse(token)?;
         let extra = self.extra(&t, path);
         let mut parts: Vec<&str> = vec![t.signed];
         parts.extend(extra.iter().map(String::as_str));
         let given = hex::decode(t.hmac).map_err(|_| Refused::Malformed("hmac is not hex"))?;
-        let matched = self
+        let key = self
             .keys
             .iter()
-            .any(|k| bool::from(self.mac(k, &parts).ct_eq(&given)));
-        if !matched {
-            return Err(Refused::BadSignature);
-        }
+            .position(|k| bool::from(self.mac(k, &parts).ct_eq(&given)))
+            .ok_or(Refused::BadSignature)?;
         if now > t.exp.saturating_add(skew) {
             return Err(Refused::Expired { exp: t.exp });
         }
@@ -157,7 +169,16 @@ impl EdgeAuth {
                 return Err(Refused::OutOfScope);
             }
         }
-        Ok(t.exp)
+        Ok(Verified {
+            expires: t.exp,
+            key,
+            ip_bound: t.ip.is_some(),
+        })
+    }
+
+    /// How many keys the rule holds.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
     /// A token as Akamai's generator writes it: for `acl` patterns (joined by

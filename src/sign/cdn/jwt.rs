@@ -14,7 +14,7 @@ use jsonwebtoken::{
 use serde_json::Value;
 use thiserror::Error;
 
-use super::Refused;
+use super::{Refused, Verified};
 
 /// A key of a `jwt` rule.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub enum JwtKey {
     Rsa(String),
     /// A P-256 public key in PEM (ES256).
     Ec(String),
+    /// A key of a JWKS document: RSA (RS256) or P-256 (ES256).
+    Jwk(Box<jsonwebtoken::jwk::Jwk>),
 }
 
 /// A key that does not parse as what it says.
@@ -49,6 +51,28 @@ pub struct Jwt {
     need: Requirements,
 }
 
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algs: Vec<_> = self.keys.iter().map(|(a, _)| a).collect();
+        f.debug_struct("Jwt")
+            .field("algorithms", &algs)
+            .field("need", &self.need)
+            .finish()
+    }
+}
+
+/// The public keys of a JWKS document (RSA: RS256; P-256: ES256), as
+/// identity providers publish them.
+pub fn jwks(text: &str) -> Result<Vec<JwtKey>, BadKey> {
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(text).map_err(|e| BadKey(format!("not a JWKS document: {e}")))?;
+    Ok(set
+        .keys
+        .into_iter()
+        .map(|k| JwtKey::Jwk(Box::new(k)))
+        .collect())
+}
+
 impl Jwt {
     pub fn new(keys: &[JwtKey], need: Requirements) -> Result<Jwt, BadKey> {
         let keys = keys
@@ -65,6 +89,17 @@ impl Jwt {
                 JwtKey::Ec(pem) => DecodingKey::from_ec_pem(pem.as_bytes())
                     .map(|k| (vec![Algorithm::ES256], k))
                     .map_err(|e| BadKey(format!("EC public key: {e}"))),
+                JwtKey::Jwk(jwk) => {
+                    use jsonwebtoken::jwk::AlgorithmParameters as P;
+                    let algs = match &jwk.algorithm {
+                        P::RSA(_) => vec![Algorithm::RS256],
+                        P::EllipticCurve(_) => vec![Algorithm::ES256],
+                        _ => return Err(BadKey("a JWKS key that is not RSA or EC".into())),
+                    };
+                    DecodingKey::from_jwk(jwk)
+                        .map(|k| (algs, k))
+                        .map_err(|e| BadKey(format!("JWKS key: {e}")))
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
@@ -83,12 +118,26 @@ impl Jwt {
         now: i64,
         skew: i64,
     ) -> Result<i64, Refused> {
+        self.check(token, path, stream, now, skew)
+            .map(|v| v.expires)
+    }
+
+    /// [`Jwt::verify`], saying which key verified.
+    pub fn check(
+        &self,
+        token: &str,
+        path: &str,
+        stream: &str,
+        now: i64,
+        skew: i64,
+    ) -> Result<Verified, Refused> {
         let header = decode_header(token).map_err(|_| Refused::Malformed("not a JWT"))?;
         let mut claims = None;
-        for (algs, key) in self
+        for (index, (algs, key)) in self
             .keys
             .iter()
-            .filter(|(algs, _)| algs.contains(&header.alg))
+            .enumerate()
+            .filter(|(_, (algs, _))| algs.contains(&header.alg))
         {
             let mut v = Validation::new(header.alg);
             v.algorithms = algs.clone();
@@ -99,7 +148,7 @@ impl Jwt {
             v.required_spec_claims.clear();
             match decode::<Value>(token, key, &v) {
                 Ok(t) => {
-                    claims = Some(t.claims);
+                    claims = Some((t.claims, index));
                     break;
                 }
                 Err(e) => match e.kind() {
@@ -108,7 +157,7 @@ impl Jwt {
                 },
             }
         }
-        let claims = claims.ok_or(Refused::BadSignature)?;
+        let (claims, key) = claims.ok_or(Refused::BadSignature)?;
         let time = |name: &str| match &claims[name] {
             Value::Null => Ok(None),
             v => v
@@ -141,8 +190,36 @@ impl Jwt {
                     .is_some_and(|prefix| !prefix.is_empty() && path.starts_with(prefix))
             });
         match scoped {
-            true => Ok(exp),
+            true => Ok(Verified {
+                expires: exp,
+                key,
+                ip_bound: false,
+            }),
             false => Err(Refused::OutOfScope),
+        }
+    }
+
+    /// How many keys the rule holds.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// What its tokens must say (what `livegate sign` writes into one).
+    pub fn requirements(&self) -> &Requirements {
+        &self.need
+    }
+}
+
+impl JwtKey {
+    /// A configured key: a PEM public key (RSA or P-256, told apart by trying),
+    /// or else a shared secret.
+    pub fn read(text: &str) -> JwtKey {
+        if !text.trim_start().starts_with("-----BEGIN") {
+            return JwtKey::Secret(text.to_owned());
+        }
+        match DecodingKey::from_rsa_pem(text.as_bytes()) {
+            Ok(_) => JwtKey::Rsa(text.to_owned()),
+            Err(_) => JwtKey::Ec(text.to_owned()),
         }
     }
 }
@@ -155,6 +232,18 @@ pub fn sign_hs256(secret: &str, claims: &Value) -> Result<String, BadKey> {
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| BadKey(e.to_string()))
+}
+
+/// An RS256 or ES256 token with `claims`, for `livegate sign` with the
+/// backend's PEM private key (RSA or P-256).
+pub fn sign_private(pem: &str, claims: &Value) -> Result<String, BadKey> {
+    let (alg, key) = match EncodingKey::from_rsa_pem(pem.as_bytes()) {
+        Ok(k) => (Algorithm::RS256, k),
+        Err(_) => EncodingKey::from_ec_pem(pem.as_bytes())
+            .map(|k| (Algorithm::ES256, k))
+            .map_err(|_| BadKey("the private key is not an RSA or P-256 key in PEM".into()))?,
+    };
+    jsonwebtoken::encode(&Header::new(alg), claims, &key).map_err(|e| BadKey(e.to_string()))
 }
 
 #[cfg(test)]

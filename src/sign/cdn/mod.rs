@@ -8,6 +8,7 @@
 pub mod cloudfront;
 pub mod edgeauth;
 pub mod jwt;
+pub mod rule;
 
 use thiserror::Error;
 
@@ -33,6 +34,18 @@ pub enum Refused {
     /// The token is bound to another client address.
     #[error("the token is bound to another client address")]
     BadIp,
+}
+
+/// What a passing token says besides that it passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// When it expires (Unix seconds, without skew).
+    pub expires: i64,
+    /// Which of the rule's keys verified it (0 = primary), so operators see when
+    /// a retiring key is still in use.
+    pub key: usize,
+    /// Whether it is bound to the client's address.
+    pub ip_bound: bool,
 }
 
 /// Whether `path` matches a pattern, `*` standing for any run of characters

@@ -47,6 +47,102 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// The CDN token schemes, through the same `TokenRule::verify` the proxy
+/// calls: Akamai's HMAC, JWTs (HMAC and RSA), CloudFront's RSA-SHA1 — first
+/// seen (a full RSA verification) and seen again (remembered).
+fn tokens(c: &mut Criterion) {
+    use livegate::sign::cdn::cloudfront::{CloudFront, CloudFrontSigner};
+    use livegate::sign::cdn::edgeauth::{self, EdgeAuth};
+    use livegate::sign::cdn::fixtures::{RSA_PRIVATE, RSA_PUBLIC};
+    use livegate::sign::cdn::jwt::{Jwt, JwtKey, Requirements};
+    use livegate::sign::cdn::rule::{Places, SignAs, TokenRule, Verifier};
+    let mut group = c.benchmark_group("verify");
+    let now = 2_000_000_000;
+    let query = |name: &str| Places {
+        query: Some(name.into()),
+        ..Places::default()
+    };
+    let base = Request {
+        host: "play.example.com",
+        path: "/live/cam1/index.m3u8",
+        remote_addr: "192.0.2.10",
+        ..Request::default()
+    };
+    let run = |group: &mut criterion::BenchmarkGroup<_>, name: &str, r: &TokenRule, q: &str| {
+        let req = Request { query: q, ..base };
+        assert!(r.verify(&req, now).is_ok(), "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| r.verify(black_box(&req), black_box(now)))
+        });
+    };
+    let ea = EdgeAuth::new(&["a1b2c3d4e5f60718293a4b5c6d7e8f90"], Default::default()).unwrap();
+    let token = ea.generate(&edgeauth::Fields {
+        exp: now + 60,
+        acl: vec!["/live/cam1/*"],
+        ..Default::default()
+    });
+    let akamai = TokenRule::new(
+        Scheme::AkamaiToken,
+        Verifier::EdgeAuth(ea),
+        query("hdnts"),
+        0,
+        None,
+    );
+    run(
+        &mut group,
+        "akamai_token (acl, sha256)",
+        &akamai,
+        &format!("hdnts={token}"),
+    );
+    let need = || Requirements {
+        stream_claim: Some("stream".into()),
+        ..Requirements::default()
+    };
+    let secret = "jwtSecret2026-long-enough-for-hs256";
+    for (name, key, private) in [
+        ("jwt (HS256)", JwtKey::Secret(secret.into()), None),
+        (
+            "jwt (RS256, 2048-bit)",
+            JwtKey::Rsa(RSA_PUBLIC.into()),
+            Some(RSA_PRIVATE),
+        ),
+    ] {
+        let hs = private.is_none().then_some(secret);
+        let jwt = Jwt::new(&[key], need()).unwrap();
+        let r = TokenRule::new(Scheme::Jwt, Verifier::Jwt(jwt), query("token"), 0, hs);
+        let how = SignAs {
+            private_key: private,
+            ..SignAs::default()
+        };
+        let signed = r.sign(&base, now + 60, &how).unwrap();
+        run(&mut group, name, &r, signed.split_once('?').unwrap().1);
+    }
+    let cloudfront = || {
+        TokenRule::for_cloudfront(
+            CloudFront::new(&[("K2JCJMDEHXQW5F", RSA_PUBLIC)]).unwrap(),
+            0,
+        )
+    };
+    let signer = CloudFrontSigner::new("K2JCJMDEHXQW5F", RSA_PRIVATE).unwrap();
+    let q = signer.canned("http://play.example.com/live/cam1/index.m3u8", now + 60);
+    let req = Request { query: &q, ..base };
+    group.bench_function("cloudfront (canned, first seen: RSA-SHA1 2048)", |b| {
+        // By reference: a rule's drop (its signature cache) is not the verify.
+        b.iter_batched_ref(
+            cloudfront,
+            |r| r.verify(black_box(&req), black_box(now)).is_ok(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    run(
+        &mut group,
+        "cloudfront (canned, seen again)",
+        &cloudfront(),
+        &q,
+    );
+    group.finish();
+}
+
 /// What segment authorisation adds: a token check per segment request, and one
 /// playlist rewrite per playlist request (a 6-segment live playlist).
 fn hls(c: &mut Criterion) {
@@ -120,5 +216,5 @@ fn hls(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify, hls);
+criterion_group!(benches, verify, tokens, hls);
 criterion_main!(benches);

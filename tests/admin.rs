@@ -783,3 +783,81 @@ async fn a_wrong_typed_key_is_named_never_echoed() {
         assert!(!lg.log().contains(value), "{}", lg.log());
     }
 }
+
+/// Token rules through the API: an Akamai key rotated by PATCH (a key that is
+/// not hex refused, with the rule's reason), public keys listed by id, a salt
+/// never shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_rules_keys_rotate_and_list_as_their_scheme_spells_them() {
+    use livegate::sign::cdn::edgeauth::{EdgeAuth, Fields};
+    use livegate::sign::cdn::fixtures::RSA_PUBLIC;
+    let o = Origin::start("o1").await;
+    let port = free_port();
+    let cf = json!(format!("K2JCJMDEHXQW5F:{RSA_PUBLIC}"));
+    let domains = format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      \
+         - {{ scene: pull, app: ak, scheme: akamai_token, keys: [aaaa0000aaaa0000], salt: pepperSalt }}\n      \
+         - {{ scene: pull, app: cf, scheme: cloudfront, keys: [{cf}] }}\n",
+        origin_yaml(&[o.addr], "")
+    );
+    let mut lg = Livegate::start_top(&domains, &admin_top(port, ""));
+    lg.wait_port(port);
+    let api = Api::new(port);
+    let token = |key: &str| {
+        let mut e = EdgeAuth::new(&[key], Default::default()).unwrap();
+        e.salt = Some("pepperSalt".into());
+        let exp = now() + 600;
+        e.generate(&Fields {
+            exp,
+            acl: vec!["/ak/*"],
+            ..Default::default()
+        })
+    };
+    let url = |key: &str| format!("/ak/cam1.txt?hdnts={}", token(key));
+    assert_eq!(status(&lg, &url("aaaa0000aaaa0000")).await, 200);
+    let patch = |change: Value| {
+        let mut body = json!({"domain": HOST, "app": "ak", "scene": "pull"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        body
+    };
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(patch(json!({"add_key": "not-hex-at-all"}))),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "InvalidParam"), "{v}");
+    assert!(v.to_string().contains("hex"), "{v}");
+    assert!(
+        !v.to_string().contains("not-hex-at-all"),
+        "the key echoed: {v}"
+    );
+    let (s, v) = api
+        .call(
+            "PATCH",
+            "/v1/auth/rules",
+            Some(patch(
+                json!({"add_key": "bbbb1111bbbb1111", "remove_key": 0}),
+            )),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(status(&lg, &url("aaaa0000aaaa0000")).await, 403);
+    assert_eq!(status(&lg, &url("bbbb1111bbbb1111")).await, 200);
+    let (_, v) = api
+        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .await;
+    let rules = v["rules"].as_array().unwrap();
+    let of = |app: &str| rules.iter().find(|r| r["app"] == app).unwrap().clone();
+    assert_eq!(of("ak")["keys"], json!(["bb*****11"]), "{v}");
+    assert_eq!(of("ak")["salt"], "*****", "{v}");
+    assert_eq!(
+        of("cf")["keys"],
+        json!(["K2JCJMDEHXQW5F:<public key>"]),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("pepperSalt"), "the salt shown: {v}");
+}

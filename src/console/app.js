@@ -107,9 +107,14 @@ function rate(bps) {
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
   return `${(bps / 1e3).toFixed(0)} kbit/s`;
 }
-function randomKey() {
-  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const r = crypto.getRandomValues(new Uint8Array(24));
+// A new key as the scheme spells one: Akamai's are hex (32 digits, as its
+// property manager makes them), JWT secrets 32 characters, the others 24.
+// CloudFront keys are public keys the backend makes: none is invented here.
+function randomKey(scheme) {
+  const abc = scheme === 'akamai_token' ? '0123456789abcdef'
+    : 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const n = scheme === 'akamai_token' || scheme === 'jwt' ? 32 : 24;
+  const r = crypto.getRandomValues(new Uint8Array(n));
   return Array.from(r, (b) => abc[b % abc.length]).join('');
 }
 function streamId(s) { return `${s.domain}\u0000${s.app}\u0000${s.stream}`; }
@@ -327,21 +332,25 @@ pages.rules = async () => {
       out.replaceChildren(el('table', {},
         el('thead', {}, el('tr', {}, ['App', 'Scene', 'Scheme', 'Enabled', 'Keys', 'Source', ''].map((h) => el('th', {}, h)))),
         el('tbody', {}, d.rules.map((r) => {
-          const add = el('input', { class: 'add-key', placeholder: 'new key (empty: random)', size: '22' });
+          const pem = r.scheme === 'cloudfront';
+          const add = pem
+            ? el('textarea', { class: 'add-key', rows: '3', cols: '40', placeholder: 'KEYID:-----BEGIN PUBLIC KEY-----…' })
+            : el('input', { class: 'add-key', placeholder: 'new key (empty: random)', size: '22' });
           return el('tr', { 'data-rule': `${r.app}/${r.scene}` },
             el('td', {}, r.app), el('td', {}, r.scene), el('td', {}, r.scheme || '-'),
             el('td', { class: r.enabled ? 'ok' : 'error' }, r.enabled ? 'yes' : 'no'),
             el('td', {}, (r.keys || []).map((k, i) => el('div', { class: 'key' }, el('span', { class: 'mono' }, k), ' ',
-              el('button', { class: 'rotate', title: 'replace this key with a new one', onclick: () => {
-                const key = randomKey();
+              pem ? '' : el('button', { class: 'rotate', title: 'replace this key with a new one', onclick: () => {
+                const key = randomKey(r.scheme);
                 patch(r, { add_key: key, remove_key: i }, `New key (shown once, copy it now): ${key}`).then(() => { window.lastKey = key; });
               } }, 'Rotate'), ' ',
               el('button', { class: 'delete-key danger', onclick: () => patch(r, { remove_key: i }, 'Key deleted') }, 'Delete')))),
             el('td', {}, r.source),
             el('td', {}, el('div', { class: 'bar' }, add,
               el('button', { class: 'add', onclick: () => {
-                const key = add.value || randomKey();
-                patch(r, { add_key: key }, `Key added first, it signs from now on: ${key}`);
+                if (pem && !add.value.trim()) { error.textContent = 'Paste the key id and its PEM public key.'; return; }
+                const key = add.value.trim() || randomKey(r.scheme);
+                patch(r, { add_key: key }, pem ? 'Public key added' : `Key added first, it signs from now on: ${key}`);
               } }, 'Add key'),
               el('button', { class: 'toggle', onclick: () => patch(r, { enabled: !r.enabled }, r.enabled ? 'Disabled' : 'Enabled') },
                 r.enabled ? 'Disable' : 'Enable'))));

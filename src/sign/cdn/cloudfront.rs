@@ -21,10 +21,12 @@ use std::net::IpAddr;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use pingora_memory_cache::MemoryCache;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPublicKey};
+use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha1::Sha1;
@@ -49,7 +51,10 @@ pub struct Presented<'a> {
 
 /// The public keys of a rule, by id, and the signatures they have verified.
 pub struct CloudFront {
-    keys: Vec<(String, VerifyingKey<Sha1>)>,
+    /// (id, the key for `ring`'s RSA-SHA1 PKCS#1 verification — an order of
+    /// magnitude faster than the pure-Rust `rsa` crate's — and its modulus
+    /// length, which a signature must have).
+    keys: Vec<(String, UnparsedPublicKey<Vec<u8>>, usize)>,
     /// SHA-256 of (key id, message, signature) → itself, for signatures that
     /// verified: a 2048-bit RSA verification costs tens of microseconds, and a
     /// cookie is presented again with every segment. That a signature is good is
@@ -65,7 +70,7 @@ const VERIFIED: usize = 8192;
 
 impl std::fmt::Debug for CloudFront {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _, _)| id.as_str()).collect();
         f.debug_struct("CloudFront").field("key_ids", &ids).finish()
     }
 }
@@ -79,7 +84,10 @@ impl CloudFront {
                 let key = RsaPublicKey::from_public_key_pem(pem)
                     .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
                     .map_err(|_| BadKey)?;
-                Ok((id.to_string(), VerifyingKey::<Sha1>::new(key)))
+                let der = key.to_pkcs1_der().map_err(|_| BadKey)?.into_vec();
+                let ring =
+                    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, der);
+                Ok((id.to_string(), ring, key.size()))
             })
             .collect::<Result<Vec<_>, BadKey>>()?;
         if keys.is_empty() {
@@ -98,7 +106,7 @@ impl CloudFront {
 
     /// The first key's id: what `livegate sign` names in `Key-Pair-Id`.
     pub fn first_id(&self) -> &str {
-        self.keys.first().map_or("", |(id, _)| id.as_str())
+        self.keys.first().map_or("", |(id, _, _)| id.as_str())
     }
 
     /// Verifies `signature` of `message` under key `key`, remembering success.
@@ -112,11 +120,12 @@ impl CloudFront {
         if self.verified.get(&digest).0 == Some(digest) {
             return Ok(());
         }
-        let sig = Signature::try_from(signature)
-            .map_err(|_| Refused::Malformed("Signature is not an RSA signature"))?;
-        self.keys[key]
-            .1
-            .verify(message, &sig)
+        let (_, public, size) = &self.keys[key];
+        if signature.len() != *size {
+            return Err(Refused::Malformed("Signature is not an RSA signature"));
+        }
+        public
+            .verify(message, signature)
             .map_err(|_| Refused::BadSignature)?;
         self.verified.put(&digest, digest, None);
         Ok(())
@@ -157,7 +166,7 @@ impl CloudFront {
         let key = self
             .keys
             .iter()
-            .position(|(k, _)| k == id)
+            .position(|(k, _, _)| k == id)
             .ok_or(Refused::BadSignature)?;
         let passed = |expires, ip_bound| Verified {
             expires,

@@ -86,7 +86,7 @@ impl EdgeAuth {
                 .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
             for (i, p) in parts.iter().enumerate() {
                 if i > 0 {
-                    m.update(FIELD.to_string().as_bytes());
+                    m.update(&[FIELD as u8]);
                 }
                 m.update(p.as_bytes());
             }

@@ -73,10 +73,11 @@ pub fn glob(pattern: &str, path: &str, single: bool) -> bool {
     p[i..].iter().all(|&c| c == b'*')
 }
 
-/// Test keys shared by the verifiers' tests (made with `openssl genrsa 2048`):
-/// the tokens in their tests were signed by the vendors' libraries with them.
-#[cfg(test)]
-pub(crate) mod fixtures {
+/// Test keys shared by the verifiers' tests and benches (made with `openssl
+/// genrsa 2048`): the tokens in their tests were signed by the vendors'
+/// libraries with them. Published here, so never a key to use.
+#[doc(hidden)]
+pub mod fixtures {
     pub const RSA_PUBLIC: &str = r"-----BEGIN PUBLIC KEY-----
 MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAiJbucmYEn0Mpr0Y+HLJl
 nMRd04+BlQbtRa/+b9HtRwq0noVdvRamH2Ydvoqjn2b2WPoU+4jhrEyzZfxWNjXk

@@ -102,6 +102,12 @@ impl TokenRule {
         }
     }
 
+    /// A CloudFront rule: its names are CloudFront's, so it needs no places.
+    pub fn for_cloudfront(cf: CloudFront, skew: i64) -> TokenRule {
+        let verifier = Verifier::CloudFront(Box::new(cf));
+        TokenRule::new(Scheme::Cloudfront, verifier, Places::default(), skew, None)
+    }
+
     /// Names the private key file `livegate sign` reads (the rule never does).
     pub fn with_private_key_file(mut self, f: Option<std::path::PathBuf>) -> TokenRule {
         self.private_key_file = f;
@@ -499,13 +505,9 @@ mod tests {
     }
 
     fn cloudfront() -> TokenRule {
-        let cf = CloudFront::new(&[("K2JCJMDEHXQW5F", RSA_PUBLIC)]).unwrap();
-        TokenRule::new(
-            Scheme::Cloudfront,
-            Verifier::CloudFront(Box::new(cf)),
-            Places::default(),
+        TokenRule::for_cloudfront(
+            CloudFront::new(&[("K2JCJMDEHXQW5F", RSA_PUBLIC)]).unwrap(),
             0,
-            None,
         )
     }
 

@@ -192,3 +192,51 @@ fn debug_printing_a_config_or_table_never_shows_keys() {
     assert!(!shown.contains("veryPrivateKey9"), "{shown}");
     assert!(shown.contains("redacted"));
 }
+
+/// A `jwt` rule's `jwks_file` is read when the table is built (each reload),
+/// and its keys verify beside the inline ones; a file that is not JWKS is named.
+#[test]
+fn a_jwks_file_is_read_with_the_rules() {
+    use crate::sign::cdn::fixtures::{RSA_PRIVATE, RSA_PUBLIC};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPublicKey::from_public_key_pem(RSA_PUBLIC).unwrap();
+    let b64 = |n: &rsa::BigUint| URL_SAFE_NO_PAD.encode(n.to_bytes_be());
+    let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig",
+        "alg": "RS256", "n": b64(key.n()), "e": b64(key.e())}]});
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks.to_string()).unwrap();
+    let rule = |f: &std::path::Path| {
+        format!(
+            "      - {{ scene: pull, scheme: jwt, jwks_file: \"{}\", claims: {{ stream: stream }} }}\n",
+            f.display()
+        )
+    };
+    let t = table(&one_domain("d", &rule(&file))).unwrap();
+    let (_, d) = t.domain("d").unwrap();
+    let claims = serde_json::json!({"exp": 2_000_000_000, "stream": "cam1"});
+    let token = crate::sign::cdn::jwt::sign_private(RSA_PRIVATE, &claims).unwrap();
+    let query = format!("token={token}");
+    let req = |path| Request {
+        host: "d",
+        path,
+        query: &query,
+        ..Request::default()
+    };
+    assert!(d
+        .verify(Scene::Pull, &req("/live/cam1.m3u8"), 1_900_000_000)
+        .is_ok());
+    let f = d
+        .verify(Scene::Pull, &req("/live/cam2.m3u8"), 1_900_000_000)
+        .unwrap_err();
+    assert_eq!(f.reason, Reason::OutOfScope);
+    std::fs::write(&file, "not json").unwrap();
+    let err = table(&one_domain("d", &rule(&file))).unwrap_err();
+    assert!(
+        err[0].contains("jwks_file") && err[0].contains("not a JWKS document"),
+        "{err:?}"
+    );
+}

@@ -12,6 +12,8 @@
 //! time) and the viewers on the others. `cargo test --all-targets` runs it as a
 //! 40-viewer smoke run that keeps it working.
 
+#[path = "common.rs"]
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -19,16 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cpu_seconds, env, rss};
 use support::{origin_yaml, Livegate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One FLV tag.
 fn tag(kind: u8, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -85,34 +81,6 @@ async fn origin(kbps: u64) -> u16 {
     port
 }
 
-/// The CPU time (user + system) of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// The resident set of `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// One viewer: a request, then reading forever; its bytes counted in `bytes`.
 async fn viewer(port: u16, request: String, bytes: Arc<AtomicU64>, open: Arc<AtomicBool>) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else {
@@ -132,6 +100,114 @@ async fn viewer(port: u16, request: String, bytes: Arc<AtomicU64>, open: Arc<Ato
     open.store(false, Ordering::Relaxed);
 }
 
+/// What one edge did for the viewers over the window.
+struct Row {
+    gbps: f64,
+    /// The edge's CPU, in cores (1.0: one core busy).
+    busy: f64,
+    rss_per_viewer: u64,
+    behind: usize,
+    cut: usize,
+    empty: usize,
+}
+
+/// The load: how many viewers of which paths, for how long, at what rate.
+struct Load {
+    viewers: usize,
+    paths: Vec<String>,
+    seconds: u64,
+    kbps: u64,
+}
+
+/// Puts the viewers on the edge at `port` (process `pid`, pinned to core 0 by
+/// the caller), measures, and closes them again.
+async fn measure(port: u16, pid: u32, load: &Load) -> Row {
+    let rss_before = rss(pid);
+    let counters: Vec<(Arc<AtomicU64>, Arc<AtomicBool>)> =
+        (0..load.viewers).map(|_| Default::default()).collect();
+    let mut tasks = Vec::new();
+    for (i, (bytes, open)) in counters.iter().enumerate() {
+        let path = &load.paths[i % load.paths.len()];
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        tasks.push(tokio::spawn(viewer(
+            port,
+            request,
+            bytes.clone(),
+            open.clone(),
+        )));
+        // Arrivals over a few seconds, as a crowd joins.
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Settle: every viewer connected and past its burst of the current GOP.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let start: Vec<u64> = counters
+        .iter()
+        .map(|(b, _)| b.load(Ordering::Relaxed))
+        .collect();
+    let cpu = cpu_seconds(pid);
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(load.seconds)).await;
+    let elapsed = t.elapsed().as_secs_f64();
+    let busy = (cpu_seconds(pid) - cpu) / elapsed;
+    let rss_after = rss(pid);
+    let got: Vec<u64> = counters
+        .iter()
+        .zip(&start)
+        .map(|((b, _), s)| b.load(Ordering::Relaxed) - s)
+        .collect();
+    let cut = counters
+        .iter()
+        .filter(|(_, o)| !o.load(Ordering::Relaxed))
+        .count();
+    for t in &tasks {
+        t.abort();
+    }
+    let want = load.kbps as f64 * 1000.0 / 8.0 * elapsed;
+    Row {
+        gbps: got.iter().sum::<u64>() as f64 * 8.0 / elapsed / 1e9,
+        busy,
+        rss_per_viewer: rss_after.saturating_sub(rss_before) / load.viewers as u64,
+        behind: got.iter().filter(|&&g| (g as f64) < 0.9 * want).count(),
+        cut,
+        empty: got.iter().filter(|&&g| g == 0).count(),
+    }
+}
+
+/// nginx `proxy_pass` to the origin (one worker, no buffering: each viewer its
+/// own origin connection, as nginx proxies a live stream).
+fn nginx(origin: u16) -> (support::media::Proc, u16, tempfile::TempDir) {
+    support::media::need("nginx", "nginx");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let port = support::free_port();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 40000;\n\
+         error_log {d}/error.log;\npid {d}/nginx.pid;\nevents {{ worker_connections 20000; }}\n\
+         http {{ access_log off; client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; \
+         fastcgi_temp_path {d}/t3; uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:{origin}; \
+         proxy_buffering off; proxy_http_version 1.1; }} }} }}\n"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = std::process::Command::new("nginx")
+        .args(["-p", &d, "-c", &format!("{d}/nginx.conf")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = support::media::Proc(child);
+    support::media::wait_listening(port, "nginx");
+    (proc, port, dir)
+}
+
+fn pin(pid: u32) -> bool {
+    std::process::Command::new("taskset")
+        .args(["-a", "-pc", "0", &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 #[tokio::main]
 async fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -145,78 +221,67 @@ async fn main() {
          - {{ scene: pull, scheme: tencent, keys: [benchKey2026] }}\n",
         origin_yaml(&[format!("127.0.0.1:{port}")], "")
     ));
-    let pinned = std::process::Command::new("taskset")
-        .args(["-a", "-pc", "0", &lg.pid().to_string()])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let rss_before = rss(lg.pid());
+    let pinned = pin(lg.pid());
     let paths: Vec<String> = (0..streams)
         .map(|i| {
             let url = lg.sign(&format!("http://127.0.0.1/live/s{i}.flv"), &[]);
             url["http://127.0.0.1".len()..].to_owned()
         })
         .collect();
-    let counters: Vec<(Arc<AtomicU64>, Arc<AtomicBool>)> =
-        (0..viewers).map(|_| Default::default()).collect();
-    for (i, (bytes, open)) in counters.iter().enumerate() {
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            paths[i % streams]
-        );
-        tokio::spawn(viewer(lg.port, request, bytes.clone(), open.clone()));
-        // Arrivals over about two seconds, as a crowd joins.
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let load = Load {
+        viewers,
+        paths,
+        seconds,
+        kbps,
+    };
+    let ours = measure(lg.port, lg.pid(), &load).await;
+    drop(lg);
+    // nginx in the same run (the smoke run keeps to livegate).
+    let theirs = match bench && std::env::var_os("NO_NGINX").is_none() {
+        true => {
+            let (proc, port, _dir) = nginx(port);
+            pin(proc.0.id());
+            let row = measure(port, proc.0.id(), &load).await;
+            Some(row)
         }
-    }
-    // Settle: every viewer connected and past its burst of the current GOP.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let start: Vec<u64> = counters
-        .iter()
-        .map(|(b, _)| b.load(Ordering::Relaxed))
-        .collect();
-    let cpu = cpu_seconds(lg.pid());
-    let t = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let elapsed = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(lg.pid()) - cpu;
-    let rss_after = rss(lg.pid());
-    let got: Vec<u64> = counters
-        .iter()
-        .zip(&start)
-        .map(|((b, _), s)| b.load(Ordering::Relaxed) - s)
-        .collect();
-    let want = kbps as f64 * 1000.0 / 8.0 * elapsed;
-    let behind = got.iter().filter(|&&g| (g as f64) < 0.9 * want).count();
-    let cut = counters
-        .iter()
-        .filter(|(_, o)| !o.load(Ordering::Relaxed))
-        .count();
-    let total: u64 = got.iter().sum();
-    let gbps = total as f64 * 8.0 / elapsed / 1e9;
-    let busy = cpu / elapsed;
+        false => None,
+    };
     println!(
         "\n{viewers} FLV viewers of {streams} streams at {kbps} kbit/s, {seconds} s measured; \
-         livegate{}.\n",
+         each edge alone{}, the origin and viewers in this process.\n",
         if pinned {
-            " pinned to core 0"
+            " on core 0"
         } else {
             " (not pinned: taskset failed)"
         }
     );
     println!("| edge | Gb/s out | edge CPU, % of a core | Gb/s per busy core | CPU per viewer, % of a core | RSS per viewer | fell behind | cut |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    println!(
-        "| livegate (fan-out) | {gbps:.2} | {:.0} | {:.2} | {:.3} | {} KB | {behind} | {cut} |",
-        busy * 100.0,
-        gbps / busy.max(0.001),
-        busy * 100.0 / viewers as f64,
-        rss_after.saturating_sub(rss_before) / viewers as u64 / 1024,
-    );
+    let line = |name: &str, r: &Row| {
+        println!(
+            "| {name} | {:.2} | {:.0} | {:.2} | {:.4} | {} KB | {} | {} |",
+            r.gbps,
+            r.busy * 100.0,
+            r.gbps / r.busy.max(0.001),
+            r.busy * 100.0 / viewers as f64,
+            r.rss_per_viewer / 1024,
+            r.behind,
+            r.cut
+        )
+    };
+    line("livegate (fan-out)", &ours);
+    if let Some(t) = &theirs {
+        line("nginx (proxy_pass)", t);
+        println!(
+            "\nlivegate ÷ nginx: CPU per viewer {:.2}, Gb/s per busy core {:.2}",
+            ours.busy / t.busy.max(0.001),
+            (ours.gbps / ours.busy.max(0.001)) / (t.gbps / t.busy.max(0.001)),
+        );
+    }
     // The smoke run holds the client to what it measures: every viewer got
     // the stream (a loaded CI box is allowed to be slow, not to lose viewers).
     if !bench {
-        assert_eq!(cut, 0, "viewers cut: {cut} of {viewers}");
-        assert!(got.iter().all(|&g| g > 0), "a viewer got nothing: {got:?}");
+        assert_eq!(ours.cut, 0, "viewers cut: {} of {viewers}", ours.cut);
+        assert_eq!(ours.empty, 0, "viewers that got nothing: {}", ours.empty);
     }
 }

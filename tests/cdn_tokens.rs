@@ -513,4 +513,20 @@ async fn hls_plays_on_a_cloudfront_cookie_and_on_an_akamai_cookie() {
         let n = frames_with_cookies(&e.lg, &e.lg.url(path), &cookies, 6);
         assert!(n >= 140, "{path}: {n} frames on the cookie");
     }
+    // The same Akamai token in the query: the playlist is rewritten with
+    // segment tokens (its segments carry no hdnts), and it plays.
+    let url = e.lg.url(&format!(
+        "/akl/cam1.m3u8?hdnts={}",
+        e.vector("akamai", "stream")
+    ));
+    let text = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(".ts?lgt="), "{text}");
+    assert!(support::media::frames(&url, 6) >= 140);
 }

@@ -57,7 +57,17 @@ impl Gate {
         let ranged = req.headers.contains_key(http::header::RANGE);
         // A fill runs as its own task: if the client that started it goes away,
         // the requests following it still get every byte.
-        let shown = self.admission.live.load().redact.url(&target);
+        let live = self.admission.live.load();
+        let shown = live.redact.url(&target);
+        // Parsed for rewriting whenever the domain writes tokens into playlists,
+        // whoever fills it: a viewer on a cookie token needs none, the next one
+        // on a signed URL does.
+        let rewrite = live
+            .table
+            .domains()
+            .get(d)
+            .is_some_and(|dm| dm.hls.is_some());
+        drop(live);
         let fill = |feed| {
             let asked = Asked {
                 origin: site.origin.clone(),
@@ -67,7 +77,7 @@ impl Gate {
                 target: target.clone(),
                 shown: shown.clone(),
                 playlist,
-                rewrite: ctx.playlist.is_some(),
+                rewrite,
                 strip_cookies: site.strip_cookies,
                 hold,
             };

@@ -216,11 +216,18 @@ async fn main() {
     let seconds = env("SECONDS", if bench { 10 } else { 3 });
     let kbps = env("KBPS", 2000);
     let port = origin(kbps).await;
-    let lg = Livegate::start(&format!(
-        "  - name: \"127.0.0.1\"\n    origin: {}\n    auth:\n      \
-         - {{ scene: pull, scheme: tencent, keys: [benchKey2026] }}\n",
-        origin_yaml(&[format!("127.0.0.1:{port}")], "")
-    ));
+    // `VARIANT_FANOUT="{ coalesce_ms: 100 }"`: a second livegate with those
+    // fan-out settings, measured in the same run.
+    let variant = std::env::var("VARIANT_FANOUT").ok();
+    let edge = |fanout: Option<&str>| {
+        let extra = fanout.map(|f| format!(", fanout: {f}")).unwrap_or_default();
+        Livegate::start(&format!(
+            "  - name: \"127.0.0.1\"\n    origin: {}\n    auth:\n      \
+             - {{ scene: pull, scheme: tencent, keys: [benchKey2026] }}\n",
+            origin_yaml(&[format!("127.0.0.1:{port}")], &extra)
+        ))
+    };
+    let lg = edge(None);
     let pinned = pin(lg.pid());
     let paths: Vec<String> = (0..streams)
         .map(|i| {
@@ -236,6 +243,14 @@ async fn main() {
     };
     let ours = measure(lg.port, lg.pid(), &load).await;
     drop(lg);
+    let varied = match &variant {
+        Some(v) => {
+            let lg = edge(Some(v));
+            pin(lg.pid());
+            Some(measure(lg.port, lg.pid(), &load).await)
+        }
+        None => None,
+    };
     // nginx in the same run (the smoke run keeps to livegate).
     let theirs = match bench && std::env::var_os("NO_NGINX").is_none() {
         true => {
@@ -270,6 +285,9 @@ async fn main() {
         )
     };
     line("livegate (fan-out)", &ours);
+    if let (Some(v), Some(r)) = (&variant, &varied) {
+        line(&format!("livegate, fanout: {v}"), r);
+    }
     if let Some(t) = &theirs {
         line("nginx (proxy_pass)", t);
         println!(

@@ -337,3 +337,21 @@ async fn cut_on_expiry_ends_a_viewer_when_its_signature_does() {
         }
     }
 }
+
+/// `coalesce_ms`: a viewer whose writes gather 200 ms of tags still decodes
+/// the whole stream from its first byte, at its rate (ffmpeg `-xerror`: a tag
+/// lost, doubled or out of order fails it).
+#[tokio::test(flavor = "multi_thread")]
+async fn coalesced_writes_keep_every_tag_in_order() {
+    let origin = demo_origin();
+    let lg = Livegate::start(&domain(
+        &format!("127.0.0.1:{}", origin.port),
+        "{ coalesce_ms: 200 }",
+    ));
+    let path = tencent("/live/cam1.flv", KEY);
+    let url = format!("http://127.0.0.1:{}{path}", lg.port);
+    let n = tokio::task::spawn_blocking(move || frames(&url, 4))
+        .await
+        .unwrap();
+    assert!(n >= 90, "{n} frames in 4 s");
+}

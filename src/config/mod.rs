@@ -658,6 +658,11 @@ pub struct FanoutSettings {
     /// What happens to a slow viewer.
     #[serde(default)]
     pub slow_viewer: SlowViewer,
+    /// A caught-up viewer's writes gather what arrives within this long into
+    /// one (0: every batch of tags is written as it comes). Fewer, larger
+    /// writes cost less CPU per byte; each adds up to this much latency.
+    #[serde(default)]
+    pub coalesce_ms: u64,
 }
 
 impl Default for FanoutSettings {
@@ -668,6 +673,7 @@ impl Default for FanoutSettings {
             queue_ms: default_queue_ms(),
             queue_bytes: default_queue_bytes(),
             slow_viewer: SlowViewer::default(),
+            coalesce_ms: 0,
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct Settings {
     pub queue: Duration,
     pub queue_bytes: u64,
     pub slow: SlowViewer,
+    /// `coalesce_ms`: how long a caught-up viewer's write waits for more.
+    pub coalesce: Option<Duration>,
 }
 
 impl From<FanoutSettings> for Settings {
@@ -61,6 +63,7 @@ impl From<FanoutSettings> for Settings {
             queue: Duration::from_millis(f.queue_ms),
             queue_bytes: f.queue_bytes,
             slow: f.slow_viewer,
+            coalesce: (f.coalesce_ms > 0).then(|| Duration::from_millis(f.coalesce_ms)),
         }
     }
 }

@@ -115,8 +115,14 @@ pub async fn serve(
     if let Some(rest) = batch.take() {
         write(session, &viewer, rest).await?;
     }
+    // What the coalescing wait received that was not a packet, for the loop.
+    let mut carried: Option<Result<Packet, RecvError>> = None;
     loop {
-        let packet = match ring.recv().await {
+        let got = match carried.take() {
+            Some(r) => r,
+            None => ring.recv().await,
+        };
+        let packet = match got {
             Ok(p) => p,
             Err(RecvError::Lagged(_)) => {
                 slow(&viewer, "more than the ring behind")?;
@@ -140,11 +146,30 @@ pub async fn serve(
         }
         let mut batch = Batch::default();
         let mut next = Some(packet);
-        while let Some(p) = next.take() {
-            if let Some(full) = batch.add_tag(&p, &mut keyed) {
-                write(session, &viewer, full).await?;
+        let until = viewer
+            .settings
+            .coalesce
+            .map(|c| tokio::time::Instant::now() + c);
+        loop {
+            while let Some(p) = next.take() {
+                if let Some(full) = batch.add_tag(&p, &mut keyed) {
+                    write(session, &viewer, full).await?;
+                }
+                next = ring.try_recv().ok();
             }
-            next = ring.try_recv().ok();
+            // Caught up: with coalescing, what comes within the window joins
+            // this write.
+            let Some(until) = until.filter(|_| !batch.is_empty()) else {
+                break;
+            };
+            match tokio::time::timeout_at(until, ring.recv()).await {
+                Ok(Ok(p)) => next = Some(p),
+                Ok(Err(e)) => {
+                    carried = Some(Err(e));
+                    break;
+                }
+                Err(_) => break,
+            }
         }
         if let Some(rest) = batch.take() {
             write(session, &viewer, rest).await?;
@@ -197,6 +222,10 @@ impl Batch {
     }
 
     /// What is left to write.
+    fn is_empty(&self) -> bool {
+        self.one.is_none() && self.many.is_empty()
+    }
+
     fn take(&mut self) -> Option<Bytes> {
         self.one
             .take()

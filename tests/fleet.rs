@@ -86,7 +86,7 @@ async fn status(lg: &Livegate, path: &str) -> u16 {
 }
 
 async fn state_of(api: &Api) -> Value {
-    let (s, v) = api.call("GET", "/v1/state", None).await;
+    let (s, v) = api.call_paced("GET", "/v1/state", None).await;
     assert_eq!(s, 200, "{v}");
     v
 }
@@ -124,7 +124,7 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
 
     // A rule replaced through A: B enforces it within a second.
     let (s, v) = api_a
-        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "{v}");
     let took = until!("B enforces A's rule", Duration::from_secs(10), {
@@ -154,16 +154,16 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     assert_eq!(viewer.status(), 200);
     let online = format!("/v1/streams/online?domain={HOST}&stream=cam9");
     until!("the viewer is online on A", Duration::from_secs(10), {
-        let (_, v) = api_a.call("GET", &online, None).await;
+        let (_, v) = api_a.call_paced("GET", &online, None).await;
         v["edge"] == "edge-a" && v["total"] == 1
     });
-    let (s, v) = api_b.call("GET", &online, None).await;
+    let (s, v) = api_b.call_paced("GET", &online, None).await;
     assert_eq!((s, code(&v)), (404, "StreamNotOnline"), "{v}");
 
     // A forbid through B cuts A's viewer within 1.5 s and refuses new ones on A.
     let asked = Instant::now();
     let forbid = json!({"domain": HOST, "app": "live", "stream": "cam9"});
-    let (s, v) = api_b.call("POST", "/v1/streams/forbid", Some(forbid)).await;
+    let (s, v) = api_b.call_paced("POST", "/v1/streams/forbid", Some(forbid)).await;
     assert_eq!(s, 200, "{v}");
     until_cut(viewer, Duration::from_secs(10))
         .await
@@ -210,7 +210,7 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     );
     // Resumed through A: B serves the stream again.
     let (s, v) = api_a
-        .call(
+        .call_paced(
             "POST",
             "/v1/streams/resume",
             Some(json!({"domain": HOST, "app": "live", "stream": "cam9"})),
@@ -302,7 +302,7 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
     let (a, api_a) = edge("edge-a", &etcd.url(), &domains(o.addr));
     let (mut b, api_b) = edge("edge-b", &etcd.url(), &domains(o.addr));
     let (s, v) = api_a
-        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "{v}");
     agree(&api_a, &api_b, Duration::from_secs(10)).await;
@@ -317,7 +317,7 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
     }
     // Writes answer 503 and change nothing.
     let (s, v) = api_a
-        .call("PUT", "/v1/auth/rules", Some(rule(&["lostKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["lostKey2026"], 3600)))
         .await;
     assert_eq!((s, code(&v)), (503, "StoreUnavailable"), "{v}");
     assert_eq!(
@@ -340,7 +340,7 @@ async fn with_etcd_down_edges_serve_refuse_writes_and_catch_up_when_it_returns()
     etcd.resume().await;
     until!("a write succeeds again", Duration::from_secs(30), {
         let (s, _) = api_b
-            .call("PUT", "/v1/auth/rules", Some(rule(&["backKey2026"], 3600)))
+            .call_paced("PUT", "/v1/auth/rules", Some(rule(&["backKey2026"], 3600)))
             .await;
         s == 200
     });
@@ -367,12 +367,12 @@ async fn an_edge_cut_off_while_history_is_compacted_converges() {
     // While B is away: a rule, a forbid, and the rule replaced again.
     for (i, key) in ["awayKey1", "awayKey2"].iter().enumerate() {
         let (s, v) = api_a
-            .call("PUT", "/v1/auth/rules", Some(rule(&[key], 600 + i as i64)))
+            .call_paced("PUT", "/v1/auth/rules", Some(rule(&[key], 600 + i as i64)))
             .await;
         assert_eq!(s, 200, "{v}");
     }
     let forbid = json!({"domain": HOST, "app": "live", "stream": "banned"});
-    let (s, v) = api_a.call("POST", "/v1/streams/forbid", Some(forbid)).await;
+    let (s, v) = api_a.call_paced("POST", "/v1/streams/forbid", Some(forbid)).await;
     assert_eq!(s, 200, "{v}");
     let compacted = etcd.compact().await;
     assert!(compacted > before + 2, "{compacted} {before}");
@@ -410,8 +410,8 @@ async fn two_edges_writing_one_rule_at_once_leave_one_whole_body() {
     for round in 0..10i64 {
         let (ka, kb) = (format!("edgeAkey{round}"), format!("edgeBkey{round}"));
         let (x, y) = tokio::join!(
-            api_a.call("PUT", "/v1/auth/rules", Some(rule(&[&ka], 1000 + round))),
-            api_b.call("PUT", "/v1/auth/rules", Some(rule(&[&kb], 2000 + round))),
+            api_a.call_paced("PUT", "/v1/auth/rules", Some(rule(&[&ka], 1000 + round))),
+            api_b.call_paced("PUT", "/v1/auth/rules", Some(rule(&[&kb], 2000 + round))),
         );
         assert_eq!((x.0, y.0), (200, 200), "{x:?} {y:?}");
         let got = c.get(key.as_str(), None).await.unwrap();
@@ -423,10 +423,10 @@ async fn two_edges_writing_one_rule_at_once_leave_one_whole_body() {
     // Both edges end on the body etcd holds.
     agree(&api_a, &api_b, Duration::from_secs(10)).await;
     let (_, ra) = api_a
-        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .call_paced("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
         .await;
     let (_, rb) = api_b
-        .call("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
+        .call_paced("GET", &format!("/v1/auth/rules?domain={HOST}"), None)
         .await;
     assert_eq!(ra["rules"], rb["rules"]);
 }
@@ -453,7 +453,7 @@ async fn over_tls_with_a_client_certificate() {
     };
     let (lg, api) = edge_top(&state(true), &domains(o.addr));
     let (s, v) = api
-        .call("PUT", "/v1/auth/rules", Some(rule(&["tlsKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["tlsKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "{v}");
     let got = etcd
@@ -489,7 +489,7 @@ async fn with_etcd_users_a_password_is_needed() {
     };
     let (lg, api) = edge_top(&auth("rootPassword2026"), &domains(o.addr));
     let (s, v) = api
-        .call("PUT", "/v1/auth/rules", Some(rule(&["userKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["userKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "{v} {}", lg.log());
     assert_eq!(
@@ -525,12 +525,12 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
         (&api_a, "a after b"),
     ] {
         let (s, v) = api
-            .call("POST", "/v1/streams/forbid", Some(cam1.clone()))
+            .call_paced("POST", "/v1/streams/forbid", Some(cam1.clone()))
             .await;
         assert_eq!(s, 200, "forbid through {what}: {v}");
         agree(&api_a, &api_b, Duration::from_secs(10)).await;
         let (s, v) = api
-            .call("POST", "/v1/streams/resume", Some(cam1.clone()))
+            .call_paced("POST", "/v1/streams/resume", Some(cam1.clone()))
             .await;
         assert_eq!(s, 200, "resume through {what}: {v}");
         agree(&api_a, &api_b, Duration::from_secs(10)).await;
@@ -539,15 +539,15 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     let delete = format!("/v1/auth/rules?domain={HOST}&app=live&scene=pull");
     for round in 0..2 {
         let (s, v) = api_a
-            .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+            .call_paced("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
             .await;
         assert_eq!(s, 200, "PUT round {round}: {v}");
-        let (s, v) = api_a.call("DELETE", &delete, None).await;
+        let (s, v) = api_a.call_paced("DELETE", &delete, None).await;
         assert_eq!(s, 200, "DELETE round {round}: {v}");
     }
     // An operator's `etcdctl del` of a rule: the next PUT is written.
     let (s, v) = api_a
-        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "{v}");
     let mut c = etcd.client().await;
@@ -555,14 +555,14 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     let deleted = c.delete(rule_key.as_str(), None).await.unwrap();
     applied(&api_a, deleted.header().unwrap().revision()).await;
     let (s, v) = api_a
-        .call("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
+        .call_paced("PUT", "/v1/auth/rules", Some(rule(&["fleetKey2026"], 3600)))
         .await;
     assert_eq!(s, 200, "PUT after etcdctl del: {v}");
 
     // Values that do not parse keep the key's good value on every edge: the
     // forbidden stream stays forbidden, the API rule keeps protecting its app.
     let cam2 = json!({"domain": HOST, "app": "live", "stream": "cam2"});
-    let (s, v) = api_a.call("POST", "/v1/streams/forbid", Some(cam2)).await;
+    let (s, v) = api_a.call_paced("POST", "/v1/streams/forbid", Some(cam2)).await;
     assert_eq!(s, 200, "{v}");
     let forbid_key = format!("{PREFIX}/forbids/{HOST}/live/cam2");
     let fleet_signed = tencent("/live/cam2-1.ts", "fleetKey2026");

@@ -163,7 +163,9 @@ async fn a_change_through_one_edge_holds_on_the_other_at_once() {
     // A forbid through B cuts A's viewer within 1.5 s and refuses new ones on A.
     let asked = Instant::now();
     let forbid = json!({"domain": HOST, "app": "live", "stream": "cam9"});
-    let (s, v) = api_b.call_paced("POST", "/v1/streams/forbid", Some(forbid)).await;
+    let (s, v) = api_b
+        .call_paced("POST", "/v1/streams/forbid", Some(forbid))
+        .await;
     assert_eq!(s, 200, "{v}");
     until_cut(viewer, Duration::from_secs(10))
         .await
@@ -372,7 +374,9 @@ async fn an_edge_cut_off_while_history_is_compacted_converges() {
         assert_eq!(s, 200, "{v}");
     }
     let forbid = json!({"domain": HOST, "app": "live", "stream": "banned"});
-    let (s, v) = api_a.call_paced("POST", "/v1/streams/forbid", Some(forbid)).await;
+    let (s, v) = api_a
+        .call_paced("POST", "/v1/streams/forbid", Some(forbid))
+        .await;
     assert_eq!(s, 200, "{v}");
     let compacted = etcd.compact().await;
     assert!(compacted > before + 2, "{compacted} {before}");
@@ -562,7 +566,9 @@ async fn a_deleted_key_is_written_again_and_a_value_that_does_not_parse_never_fa
     // Values that do not parse keep the key's good value on every edge: the
     // forbidden stream stays forbidden, the API rule keeps protecting its app.
     let cam2 = json!({"domain": HOST, "app": "live", "stream": "cam2"});
-    let (s, v) = api_a.call_paced("POST", "/v1/streams/forbid", Some(cam2)).await;
+    let (s, v) = api_a
+        .call_paced("POST", "/v1/streams/forbid", Some(cam2))
+        .await;
     assert_eq!(s, 200, "{v}");
     let forbid_key = format!("{PREFIX}/forbids/{HOST}/live/cam2");
     let fleet_signed = tencent("/live/cam2-1.ts", "fleetKey2026");

@@ -144,6 +144,15 @@ impl Edge {
             .to_owned()
     }
 
+    /// botocore's signed cookies, each `name=value` plus `attributes`, joined by `sep`.
+    fn cloudfront_cookies(&self, attributes: &str, sep: &str) -> String {
+        let jar = self.v["cloudfront"]["cookies"].as_object().unwrap();
+        jar.iter()
+            .map(|(k, v)| format!("{k}={}{attributes}", v.as_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
     /// The status of `GET path` with `headers`, and the reason logged when refused.
     async fn status(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let denials = |log: &str| log.matches("denied GET").count();
@@ -344,12 +353,7 @@ async fn cloudfront_urls_and_cookies_from_botocore() {
     .await;
 
     // Signed cookies cover the stream's playlist and segments.
-    let jar = e.v["cloudfront"]["cookies"].as_object().unwrap();
-    let cookie: String = jar
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = e.cloudfront_cookies("", "; ");
     e.expect("/cfl/cam1-4.ts", &[("cookie", &cookie)], (200, ""))
         .await;
     e.expect("/cfl/cam1.txt", &[("cookie", &cookie)], (200, ""))
@@ -480,16 +484,9 @@ fn frames_with_cookies(lg: &Livegate, url: &str, cookies: &str, seconds: u32) ->
 async fn hls_plays_on_a_cloudfront_cookie_and_on_an_akamai_cookie() {
     let origin = demo_origin();
     let e = edge(&origin_yaml(&[format!("127.0.0.1:{}", origin.port)], ""));
-    let jar = e.v["cloudfront"]["cookies"].as_object().unwrap();
-    let cloudfront: Vec<String> = jar
-        .iter()
-        .map(|(k, v)| format!("{k}={}; path=/", v.as_str().unwrap()))
-        .collect();
+    let cloudfront = e.cloudfront_cookies("; path=/", "\n");
     let akamai = format!("__hdnea__={}; path=/", e.vector("akamai", "stream"));
-    for (path, cookies) in [
-        ("/cfl/cam1.m3u8", cloudfront.join("\n")),
-        ("/akl/cam1.m3u8", akamai),
-    ] {
+    for (path, cookies) in [("/cfl/cam1.m3u8", cloudfront), ("/akl/cam1.m3u8", akamai)] {
         // The playlist is passed as the origin wrote it: its segments go with the cookie.
         let header: String = cookies
             .lines()

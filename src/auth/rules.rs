@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::config::{HmacAlgorithm, Problems, RuleConfig};
-use crate::sign::cdn::cloudfront::CloudFront;
-use crate::sign::cdn::edgeauth::{Algorithm, EdgeAuth};
+use crate::sign::cdn::cloudfront::{self, CloudFront};
+use crate::sign::cdn::edgeauth::{self, Algorithm, EdgeAuth};
 use crate::sign::cdn::jwt::{self, Jwt, JwtKey, Requirements};
 use crate::sign::cdn::rule::{Places, TokenRule, Verifier};
 use crate::sign::{Carrier, Key, Layout, Rule, Scheme, MAX_KEYS};
@@ -338,8 +338,8 @@ fn token_rule(
     let verifier = match scheme {
         Scheme::AkamaiToken => {
             for (i, k) in texts.iter().enumerate() {
-                if k.is_empty() || k.len() % 2 == 1 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    problems.add(key_at(i), "an EdgeAuth key is an even number of hex digits");
+                if let Err(e) = edgeauth::key(k) {
+                    problems.add(key_at(i), e);
                 }
             }
             let alg = match rc.algorithm {
@@ -360,7 +360,7 @@ fn token_rule(
                         if (1..=64).contains(&id.len())
                             && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
                     {
-                        match CloudFront::new(&[(id, pem)]) {
+                        match cloudfront::public_key(pem) {
                             Ok(_) => pairs.push((id, pem)),
                             Err(e) => problems.add(key_at(i), e),
                         }
@@ -388,7 +388,7 @@ fn token_rule(
                 }
             }
             for (i, k) in keys.iter().enumerate() {
-                if let Err(e) = Jwt::new(std::slice::from_ref(k), Requirements::default()) {
+                if let Err(e) = jwt::decoding_key(k) {
                     let at = match i < texts.len() {
                         true => key_at(i),
                         false => format!("{at}.jwks_file"),

@@ -81,13 +81,8 @@ impl CloudFront {
         let keys = keys
             .iter()
             .map(|(id, pem)| {
-                let key = RsaPublicKey::from_public_key_pem(pem)
-                    .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-                    .map_err(|_| BadKey)?;
-                let der = key.to_pkcs1_der().map_err(|_| BadKey)?.into_vec();
-                let ring =
-                    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, der);
-                Ok((id.to_string(), ring, key.size()))
+                let (ring, size) = public_key(pem)?;
+                Ok((id.to_string(), ring, size))
             })
             .collect::<Result<Vec<_>, BadKey>>()?;
         if keys.is_empty() {
@@ -133,21 +128,9 @@ impl CloudFront {
 
     /// Checks what a request presents for `url` (its URL as signed, without
     /// the signing parameters: scheme, host, path and the rest of the query)
-    /// from `client` at `now`, allowing `skew` seconds; the expiry when it passes.
+    /// from `client` at `now`, allowing `skew` seconds: its expiry, which key
+    /// verified and whether the policy names the client.
     pub fn verify(
-        &self,
-        p: &Presented<'_>,
-        url: &str,
-        client: Option<IpAddr>,
-        now: i64,
-        skew: i64,
-    ) -> Result<i64, Refused> {
-        self.check(p, url, client, now, skew).map(|v| v.expires)
-    }
-
-    /// [`CloudFront::verify`], saying which key verified and whether the
-    /// policy names the client.
-    pub fn check(
         &self,
         p: &Presented<'_>,
         url: &str,
@@ -260,6 +243,17 @@ impl Policy {
             ip,
         })
     }
+}
+
+/// One public key (PEM, SPKI or PKCS#1) as `ring` verifies with it, and its
+/// modulus length (what a signature must have).
+pub fn public_key(pem: &str) -> Result<(UnparsedPublicKey<Vec<u8>>, usize), BadKey> {
+    let key = RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|_| BadKey)?;
+    let der = key.to_pkcs1_der().map_err(|_| BadKey)?.into_vec();
+    let ring = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, der);
+    Ok((ring, key.size()))
 }
 
 /// A custom policy for `resource` (wildcards allowed) until `expires`, as
@@ -415,17 +409,24 @@ MQIDAQAB
             ..Default::default()
         };
         let url = "https://d111.cloudfront.net/live/cam1/index.m3u8";
-        assert_eq!(edge().verify(&canned, url, None, NOW, 0), Ok(1_796_143_600));
+        assert_eq!(
+            edge().verify(&canned, url, None, NOW, 0).map(|v| v.expires),
+            Ok(1_796_143_600)
+        );
         let custom = custom();
         let seg = "https://d111.cloudfront.net/live/cam1/seg-1.ts";
         assert_eq!(
-            edge().verify(&custom, seg, ip("192.0.2.9"), NOW, 0),
+            edge()
+                .verify(&custom, seg, ip("192.0.2.9"), NOW, 0)
+                .map(|v| v.expires),
             Ok(1_796_143_600)
         );
         // The policy's wildcard opens the stream's other files too.
         let playlist = "https://d111.cloudfront.net/live/cam1/index.m3u8";
         assert_eq!(
-            edge().verify(&custom, playlist, ip("192.0.2.9"), NOW, 0),
+            edge()
+                .verify(&custom, playlist, ip("192.0.2.9"), NOW, 0)
+                .map(|v| v.expires),
             Ok(1_796_143_600)
         );
     }
@@ -458,7 +459,8 @@ MQIDAQAB
         };
         let good = canned("1796143600", CANNED_SIG, ID);
         assert_eq!(
-            e.verify(&canned("1796143601", CANNED_SIG, ID), url, None, NOW, 0),
+            e.verify(&canned("1796143601", CANNED_SIG, ID), url, None, NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         assert_eq!(
@@ -468,11 +470,13 @@ MQIDAQAB
                 None,
                 NOW,
                 0
-            ),
+            )
+            .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         assert_eq!(
-            e.verify(&good, url, None, 1_796_143_600, 0),
+            e.verify(&good, url, None, 1_796_143_600, 0)
+                .map(|v| v.expires),
             Err(Refused::Expired { exp: 1_796_143_600 })
         );
         assert_eq!(
@@ -482,23 +486,29 @@ MQIDAQAB
                 None,
                 NOW,
                 0
-            ),
+            )
+            .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         let other = CloudFront::new(&[(ID, OTHER_PUBLIC)]).unwrap();
         assert_eq!(
-            other.verify(&good, url, None, NOW, 0),
+            other.verify(&good, url, None, NOW, 0).map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         let custom = custom();
         let seg = "https://d111.cloudfront.net/live/cam1/seg-1.ts";
         assert_eq!(
-            e.verify(&custom, seg, ip("198.51.100.1"), NOW, 0),
+            e.verify(&custom, seg, ip("198.51.100.1"), NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::BadIp)
         );
-        assert_eq!(e.verify(&custom, seg, None, NOW, 0), Err(Refused::BadIp));
         assert_eq!(
-            e.verify(&custom, seg, ip("192.0.2.9"), 1_796_139_999, 0),
+            e.verify(&custom, seg, None, NOW, 0).map(|v| v.expires),
+            Err(Refused::BadIp)
+        );
+        assert_eq!(
+            e.verify(&custom, seg, ip("192.0.2.9"), 1_796_139_999, 0)
+                .map(|v| v.expires),
             Err(Refused::NotYet { st: 1_796_140_000 })
         );
         assert_eq!(
@@ -508,11 +518,13 @@ MQIDAQAB
                 ip("192.0.2.9"),
                 NOW,
                 0
-            ),
+            )
+            .map(|v| v.expires),
             Err(Refused::OutOfScope)
         );
         assert_eq!(
-            e.verify(&Presented::default(), url, None, NOW, 0),
+            e.verify(&Presented::default(), url, None, NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::Missing)
         );
         let half = Presented {
@@ -520,7 +532,7 @@ MQIDAQAB
             ..Default::default()
         };
         assert!(matches!(
-            e.verify(&half, url, None, NOW, 0),
+            e.verify(&half, url, None, NOW, 0).map(|v| v.expires),
             Err(Refused::Malformed(_))
         ));
         let both = Presented {
@@ -528,7 +540,7 @@ MQIDAQAB
             ..good
         };
         assert!(matches!(
-            e.verify(&both, url, None, NOW, 0),
+            e.verify(&both, url, None, NOW, 0).map(|v| v.expires),
             Err(Refused::Malformed(_))
         ));
         let std_b64 = Presented {
@@ -536,7 +548,7 @@ MQIDAQAB
             ..good
         };
         assert!(matches!(
-            e.verify(&std_b64, url, None, NOW, 0),
+            e.verify(&std_b64, url, None, NOW, 0).map(|v| v.expires),
             Err(Refused::Malformed(_))
         ));
     }

@@ -58,17 +58,25 @@ const ACL: char = '!';
 
 /// A key that is not an even number of hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("an EdgeAuth key is hex digits (an even number of them)")]
+#[error("an EdgeAuth key is an even number of hex digits")]
 pub struct BadKey;
+
+/// One key as Akamai's property manager shows it (hex), decoded.
+pub fn key(hex_key: &str) -> Result<Vec<u8>, BadKey> {
+    match hex::decode(hex_key) {
+        Ok(k) if !k.is_empty() => Ok(k),
+        _ => Err(BadKey),
+    }
+}
 
 impl EdgeAuth {
     /// From hex keys, as Akamai's property manager shows them.
     pub fn new(hex_keys: &[&str], algorithm: Algorithm) -> Result<EdgeAuth, BadKey> {
         let keys = hex_keys
             .iter()
-            .map(|k| hex::decode(k).map_err(|_| BadKey))
+            .map(|k| key(k))
             .collect::<Result<Vec<_>, _>>()?;
-        if keys.is_empty() || keys.iter().any(Vec::is_empty) {
+        if keys.is_empty() {
             return Err(BadKey);
         }
         Ok(EdgeAuth {
@@ -120,22 +128,9 @@ impl EdgeAuth {
 
     /// Checks `token` for a request of `path` (the canonical path, with its
     /// query for URL tokens made over one) from `client_ip` at `now`, allowing
-    /// `skew` seconds of clock drift; the token's expiry when it passes.
+    /// `skew` seconds of clock drift: its expiry, which key matched and
+    /// whether it names its client.
     pub fn verify(
-        &self,
-        token: &str,
-        path: &str,
-        client_ip: &str,
-        now: i64,
-        skew: i64,
-    ) -> Result<i64, Refused> {
-        self.check(token, path, client_ip, now, skew)
-            .map(|v| v.expires)
-    }
-
-    /// [`EdgeAuth::verify`], saying which key matched and whether the token
-    /// names its client.
-    pub fn check(
         &self,
         token: &str,
         path: &str,
@@ -387,7 +382,8 @@ mod tests {
         for (name, alg, salt, early, path, token) in REFERENCE {
             let e = rule(alg, salt, early);
             assert_eq!(
-                e.verify(token, path, "192.0.2.7", 1_796_141_000, 0),
+                e.verify(token, path, "192.0.2.7", 1_796_141_000, 0)
+                    .map(|v| v.expires),
                 Ok(1_796_143_600),
                 "{name}"
             );
@@ -429,7 +425,9 @@ mod tests {
         let e = rule(Algorithm::Sha256, None, false);
         let now = 1_796_141_000;
         let acl = REFERENCE[0].5;
-        let v = |token: &str, path: &str, ip: &str, now: i64| e.verify(token, path, ip, now, 0);
+        let v = |token: &str, path: &str, ip: &str, now: i64| {
+            e.verify(token, path, ip, now, 0).map(|v| v.expires)
+        };
         assert_eq!(
             v(&acl.replace("cam1/*", "cam9/*"), "/live/cam9/a.ts", "", now),
             Err(Refused::BadSignature)
@@ -443,7 +441,8 @@ mod tests {
             Err(Refused::Expired { exp: 1_796_143_600 })
         );
         assert_eq!(
-            e.verify(acl, "/live/cam1/x.ts", "", 1_796_143_601, 5),
+            e.verify(acl, "/live/cam1/x.ts", "", 1_796_143_601, 5)
+                .map(|v| v.expires),
             Ok(1_796_143_600)
         );
         assert_eq!(
@@ -463,7 +462,9 @@ mod tests {
         );
         let wrong_key = EdgeAuth::new(&["00ff"], Algorithm::Sha256).unwrap();
         assert_eq!(
-            wrong_key.verify(acl, "/live/cam1/a.ts", "", now, 0),
+            wrong_key
+                .verify(acl, "/live/cam1/a.ts", "", now, 0)
+                .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
     }
@@ -484,12 +485,15 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    e.verify(bad, "/a", "", 0, 0),
+                    e.verify(bad, "/a", "", 0, 0).map(|v| v.expires),
                     Err(Refused::Malformed(_) | Refused::BadSignature)
                 ),
                 "{bad}"
             );
-            assert!(e.verify(bad, "/a", "", 0, 0).is_err(), "{bad}");
+            assert!(
+                e.verify(bad, "/a", "", 0, 0).map(|v| v.expires).is_err(),
+                "{bad}"
+            );
         }
         assert!(matches!(
             parse("exp=1~exp=2~hmac=00"),

@@ -73,34 +73,40 @@ pub fn jwks(text: &str) -> Result<Vec<JwtKey>, BadKey> {
         .collect())
 }
 
+/// One key as `jsonwebtoken` verifies with it, with the algorithms it is for
+/// (a secret never verifies an RS256 token, nor a public key an HS256 one).
+pub fn decoding_key(k: &JwtKey) -> Result<(Vec<Algorithm>, DecodingKey), BadKey> {
+    match k {
+        JwtKey::Secret(s) if s.len() >= 16 => Ok((
+            vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            DecodingKey::from_secret(s.as_bytes()),
+        )),
+        JwtKey::Secret(_) => Err(BadKey("a shared secret of at least 16 bytes".into())),
+        JwtKey::Rsa(pem) => DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map(|k| (vec![Algorithm::RS256], k))
+            .map_err(|e| BadKey(format!("RSA public key: {e}"))),
+        JwtKey::Ec(pem) => DecodingKey::from_ec_pem(pem.as_bytes())
+            .map(|k| (vec![Algorithm::ES256], k))
+            .map_err(|e| BadKey(format!("EC public key: {e}"))),
+        JwtKey::Jwk(jwk) => {
+            use jsonwebtoken::jwk::AlgorithmParameters as P;
+            let algs = match &jwk.algorithm {
+                P::RSA(_) => vec![Algorithm::RS256],
+                P::EllipticCurve(_) => vec![Algorithm::ES256],
+                _ => return Err(BadKey("a JWKS key that is not RSA or EC".into())),
+            };
+            DecodingKey::from_jwk(jwk)
+                .map(|k| (algs, k))
+                .map_err(|e| BadKey(format!("JWKS key: {e}")))
+        }
+    }
+}
+
 impl Jwt {
     pub fn new(keys: &[JwtKey], need: Requirements) -> Result<Jwt, BadKey> {
         let keys = keys
             .iter()
-            .map(|k| match k {
-                JwtKey::Secret(s) if s.len() >= 16 => Ok((
-                    vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-                    DecodingKey::from_secret(s.as_bytes()),
-                )),
-                JwtKey::Secret(_) => Err(BadKey("a shared secret of at least 16 bytes".into())),
-                JwtKey::Rsa(pem) => DecodingKey::from_rsa_pem(pem.as_bytes())
-                    .map(|k| (vec![Algorithm::RS256], k))
-                    .map_err(|e| BadKey(format!("RSA public key: {e}"))),
-                JwtKey::Ec(pem) => DecodingKey::from_ec_pem(pem.as_bytes())
-                    .map(|k| (vec![Algorithm::ES256], k))
-                    .map_err(|e| BadKey(format!("EC public key: {e}"))),
-                JwtKey::Jwk(jwk) => {
-                    use jsonwebtoken::jwk::AlgorithmParameters as P;
-                    let algs = match &jwk.algorithm {
-                        P::RSA(_) => vec![Algorithm::RS256],
-                        P::EllipticCurve(_) => vec![Algorithm::ES256],
-                        _ => return Err(BadKey("a JWKS key that is not RSA or EC".into())),
-                    };
-                    DecodingKey::from_jwk(jwk)
-                        .map(|k| (algs, k))
-                        .map_err(|e| BadKey(format!("JWKS key: {e}")))
-                }
-            })
+            .map(decoding_key)
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
             return Err(BadKey("a rule needs at least one key".into()));
@@ -109,21 +115,9 @@ impl Jwt {
     }
 
     /// Checks `token` for a request of `path` (canonical) whose stream is
-    /// `stream`, at `now` with `skew` seconds of drift; its `exp` when it passes.
+    /// `stream`, at `now` with `skew` seconds of drift: its `exp` and which
+    /// key verified.
     pub fn verify(
-        &self,
-        token: &str,
-        path: &str,
-        stream: &str,
-        now: i64,
-        skew: i64,
-    ) -> Result<i64, Refused> {
-        self.check(token, path, stream, now, skew)
-            .map(|v| v.expires)
-    }
-
-    /// [`Jwt::verify`], saying which key verified.
-    pub fn check(
         &self,
         token: &str,
         path: &str,
@@ -291,7 +285,8 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
         let j = rule(scoped());
         for t in [HS256, RS256, ES256] {
             assert_eq!(
-                j.verify(t, "/live/cam1/index.m3u8", "cam1", NOW, 0),
+                j.verify(t, "/live/cam1/index.m3u8", "cam1", NOW, 0)
+                    .map(|v| v.expires),
                 Ok(1_796_143_600),
                 "{t}"
             );
@@ -303,15 +298,18 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
         let j = rule(scoped());
         for t in [HS256, RS256, ES256] {
             assert_eq!(
-                j.verify(t, "/live/cam2/index.m3u8", "cam2", NOW, 0),
+                j.verify(t, "/live/cam2/index.m3u8", "cam2", NOW, 0)
+                    .map(|v| v.expires),
                 Err(Refused::OutOfScope)
             );
             assert_eq!(
-                j.verify(t, "/live/cam1/index.m3u8", "cam1", 1_796_143_600, 0),
+                j.verify(t, "/live/cam1/index.m3u8", "cam1", 1_796_143_600, 0)
+                    .map(|v| v.expires),
                 Err(Refused::Expired { exp: 1_796_143_600 })
             );
             assert_eq!(
-                j.verify(t, "/live/cam1/index.m3u8", "cam1", 1_796_139_000, 0),
+                j.verify(t, "/live/cam1/index.m3u8", "cam1", 1_796_139_000, 0)
+                    .map(|v| v.expires),
                 Err(Refused::NotYet { st: 1_796_140_000 })
             );
         }
@@ -320,7 +318,9 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
             ..scoped()
         });
         assert_eq!(
-            other_aud.verify(HS256, "/live/cam1/a.ts", "cam1", NOW, 0),
+            other_aud
+                .verify(HS256, "/live/cam1/a.ts", "cam1", NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::OutOfScope)
         );
         let wrong = Jwt::new(
@@ -329,12 +329,16 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
         )
         .unwrap();
         assert_eq!(
-            wrong.verify(HS256, "/live/cam1/a.ts", "cam1", NOW, 0),
+            wrong
+                .verify(HS256, "/live/cam1/a.ts", "cam1", NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         // Only HS keys: an RS256 token finds no key of its kind.
         assert_eq!(
-            wrong.verify(RS256, "/live/cam1/a.ts", "cam1", NOW, 0),
+            wrong
+                .verify(RS256, "/live/cam1/a.ts", "cam1", NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         // A flipped signature byte, a token of another shape, `alg: none`.
@@ -342,15 +346,19 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
         let last = t.pop().unwrap();
         t.push(if last == 'A' { 'B' } else { 'A' });
         assert_eq!(
-            j.verify(&t, "/live/cam1/a.ts", "cam1", NOW, 0),
+            j.verify(&t, "/live/cam1/a.ts", "cam1", NOW, 0)
+                .map(|v| v.expires),
             Err(Refused::BadSignature)
         );
         assert!(matches!(
-            j.verify("x.y", "/", "", NOW, 0),
+            j.verify("x.y", "/", "", NOW, 0).map(|v| v.expires),
             Err(Refused::Malformed(_))
         ));
         let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjE3OTYxNDM2MDB9.";
-        assert!(j.verify(none, "/live/cam1/a.ts", "cam1", NOW, 0).is_err());
+        assert!(j
+            .verify(none, "/live/cam1/a.ts", "cam1", NOW, 0)
+            .map(|v| v.expires)
+            .is_err());
     }
 
     #[test]
@@ -362,7 +370,8 @@ jOhLXKuAzFlCJZq+E+0H5Y37qxfUTkBh4sg9OKUnCrWe37mMCtKXjyZEHQ==
             ..Default::default()
         });
         assert_eq!(
-            j.verify(&t, "/live/cam1.flv", "cam1", NOW, 0),
+            j.verify(&t, "/live/cam1.flv", "cam1", NOW, 0)
+                .map(|v| v.expires),
             Ok(1_796_143_600)
         );
         assert!(Jwt::new(&[JwtKey::Secret("short".into())], Requirements::default()).is_err());

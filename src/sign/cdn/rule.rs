@@ -167,14 +167,14 @@ impl TokenRule {
             Verifier::CloudFront(cf) => self.cloudfront(cf, req, now)?,
             Verifier::EdgeAuth(e) => {
                 let (token, carried, auth) = self.token(req)?;
-                let v = e.check(&token, req.path, req.remote_addr, now, self.skew);
+                let v = e.verify(&token, req.path, req.remote_addr, now, self.skew);
                 (self.refused(v, now)?, carried, auth)
             }
             Verifier::Jwt(j) => {
                 let (token, carried, auth) = self.token(req)?;
                 let route = Route::of(req.path, req.nested);
                 let stream = session_stream(route.stream, route.ext);
-                let v = j.check(&token, req.path, stream, now, self.skew);
+                let v = j.verify(&token, req.path, stream, now, self.skew);
                 (self.refused(v, now)?, carried, auth)
             }
         };
@@ -327,7 +327,7 @@ impl TokenRule {
         let rest = auth.strip(req.query);
         let url = url(req, &rest);
         let client = req.remote_addr.parse::<IpAddr>().ok();
-        let v = cf.check(&presented, &url, client, now, self.skew);
+        let v = cf.verify(&presented, &url, client, now, self.skew);
         Ok((self.refused(v, now)?, carried, auth))
     }
 

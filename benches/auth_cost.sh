@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential valgrind:valgrind python3:python3
+ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler valgrind:valgrind python3:python3
 cargo build --release --quiet
 exec python3 benches/auth_cost.py "$PWD/target/release/livegate"

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential h2load:nghttp2-client nginx:nginx-light \
+ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler h2load:nghttp2-client nginx:nginx-light \
   openssl:openssl python3:python3 taskset:util-linux
 cargo build --release --quiet
 exec python3 benches/h2.py "$PWD/target/release/livegate"

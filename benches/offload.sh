@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler nginx:nginx-light \
+ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler protoc:protobuf-compiler nginx:nginx-light \
   python3:python3 taskset:util-linux
 ulimit -n 65536 2>/dev/null || true
 cargo build --release --quiet --bin livegate --example bare_proxy

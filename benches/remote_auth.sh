@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential wrk:wrk python3:python3 taskset:util-linux curl:curl
+ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler wrk:wrk python3:python3 taskset:util-linux curl:curl
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-2}
 

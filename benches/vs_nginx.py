@@ -1,9 +1,12 @@
 """Runs the livegate-vs-nginx benchmark; see vs_nginx.sh. Prints a markdown table."""
 import asyncio, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
-from common import children, cpu_times, livegate_conf, port, procs, rss_kb, start, wait_port
+import common
+from common import best, children, nginx_conf, per_core, secure_link_proxy, livegate_conf, port, procs, rss_kb, start, wait_port
 
 LIVEGATE = sys.argv[1]
+# The framework floor: a bare Pingora proxy with livegate's tuning (benches/bare_proxy.rs).
+BARE = sys.argv[2]
 DURATION = int(os.environ.get("DURATION", "10"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 KEY = "benchKey2026"
@@ -12,36 +15,11 @@ EDGE_CORE, LOAD_CORE = "0", "1"
 
 
 def wrk(url, conns, latency=False):
-    cmd = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{DURATION}s", "-H", f"Host: {HOST}", url]
-    if latency:
-        cmd.insert(4, "--latency")
-    before = cpu_times()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    after = cpu_times()
-    busy = {c: 100 * (1 - (after[c][1] - before[c][1]) / max(1, after[c][0] - before[c][0])) for c in after}
-    if re.search(r"Non-2xx", out):
-        sys.exit(f"wrk saw errors on {url}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    tput = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    mb = float(tput.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tput.group(2)]
-    def pct(p):
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        return float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)] if m else None
-    return {"rps": rps, "mbps": mb, "p50": pct(50), "p99": pct(99), "edge_cpu": busy[EDGE_CORE], "load_cpu": busy[LOAD_CORE]}
-
-
-def best(runs, key, low=False):
-    vals = [r[key] for r in runs if r[key] is not None]
-    return min(vals) if low else max(vals)
+    return common.wrk(url, conns, HOST, DURATION, EDGE_CORE, LOAD_CORE, latency)
 
 
 def get(p, path):
-    s = socket.create_connection(("127.0.0.1", p))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    return int(data.split(b" ")[1])
+    return common.get(p, path, HOST)
 
 
 def idle_connections(p, path, n):
@@ -116,36 +94,23 @@ def main():
     # nginx workers run unprivileged: let them read the files.
     for path, mode in [(d, 0o755), (www, 0o755), (os.path.join(www, "f1k.bin"), 0o644), (os.path.join(www, "f1m.bin"), 0o644)]:
         os.chmod(path, mode)
-    flv_origin, origin, nginx_edge, lg_on, lg_off = port(), port(), port(), port(), port()
+    flv_origin, origin, nginx_edge, lg_on, lg_off, bare = port(), port(), port(), port(), port(), port()
 
     start([LIVEGATE, "demo-origin", "--listen", f"127.0.0.1:{flv_origin}"], LOAD_CORE)
-    common = f"worker_rlimit_nofile {min(hard, 65536)}; error_log {d}/nginx-error.log; pid {d}/%s.pid; daemon off; master_process on; events {{ worker_connections 16384; }}\n"
-    temp = f"client_body_temp_path {d}/cb; proxy_temp_path {d}/pt; fastcgi_temp_path {d}/ft; uwsgi_temp_path {d}/ut; scgi_temp_path {d}/st; access_log off;"
-    with open(f"{d}/origin.conf", "w") as f:
-        f.write((common % "origin") + f"""worker_processes 1;
-http {{ {temp} sendfile on; tcp_nopush on; keepalive_requests 1000000;
+    nofile = min(hard, 65536)
+    nginx_conf(d, "origin", f"""sendfile on; tcp_nopush on; keepalive_requests 1000000;
   upstream flv {{ server 127.0.0.1:{flv_origin}; keepalive 64; }}
   server {{ listen 127.0.0.1:{origin} backlog=4096; root {www};
-    location /live/ {{ proxy_pass http://flv; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }} }} }}
-""")
+    location /live/ {{ proxy_pass http://flv; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }} }}""", nofile)
     # What livegate does per request: check the signature, forward with keep-alive
     # and X-Forwarded-For. Static files may buffer in memory; live streams never.
-    guarded = f"""secure_link $arg_md5,$arg_expires;
-      secure_link_md5 "$secure_link_expires$uri {KEY}";
-      if ($secure_link = "") {{ return 403; }}
-      if ($secure_link = "0") {{ return 403; }}
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+    guarded = secure_link_proxy(KEY) + """
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"""
-    with open(f"{d}/edge.conf", "w") as f:
-        f.write((common % "edge") + f"""worker_processes 1;
-http {{ {temp} keepalive_requests 1000000;
+    nginx_conf(d, "edge", f"""keepalive_requests 1000000;
   upstream origin {{ server 127.0.0.1:{origin}; keepalive 128; }}
   server {{ listen 127.0.0.1:{nginx_edge} backlog=4096;
     location / {{ {guarded} proxy_max_temp_file_size 0; }}
-    location /live/ {{ {guarded} proxy_buffering off; }} }} }}
-""")
+    location /live/ {{ {guarded} proxy_buffering off; }} }}""", nofile)
     start(["nginx", "-p", d, "-c", f"{d}/origin.conf"], LOAD_CORE)
     edge_cmd = ["nginx", "-p", d, "-c", f"{d}/edge.conf"]
     edge = start(edge_cmd, EDGE_CORE)
@@ -157,6 +122,7 @@ http {{ {temp} keepalive_requests 1000000;
     lg_cmd = [LIVEGATE, "-c", on_conf]
     lg = start(lg_cmd, EDGE_CORE, env=env)
     lg_plain = start([LIVEGATE, "-c", lg_conf(lg_off, False)], EDGE_CORE, env=env)
+    start([BARE, f"127.0.0.1:{bare}", f"127.0.0.1:{origin}"], EDGE_CORE, env=env)
     # A lever to compare side by side: another binary (VARIANT_BIN) and/or more
     # server settings (VARIANT_SERVER, e.g. "work_stealing: true").
     variant = None
@@ -165,7 +131,7 @@ http {{ {temp} keepalive_requests 1000000;
         extra = ", " + os.environ["VARIANT_SERVER"] if os.environ.get("VARIANT_SERVER") else ""
         start([os.environ.get("VARIANT_BIN", LIVEGATE), "-c", lg_conf(variant, True, extra)], EDGE_CORE, env=env)
         wait_port(variant, "livegate variant")
-    for p, what in [(flv_origin, "demo origin"), (origin, "origin nginx"), (nginx_edge, "nginx edge"), (lg_on, "livegate"), (lg_off, "livegate auth off")]:
+    for p, what in [(flv_origin, "demo origin"), (origin, "origin nginx"), (nginx_edge, "nginx edge"), (lg_on, "livegate"), (lg_off, "livegate auth off"), (bare, "bare Pingora")]:
         wait_port(p, what)
 
     def signed(path):
@@ -178,11 +144,12 @@ http {{ {temp} keepalive_requests 1000000;
             sys.exit(f"edge on {p}: signed/unsigned answered {codes}, expected (200, 403); see {d}")
 
     edges = {"nginx": nginx_edge, "livegate": lg_on}
-    small = {k: [] for k in edges}; big = {k: [] for k in edges}; off = []; var_runs = []
+    small = {k: [] for k in edges}; big = {k: [] for k in edges}; off = []; var_runs = []; floor = []
     for _ in range(0 if os.environ.get("ONLY_MEM") else ROUNDS):
         for name, p in edges.items():
             small[name].append(wrk(f"http://127.0.0.1:{p}{p1k}", 50, latency=True))
         off.append(wrk(f"http://127.0.0.1:{lg_off}/f1k.bin", 50, latency=True))
+        floor.append(wrk(f"http://127.0.0.1:{bare}/f1k.bin", 50, latency=True))
         if variant:
             var_runs.append(wrk(f"http://127.0.0.1:{variant}{p1k}", 50, latency=True))
         for name, p in edges.items():
@@ -215,7 +182,6 @@ http {{ {temp} keepalive_requests 1000000;
               f"per FLV viewer: nginx {mem_flv['nginx']:,.0f} livegate {mem_flv['livegate']:,.0f}")
         return
     n, l = small["nginx"], small["livegate"]
-    per_core = lambda runs: max(r["rps"] * 100 / max(r["edge_cpu"], 1) for r in runs)
     rows = [
         ("1 KB signed: requests/s per core (÷ edge core busy)", per_core(n), per_core(l), "higher", 0.75),
         ("1 KB signed: requests/s as measured", best(n, "rps"), best(l, "rps"), "higher", None),
@@ -235,19 +201,13 @@ http {{ {temp} keepalive_requests 1000000;
         v = per_core(var_runs)
         print(f"| variant ({os.environ.get('VARIANT_BIN', 'same binary')}; {os.environ.get('VARIANT_SERVER', '')}) 1 KB per core | "
               f"{per_core(l):,.0f} (main) | {v:,.0f} (variant) | {v / per_core(l):.3f} | |")
-    on, offr = best(l, "rps"), best(off, "rps")
     print(f"\nCore use during the 1 KB runs (edge core / load core): nginx {best(n, 'edge_cpu'):.0f}% / {best(n, 'load_cpu'):.0f}%, "
           f"livegate {best(l, 'edge_cpu'):.0f}% / {best(l, 'load_cpu'):.0f}%")
     on, offr = per_core(l), per_core(off)
     print(f"| livegate 1 KB per core: auth on / auth off (wrk: noisier than the effect; "
           f"the README judges this by callgrind instruction counts) | {offr:,.0f} (off) | {on:,.0f} (on) | {on / offr:.3f} | ≥ 0.97 |")
+    fl = per_core(floor)
+    print(f"| 1 KB per core: livegate signed ÷ bare Pingora 0.9 unsigned (the framework floor) | {fl:,.0f} (bare) | {on:,.0f} (livegate) | {on / fl:.3f} | ≥ 0.95 |")
 
 
-try:
-    main()
-finally:
-    for p in procs:
-        p.send_signal(signal.SIGINT if p.args[3:4] != ["nginx"] else signal.SIGQUIT)
-    time.sleep(0.5)
-    for p in procs:
-        p.kill()
+common.run(main)

@@ -9,6 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-ensure_packages cmake:cmake cc:build-essential wrk:wrk nginx:nginx-light python3:python3 taskset:util-linux
-cargo build --release --quiet
-exec python3 benches/vs_nginx.py "$PWD/target/release/livegate"
+ensure_packages cmake:cmake cc:build-essential protoc:protobuf-compiler wrk:wrk nginx:nginx-light python3:python3 taskset:util-linux
+cargo build --release --quiet --bin livegate --example bare_proxy
+exec python3 benches/vs_nginx.py "$PWD/target/release/livegate" "$PWD/target/release/examples/bare_proxy"

@@ -13,11 +13,12 @@ cd "$(dirname "$0")/.."
 # certutil: a test CA the browser trusts, for h2 over TLS (tests/http2.rs).
 # promtool: the shipped Prometheus rules and their unit tests (tests/dashboards.rs).
 # python3: the vendors' token libraries (tests/cdn_tokens.rs), installed below.
+# strace: counts the sendfile calls of a cached segment hit (tests/cache.rs).
 ensure_packages cmake:cmake cc:build-essential openssl:openssl md5sum:coreutils \
   systemd-analyze:systemd curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg nginx:nginx \
   /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp chromium:chromium \
   node:nodejs npm:npm etcd:etcd-server protoc:protobuf-compiler rtmpdump:rtmpdump \
-  certutil:libnss3-tools promtool:prometheus python3:python3
+  certutil:libnss3-tools promtool:prometheus python3:python3 strace:strace
 echo "== npm install (tests/browser: hls.js, Shaka, mpegts.js, playwright-core)"
 npm install --prefix tests/browser --no-audit --no-fund --no-package-lock --loglevel=error
 

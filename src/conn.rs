@@ -211,6 +211,12 @@ impl fmt::Debug for HeadDeadline {
 }
 
 impl HeadDeadline {
+    /// The stream as accepted (plain TCP, or TLS over it): what
+    /// [`crate::sendfile`] looks through for a socket it may write to.
+    pub fn inner(&self) -> &Stream {
+        &self.inner
+    }
+
     /// The first head's clock starts now (at accept), as nginx's
     /// `client_header_timeout` does.
     fn new(inner: Stream, timeout: Duration, next_head: Arc<AtomicBool>) -> HeadDeadline {

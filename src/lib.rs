@@ -28,6 +28,7 @@ pub mod redact;
 pub mod reload;
 pub mod route;
 pub mod rtmp;
+pub mod sendfile;
 pub mod server;
 pub mod sign;
 pub mod state;

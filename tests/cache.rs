@@ -447,3 +447,173 @@ async fn an_origin_session_id_in_every_uri_does_not_split_the_cache() {
         "{per_segment} origin requests per segment: {asked:?}"
     );
 }
+
+/// One HTTP/1.1 exchange on a kept-alive raw connection: the head as text and
+/// the body its `Content-Length` announced (none for `HEAD`).
+async fn exchange(
+    c: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    method: &str,
+    target: &str,
+) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let req = format!("{method} {target} HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    c.get_mut().write_all(req.as_bytes()).await.unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            c.read_line(&mut line).await.unwrap() > 0,
+            "closed after {head}"
+        );
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let lower = head.to_ascii_lowercase();
+    let length: usize = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0; if method == "HEAD" { 0 } else { length }];
+    c.read_exact(&mut body).await.unwrap();
+    (head, body)
+}
+
+/// A kept segment of 128 KiB or more lives in a sealed memfd and a hit on plain
+/// TCP goes out by `sendfile` (counted with strace): byte for byte the object,
+/// with a head Pingora would write, on a connection that lives on — a `HEAD`
+/// after it gets no body, a `Range` is cut from the mapping — and logged as
+/// a 200 of its length.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_segment_hit_goes_out_by_sendfile_on_a_connection_that_lives_on() {
+    const SIZE: usize = 1_000_000;
+    let origin = Counting::start(SIZE).await;
+    let domains = format!(
+        "  - name: {HOST}\n    origin: {}\n    auth:\n      - {{ scene: pull, scheme: tencent, keys: [{}] }}\n",
+        origin_yaml(&[origin.server.addr], ""),
+        KEYS[0]
+    );
+    let lg = Livegate::start_top(&domains, "access_log: { format: json }\n");
+    let path = "/live/cam1-9.ts";
+    let target = tencent(path, KEYS[0]);
+    let seed = path.len() as u8;
+    let want: Vec<u8> = (0..SIZE).map(|i| (i as u8).wrapping_add(seed)).collect();
+    let memfds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", lg.pid()))
+            .unwrap()
+            .filter_map(|f| std::fs::read_link(f.ok()?.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("/memfd:livegate-segment"))
+            .count()
+    };
+    assert_eq!(memfds(), 0);
+    let r = lg.get(HOST, &target).await;
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    assert!(r.bytes().await.unwrap() == want);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memfds() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the kept segment is not in a memfd"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    support::media::need("strace", "strace");
+    let trace = lg.dir.path().join("strace.out");
+    let mut tracer = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=sendfile", "-o"])
+        .arg(&trace)
+        .args(["-p", &lg.pid().to_string()])
+        .spawn()
+        .unwrap();
+    // strace is attached once a traced call shows; until then, requests on
+    // fresh connections prime it (each is a hit).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("sendfile(")) {
+        assert!(Instant::now() < deadline, "strace never saw a sendfile");
+        assert!(lg.get(HOST, &target).await.bytes().await.unwrap() == want);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counted = || {
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                l.rsplit_once("= ")
+                    .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+            })
+            .sum::<u64>()
+    };
+    let primed = counted();
+
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", lg.port))
+        .await
+        .unwrap();
+    let mut c = tokio::io::BufReader::new(tcp);
+    for _ in 0..2 {
+        let (head, body) = exchange(&mut c, "GET", &target).await;
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        for h in [
+            "x-cache: hit\r\n",
+            "connection: keep-alive\r\n",
+            "content-length: 1000000\r\n",
+            "accept-ranges: bytes\r\n",
+            "date: ",
+        ] {
+            assert!(lower.contains(h), "no {h:?} in {head}");
+        }
+        assert!(body == want, "the hit's body differs from the object");
+    }
+    let (head, body) = exchange(&mut c, "HEAD", &target).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-length: 1000000"),
+        "{head}"
+    );
+    assert!(body.is_empty());
+    let (head, body) = exchange(&mut c, "GET", &target).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "after HEAD: {head}");
+    assert!(body == want);
+    // Two whole bodies and one more after the HEAD went out by sendfile.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counted() < primed + 3 * SIZE as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    assert_eq!(
+        counted() - primed,
+        3 * SIZE as u64,
+        "bytes sendfile sent for three hits on one connection"
+    );
+    // A Range is cut from the mapping (through Pingora's writes).
+    let r = lg
+        .request(reqwest::Method::GET, HOST, &target)
+        .header("range", "bytes=999990-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), want[999_990..]);
+    // The miss and the HEAD (the cache answers GETs; a HEAD is proxied).
+    assert_eq!(origin.asked(path), 2, "{}", lg.log());
+    // The access log records each hit as a 200 of the object's length.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let hits: Vec<serde_json::Value> = lg
+            .log()
+            .lines()
+            .filter(|l| l.starts_with('{') && l.contains("cam1-9.ts"))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["method"] == "GET" && e["status"] == 200)
+            .collect();
+        if hits.iter().filter(|e| e["bytes"] == SIZE).count() >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", lg.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -22,6 +22,7 @@
 //! sent upstream, path and query with every auth parameter and token stripped).
 
 pub mod policy;
+pub mod sealed;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +65,8 @@ pub struct Object {
     expires: Option<Instant>,
     /// The origin peer that answered its fill.
     pub peer: Option<std::net::SocketAddr>,
+    /// The sealed memfd `body` is mapped from, for `sendfile` ([`sealed`]).
+    pub file: Option<Arc<sealed::SealedFile>>,
 }
 
 impl Object {
@@ -320,10 +323,27 @@ pub fn object(head: ResponseHeader, body: Bytes, template: Option<Template>) -> 
         template,
         expires: None,
         peer: None,
+        file: None,
     }
 }
 
 impl Object {
+    /// A large body moved into a sealed memfd ([`sealed`]), so hits can be sent
+    /// from it; on the heap as before if the kernel refuses one.
+    pub fn sealed(mut self) -> Object {
+        if self.body.len() < sealed::MIN || self.template.is_some() {
+            return self;
+        }
+        match sealed::seal(&self.body) {
+            Ok(s) => {
+                self.body = s.bytes;
+                self.file = Some(s.file);
+            }
+            Err(e) => log::debug!("a cached segment stays on the heap: memfd: {e}"),
+        }
+        self
+    }
+
     /// The object, fresh for `ttl` from now (`None`: until evicted).
     pub fn kept(mut self, ttl: Option<Duration>) -> Arc<Object> {
         self.expires = ttl.map(|t| Instant::now() + t);

@@ -28,7 +28,7 @@ impl Gate {
     ) -> Option<Result<bool>> {
         let d = ctx.domain?;
         let site = ctx.site.as_ref()?;
-        let door = ctx.door.as_ref()?;
+        let door = ctx.door.clone()?;
         let cache = site.cache.as_ref()?;
         let req = session.req_header();
         if !ctx.hls {
@@ -100,14 +100,14 @@ impl Gate {
                 door.metrics.cache(status.index());
                 let peer = object.peer.filter(|_| status != cache::Status::Hit);
                 let served = self
-                    .answer(session, ctx, door, &object, playlist, status)
+                    .answer(session, ctx, &door, &object, playlist, status)
                     .await;
                 (served, peer)
             }
             Got::Following(f) => {
                 door.metrics.cache(cache::Status::Following.index());
                 let progress = f.0.clone();
-                let served = self.follow(session, ctx, door, f).await;
+                let served = self.follow(session, ctx, &door, f).await;
                 let peer = progress.borrow().peer;
                 (served, peer)
             }
@@ -183,7 +183,7 @@ impl Gate {
     async fn answer(
         &self,
         session: &mut Session,
-        ctx: &Ctx,
+        ctx: &mut Ctx,
         door: &Door,
         object: &Object,
         playlist: bool,
@@ -236,15 +236,61 @@ impl Gate {
         head.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
         head.insert_header("x-cache", status.as_str())?;
         self.cors_headers(&mut head, ctx)?;
-        session.write_response_header(Box::new(head), false).await?;
         let n = body.len();
-        session.write_response_body(Some(body), true).await?;
+        // The whole object, unchanged, from its sealed file when the client's
+        // socket allows it (a `HEAD` gets no body); else through Pingora's session.
+        let get = session.req_header().method == http::Method::GET;
+        let file = object
+            .file
+            .as_ref()
+            .filter(|_| get && n == object.body.len());
+        let sent = match file.zip(crate::sendfile::socket(session)) {
+            Some((file, sock)) => send_file(session, sock, ctx, &head, file.file(), n).await,
+            None => None,
+        };
+        let n = match sent {
+            Some(n) => n,
+            None => {
+                session.write_response_header(Box::new(head), false).await?;
+                session.write_response_body(Some(body), true).await?;
+                n
+            }
+        };
         door.metrics.sent.inc_by(n as u64);
         if let Some(t) = &ctx.ticket {
             t.sent(n);
         }
         Ok(true)
     }
+}
+
+/// Writes `head` and `file` to the client's socket with `sendfile`; the body
+/// bytes sent, or `None` (nothing sent) when the head cannot be written that
+/// way. A client that leaves mid-body is logged and its connection shut: the
+/// response is over either way.
+async fn send_file(
+    session: &Session,
+    sock: std::os::fd::BorrowedFd<'_>,
+    ctx: &mut Ctx,
+    head: &ResponseHeader,
+    file: &std::fs::File,
+    len: usize,
+) -> Option<usize> {
+    let keepalive = session.as_http1().is_some_and(|s| s.will_keepalive());
+    let wire = crate::sendfile::head_bytes(head, keepalive).ok()?;
+    let sent = match crate::sendfile::send(sock, &wire, file, len as u64).await {
+        Ok(n) => n,
+        Err(stopped) => {
+            log::info!(
+                "{}: the client left during a cached segment: {stopped}",
+                ctx.client_ip.as_str()
+            );
+            let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Both);
+            stopped.sent
+        }
+    } as usize;
+    ctx.answered = Some((head.status.as_u16(), sent));
+    Some(sent)
 }
 
 /// What a fill asks, and of whom.
@@ -389,6 +435,7 @@ async fn fetch(asked: Asked, mut feed: Feed) -> Fetched {
     let mut object = cache::object(head, body, template);
     object.peer = Some(peer);
     match keep {
+        true if !playlist => Fetched::Keep(object.sealed().kept(ttl)),
         true => Fetched::Keep(object.kept(ttl)),
         false => Fetched::Pass(object.kept(None)),
     }

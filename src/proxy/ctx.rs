@@ -64,6 +64,9 @@ pub struct Ctx {
     pub(super) flv: bool,
     /// An HLS object (cache candidate).
     pub(super) hls: bool,
+    /// An answer written past Pingora's session (a cached segment sent by
+    /// `sendfile`): its status and body bytes, for the access log.
+    pub(super) answered: Option<(u16, usize)>,
     /// Why the request was refused.
     pub(super) reason: Option<Reason>,
     /// Admission counted the verdict (else the proxy counts what it refused).
@@ -99,6 +102,7 @@ impl Ctx {
             cors: None,
             flv: false,
             hls: false,
+            answered: None,
             reason: None,
             counted: false,
         }

@@ -95,8 +95,12 @@ impl Gate {
                 http::Version::HTTP_2 => "HTTP/2.0",
                 _ => "HTTP/1.1",
             },
-            status: session.response_written().map_or(0, |r| r.status.as_u16()),
-            bytes: session.body_bytes_sent(),
+            status: session
+                .response_written()
+                .map(|r| r.status.as_u16())
+                .or(ctx.answered.map(|a| a.0))
+                .unwrap_or(0),
+            bytes: session.body_bytes_sent() + ctx.answered.map_or(0, |a| a.1),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
             duration: ctx.started.elapsed(),

@@ -16,7 +16,7 @@ echo "## Requests: signed and proxied, cached, idle connections (benches/vs_ngin
 bash benches/vs_nginx.sh
 echo
 echo "## Cached HLS objects against nginx proxy_cache with sendfile (benches/cached.sh)"
-bash benches/cached.sh
+PERF="${PERF:-seg4m.ts}" bash benches/cached.sh
 echo
 echo "## FLV viewers of one stream, with the bare-Pingora floor (benches/offload.sh)"
 bash benches/offload.sh

@@ -18,7 +18,7 @@ use crate::cache::{self, policy, Feed, Fetched, Following, Got, Object};
 use crate::hls::{self, blocking, playlist::Template};
 
 impl Gate {
-    /// An admitted `GET` of an HLS object on a domain with the cache is answered
+    /// An admitted `GET` or `HEAD` of an HLS object on a domain with the cache is answered
     /// from it; `None` for every other request (and when the auth server asked for
     /// headers to pass to the origin: a shared object cannot carry them).
     pub(super) async fn serve_cached(
@@ -34,7 +34,9 @@ impl Gate {
         if !ctx.hls {
             return None;
         }
-        let (host, target) = self.asked_upstream(req, ctx)?;
+        // A `HEAD` is answered from the object a `GET` fills, as nginx's
+        // `proxy_cache_convert_head` does.
+        let (host, target) = self.asked_upstream(req, ctx, true)?;
         let target = policy::without_params(&target, &site.ignore_params);
         let path = target.split('?').next().unwrap_or("");
         let playlist = path.to_ascii_lowercase().ends_with(".m3u8");
@@ -253,7 +255,12 @@ impl Gate {
             None => {
                 session.write_response_header(Box::new(head), false).await?;
                 session.write_response_body(Some(body), true).await?;
-                n
+                // Pingora sends no body for a `HEAD`.
+                if get {
+                    n
+                } else {
+                    0
+                }
             }
         };
         door.metrics.sent.inc_by(n as u64);

@@ -14,18 +14,19 @@ use crate::route::Scene;
 
 impl Gate {
     /// What the origin is asked for an admitted request that the edge may ask on
-    /// behalf of many clients — a pull `GET` with no headers from the auth server
-    /// to pass on (a shared answer cannot carry one client's): the Host sent
-    /// upstream and the canonical target with auth parameters and tokens stripped.
+    /// behalf of many clients — a pull `GET` (or, with `head`, a `HEAD`, which a
+    /// shared `GET` answers without its body) with no headers from the auth
+    /// server to pass on (a shared answer cannot carry one client's): the Host
+    /// sent upstream and the canonical target with auth parameters and tokens
+    /// stripped.
     pub(super) fn asked_upstream(
         &self,
         req: &RequestHeader,
         ctx: &Ctx,
+        head: bool,
     ) -> Option<(String, String)> {
-        if ctx.scene != Some(Scene::Pull)
-            || req.method != Method::GET
-            || ctx.upstream_headers.is_some()
-        {
+        let method = req.method == Method::GET || (head && req.method == Method::HEAD);
+        if ctx.scene != Some(Scene::Pull) || !method || ctx.upstream_headers.is_some() {
             return None;
         }
         let site = ctx.site.as_ref()?;
@@ -57,7 +58,7 @@ impl Gate {
         if !ctx.flv {
             return None;
         }
-        let (host, target) = self.asked_upstream(req, ctx)?;
+        let (host, target) = self.asked_upstream(req, ctx, false)?;
         let cors = ctx.cors.clone();
         let decorate = move |resp: &mut ResponseHeader| match &cors {
             Some((c, origin)) => c.apply(resp, origin.as_ref()),

@@ -218,16 +218,22 @@ async fn main() {
     let port = origin(kbps).await;
     // `VARIANT_FANOUT="{ coalesce_ms: 100 }"`: a second livegate with those
     // fan-out settings, measured in the same run.
+    // `VARIANT_BIN=path`: another livegate binary, measured in the same run.
     let variant = std::env::var("VARIANT_FANOUT").ok();
-    let edge = |fanout: Option<&str>| {
+    let variant_bin = std::env::var_os("VARIANT_BIN").map(std::path::PathBuf::from);
+    let edge = |fanout: Option<&str>, program: Option<&std::path::Path>| {
         let extra = fanout.map(|f| format!(", fanout: {f}")).unwrap_or_default();
-        Livegate::start(&format!(
+        let domains = format!(
             "  - name: \"127.0.0.1\"\n    origin: {}\n    auth:\n      \
              - {{ scene: pull, scheme: tencent, keys: [benchKey2026] }}\n",
             origin_yaml(&[format!("127.0.0.1:{port}")], &extra)
-        ))
+        );
+        match program {
+            Some(p) => Livegate::start_program(p, &domains),
+            None => Livegate::start(&domains),
+        }
     };
-    let lg = edge(None);
+    let lg = edge(None, None);
     let pinned = pin(lg.pid());
     let paths: Vec<String> = (0..streams)
         .map(|i| {
@@ -245,7 +251,15 @@ async fn main() {
     drop(lg);
     let varied = match &variant {
         Some(v) => {
-            let lg = edge(Some(v));
+            let lg = edge(Some(v), None);
+            pin(lg.pid());
+            Some(measure(lg.port, lg.pid(), &load).await)
+        }
+        None => None,
+    };
+    let other_bin = match &variant_bin {
+        Some(p) => {
+            let lg = edge(None, Some(p));
             pin(lg.pid());
             Some(measure(lg.port, lg.pid(), &load).await)
         }
@@ -287,6 +301,9 @@ async fn main() {
     line("livegate (fan-out)", &ours);
     if let (Some(v), Some(r)) = (&variant, &varied) {
         line(&format!("livegate, fanout: {v}"), r);
+    }
+    if let (Some(p), Some(r)) = (&variant_bin, &other_bin) {
+        line(&format!("livegate, {}", p.display()), r);
     }
     if let Some(t) = &theirs {
         line("nginx (proxy_pass)", t);

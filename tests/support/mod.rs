@@ -254,6 +254,8 @@ pub struct Livegate {
     pub config: PathBuf,
     child: Child,
     env: Vec<(String, String)>,
+    /// The binary: this build's, or another one a benchmark compares.
+    program: PathBuf,
 }
 
 impl Drop for Livegate {
@@ -298,7 +300,24 @@ impl Livegate {
         Livegate::start_all(domains_yaml, "", top, &[], server_extra)
     }
 
+    /// Another livegate binary (a benchmark's `VARIANT_BIN`) on `domains_yaml`.
+    pub fn start_program(program: &std::path::Path, domains_yaml: &str) -> Livegate {
+        Livegate::start_in(program, domains_yaml, "", "", &[], "")
+    }
+
     fn start_all(
+        domains_yaml: &str,
+        extra_listen: &str,
+        top: &str,
+        env: &[(&str, &str)],
+        server_extra: &str,
+    ) -> Livegate {
+        let program = std::path::Path::new(env!("CARGO_BIN_EXE_livegate"));
+        Livegate::start_in(program, domains_yaml, extra_listen, top, env, server_extra)
+    }
+
+    fn start_in(
+        program: &std::path::Path,
         domains_yaml: &str,
         extra_listen: &str,
         top: &str,
@@ -323,25 +342,31 @@ impl Livegate {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let child = Livegate::spawn(&config, dir.path(), &env);
+        let child = Livegate::spawn(program, &config, dir.path(), &env);
         let mut lg = Livegate {
             port,
             dir,
             config,
             child,
             env,
+            program: program.to_owned(),
         };
         lg.wait_ready();
         lg
     }
 
-    fn spawn(config: &std::path::Path, dir: &std::path::Path, env: &[(String, String)]) -> Child {
+    fn spawn(
+        program: &std::path::Path,
+        config: &std::path::Path,
+        dir: &std::path::Path,
+        env: &[(String, String)],
+    ) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("livegate.log"))
             .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_livegate"))
+        Command::new(program)
             .arg("-c")
             .arg(config)
             .env("RUST_LOG", "info")
@@ -362,7 +387,7 @@ impl Livegate {
         while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.child = Livegate::spawn(&self.config, self.dir.path(), &self.env);
+        self.child = Livegate::spawn(&self.program, &self.config, self.dir.path(), &self.env);
         self.wait_ready();
     }
 

@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -43,10 +43,10 @@ pub fn socket(session: &pingora_proxy::Session) -> Option<BorrowedFd<'_>> {
     Some(unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) })
 }
 
-/// A response head as HTTP/1.1 writes it (what Pingora's session would write,
-/// with the `Date` and `Connection` headers it adds).
-pub fn head_bytes(head: &ResponseHeader, keepalive: bool) -> Result<BytesMut, io::Error> {
-    let mut head = head.clone();
+/// A response head as HTTP/1.1 writes it: what Pingora's session would write,
+/// with the `Date` and `Connection` headers it adds (set on `head`, as the
+/// session would set them).
+pub fn head_bytes(head: &mut ResponseHeader, keepalive: bool) -> Result<BytesMut, io::Error> {
     let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, format!("{e}"));
     head.insert_header(
         http::header::DATE,
@@ -113,8 +113,15 @@ pub async fn send(
                         ready.insert(w)
                     }
                 };
-                let mut guard = match tokio::time::timeout(STALL, waiter.writable()).await {
-                    Ok(g) => g.map_err(|e| interrupted(e, pos))?,
+                match tokio::time::timeout(STALL, waiter.writable()).await {
+                    // Writable again: retry. Clearing first is safe: a new
+                    // edge sets readiness again, and a missed one means the
+                    // retry succeeds.
+                    Ok(Ok(mut guard)) => {
+                        guard.clear_ready();
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(interrupted(e, pos)),
                     Err(_) => {
                         let stalled = io::Error::new(
                             io::ErrorKind::TimedOut,
@@ -122,10 +129,6 @@ pub async fn send(
                         );
                         return Err(interrupted(stalled, pos));
                     }
-                };
-                match guard.try_io(|fd| step(fd.get_ref().as_fd(), pos)) {
-                    Ok(r) => r.map_err(|e| interrupted(e, pos))?,
-                    Err(_would_block) => continue,
                 }
             }
             Err(e) => return Err(interrupted(e, pos)),
@@ -158,6 +161,7 @@ impl std::fmt::Display for Interrupted {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::os::fd::AsFd;
 
     fn body(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 % 256) as u8).collect()
@@ -224,7 +228,7 @@ mod tests {
     fn head_carries_date_and_connection() {
         let mut h = ResponseHeader::build(200, None).unwrap();
         h.insert_header("content-length", "3").unwrap();
-        let b = head_bytes(&h, true).unwrap();
+        let b = head_bytes(&mut h, true).unwrap();
         let s = std::str::from_utf8(&b).unwrap();
         assert!(s.starts_with("HTTP/1.1 200 OK\r\n"), "{s}");
         assert!(
@@ -234,7 +238,7 @@ mod tests {
         );
         assert!(s.to_ascii_lowercase().contains("date: "), "{s}");
         assert!(s.ends_with("\r\n\r\n"));
-        let b = head_bytes(&h, false).unwrap();
+        let b = head_bytes(&mut h, false).unwrap();
         assert!(std::str::from_utf8(&b)
             .unwrap()
             .to_ascii_lowercase()

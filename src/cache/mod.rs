@@ -328,10 +328,11 @@ pub fn object(head: ResponseHeader, body: Bytes, template: Option<Template>) -> 
 }
 
 impl Object {
-    /// A large body moved into a sealed memfd ([`sealed`]), so hits can be sent
-    /// from it; on the heap as before if the kernel refuses one.
+    /// A large body (a segment's: playlists are never sealed) moved into a
+    /// sealed memfd ([`sealed`]), so hits can be sent from it; on the heap as
+    /// before if the kernel refuses one.
     pub fn sealed(mut self) -> Object {
-        if self.body.len() < sealed::MIN || self.template.is_some() {
+        if self.body.len() < sealed::MIN {
             return self;
         }
         match sealed::seal(&self.body) {

@@ -247,7 +247,7 @@ impl Gate {
             .as_ref()
             .filter(|_| get && n == object.body.len());
         let sent = match file.zip(crate::sendfile::socket(session)) {
-            Some((file, sock)) => send_file(session, sock, ctx, &head, file.file(), n).await,
+            Some((file, sock)) => send_file(session, sock, ctx, &mut head, file.file(), n).await,
             None => None,
         };
         let n = match sent {
@@ -279,7 +279,7 @@ async fn send_file(
     session: &Session,
     sock: std::os::fd::BorrowedFd<'_>,
     ctx: &mut Ctx,
-    head: &ResponseHeader,
+    head: &mut ResponseHeader,
     file: &std::fs::File,
     len: usize,
 ) -> Option<usize> {

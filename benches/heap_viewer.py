@@ -2,7 +2,7 @@
 `system-alloc` build (see heap_viewer.sh). The difference per viewer is split by
 the allocation site that owns it: walking up from the allocator, the first
 frame of livegate, Pingora or tokio. Two runs, one viewer and VIEWERS
-viewers of one stream, compared at their peaks."""
+viewers of one stream, compared while they stream."""
 import asyncio, os, re, signal, subprocess, sys, tempfile, time
 
 from common import livegate_conf, port, wait_port
@@ -67,22 +67,29 @@ def sites(block):
 
 def profile(d, origin, n):
     """livegate under massif with `n` viewers of one stream (after one viewer
-    started its pull): the peak snapshot's heap and its sites."""
+    started its pull): the heap and its sites at the largest snapshot of the
+    second half of their 30 s, when every viewer has joined and streams (a
+    viewer's join is served inside Pingora's request and costs more)."""
     p = port()
     out = f"{d}/massif-{n}.out"
     conf = livegate_conf(d, f"lg{n}", p, HOST, origin, "unused", False)
-    lg = subprocess.Popen(["valgrind", "--tool=massif", "--depth=40", "--threshold=0.1",
+    started = time.time()
+    lg = subprocess.Popen(["valgrind", "--tool=massif", "--time-unit=ms", "--depth=40", "--threshold=0.1",
                            "--detailed-freq=1", "--max-snapshots=100", f"--massif-out-file={out}",
                            LIVEGATE, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=dict(os.environ, RUST_LOG="warn"))
     try:
         wait_port(p, "livegate under massif", lg, seconds=120)
         asyncio.run(hold(p, 1, 5))
+        held = (time.time() - started) * 1000
         asyncio.run(hold(p, n, 30))
     finally:
         lg.send_signal(signal.SIGINT)
         lg.wait(timeout=300)
-    peak = max((s for s in snapshots(out) if "heap_tree=empty" not in s[2]), key=lambda s: s[1])
+    steady = [s for s in snapshots(out) if "heap_tree=empty" not in s[2] and held + 15_000 <= s[0] <= held + 29_000]
+    if not steady:
+        sys.exit(f"massif kept no detailed snapshot of the viewers streaming ({out})")
+    peak = max(steady, key=lambda s: s[1])
     return peak[1], sites(peak[2]), out
 
 
@@ -98,7 +105,7 @@ def main():
     finally:
         demo.kill()
     n = VIEWERS - 1
-    print(f"peak heap with 1 viewer {one / 1024:,.0f} KB, with {VIEWERS} {many / 1024:,.0f} KB: "
+    print(f"heap while streaming with 1 viewer {one / 1024:,.0f} KB, with {VIEWERS} {many / 1024:,.0f} KB: "
           f"{(many - one) / n / 1024:.1f} KB per viewer (massif on the system allocator, its overhead included)\n")
     rows = sorted(((b.get(k, 0) - a.get(k, 0)) / n, k) for k in set(a) | set(b))
     print("| per viewer | first livegate, Pingora or tokio frame above the allocation |")

@@ -14,17 +14,29 @@
 //! The deadline is enforced by [`HeadDeadline`], a thin wrapper around the accepted
 //! stream that watches the bytes Pingora reads for the blank line that ends a head.
 //! Bodies and responses pass through untouched: a live stream is never cut by it.
+//!
+//! [`Guard`] also runs HTTP/1 keep-alive itself, so that a connection costs little
+//! when it holds no request:
+//!
+//! - between requests it waits for the next request's first byte with nothing but
+//!   the stream (Pingora's loop would wait inside a new session and the proxy's
+//!   request future, about 40 KB);
+//! - a request may hand its connection over ([`take`]): the proxy serves an
+//!   endless answer (a fan-out viewer) from its own small future, run here after
+//!   Pingora's per-request state is gone.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
+use pingora_core::apps::{HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_core::protocols::Stream;
@@ -33,10 +45,140 @@ use pingora_core::protocols::{
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
 use pingora_core::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::metrics;
+
+/// Pingora's keep-alive timeout: it gives every HTTP/1 session 60 s between
+/// requests, and nothing in livegate changes it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// What a request that took its connection over runs on it to the end.
+pub type Handed = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a connection's [`Guard`] and the requests read from it share.
+#[derive(Default)]
+struct Shared {
+    /// Set when a request is done and the next head may follow.
+    next_head: AtomicBool,
+    /// A request's connection, taken over ([`Taken::run`]).
+    handed: Mutex<Option<Handed>>,
+}
+
+/// A connection taken from Pingora's request machinery by [`take`]: its stream,
+/// and where to leave what is to run on it.
+pub struct Taken {
+    pub stream: Stream,
+    shared: Arc<Shared>,
+}
+
+impl Taken {
+    /// Leaves `answer` to the connection's [`Guard`]: it runs once Pingora has
+    /// finished the request (whose session now holds an empty stream), in the
+    /// connection's task and slot.
+    pub fn run(self, answer: impl FnOnce(Stream) -> Handed) {
+        let handed = answer(self.stream);
+        *self.shared.handed.lock().unwrap_or_else(|e| e.into_inner()) = Some(handed);
+    }
+}
+
+/// Takes an HTTP/1 request's connection out of its Pingora session, leaving an
+/// empty stream there that will not be reused. `None` (nothing changed) for
+/// HTTP/2, or a connection not accepted through a [`Guard`]. What the session
+/// buffered unwritten is flushed by the taker.
+pub fn take(session: &mut ServerSession) -> Option<Taken> {
+    let ServerSession::H1(h1) = &*session else {
+        return None;
+    };
+    let shared = h1
+        .stream()
+        .as_any()
+        .downcast_ref::<HeadDeadline>()?
+        .shared
+        .clone();
+    session.set_keepalive(None);
+    let empty: Stream = Box::new(std::io::Cursor::new(Vec::new()));
+    let ServerSession::H1(h1) = std::mem::replace(session, ServerSession::new_http1(empty)) else {
+        return None;
+    };
+    Some(Taken {
+        stream: h1.into_inner(),
+        shared,
+    })
+}
+
+/// The most buffers one [`Body::send`] takes (one `writev`).
+pub const MAX_PARTS: usize = 32;
+
+/// An HTTP/1 response body written straight to a taken connection: the head went
+/// out through Pingora, the body's framing (`chunked` for HTTP/1.1, the
+/// connection's end for HTTP/1.0) is written here, each piece one `writev` of
+/// the caller's buffers, none of them copied.
+pub struct Body {
+    stream: Stream,
+    chunked: bool,
+}
+
+impl Body {
+    /// Flushes what the session left buffered (the response head).
+    pub async fn new(mut stream: Stream, chunked: bool) -> io::Result<Body> {
+        stream.flush().await?;
+        Ok(Body { stream, chunked })
+    }
+
+    /// Writes `parts` (at most [`MAX_PARTS`]) as one piece of the body.
+    pub async fn send(&mut self, parts: &[bytes::Bytes]) -> io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Ok(());
+        }
+        if parts.len() > MAX_PARTS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "too many parts",
+            ));
+        }
+        let mut line = [0u8; 20];
+        let size = {
+            let mut rest = &mut line[..];
+            io::Write::write_fmt(&mut rest, format_args!("{len:x}\r\n"))?;
+            let written = 20 - rest.len();
+            &line[..written]
+        };
+        let mut slices = [io::IoSlice::new(&[]); MAX_PARTS + 2];
+        let framing: (&[u8], &[u8]) = match self.chunked {
+            true => (size, b"\r\n"),
+            false => (&[], &[]),
+        };
+        let mut n = 0;
+        for b in std::iter::once(framing.0)
+            .chain(parts.iter().map(|p| &p[..]))
+            .chain(std::iter::once(framing.1))
+            .filter(|b| !b.is_empty())
+        {
+            slices[n] = io::IoSlice::new(b);
+            n += 1;
+        }
+        let mut left = &mut slices[..n];
+        while !left.is_empty() {
+            match self.stream.write_vectored(left).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                sent => io::IoSlice::advance_slices(&mut left, sent),
+            }
+        }
+        self.stream.flush().await
+    }
+
+    /// Ends the body (the last chunk), and the connection.
+    pub async fn end(mut self) -> io::Result<()> {
+        if self.chunked {
+            self.stream.write_all(b"0\r\n\r\n").await?;
+        }
+        self.stream.flush().await?;
+        AsyncWriteExt::shutdown(&mut self.stream).await
+    }
+}
 
 /// A server app with livegate's connection limits around it.
 pub struct Guard<A> {
@@ -115,23 +257,105 @@ impl Drop for Slot<'_> {
     }
 }
 
+impl<A: HttpServerApp + Send + Sync + 'static> Guard<A> {
+    /// Whether this connection speaks plain HTTP/1 (else Pingora's own loop
+    /// serves it: HTTP/2 by ALPN, h2c, custom protocols).
+    fn h1(&self, stream: &Stream) -> bool {
+        let options = self.inner.server_options();
+        !options.is_some_and(|o| o.h2c || o.force_custom)
+            && matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1))
+    }
+
+    /// Serves an HTTP/1 connection's requests, as Pingora's loop does, but waits
+    /// for each next request without a session, and runs what a request handed
+    /// over (see the module documentation).
+    async fn keep_alive(
+        self: &Arc<Self>,
+        stream: Stream,
+        shared: &Shared,
+        shutdown: &ShutdownWatch,
+    ) {
+        let mut session = ServerSession::new_http1(stream);
+        session.set_keepalive((!*shutdown.borrow()).then_some(KEEPALIVE_IDLE.as_secs()));
+        session.set_keepalive_reuses_remaining(
+            self.inner
+                .server_options()
+                .and_then(|o| o.keepalive_request_limit),
+        );
+        loop {
+            let reused = self.inner.process_new_http(session, shutdown).await;
+            shared.next_head.store(true, Ordering::Release);
+            let handed = shared
+                .handed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(handed) = handed {
+                return handed.await;
+            }
+            let Some((mut stream, settings)) = reused.map(|r| r.consume()) else {
+                return;
+            };
+            if !next_request(&mut stream, shutdown).await {
+                return;
+            }
+            session = ServerSession::new_http1(stream);
+            if let Some(settings) = settings {
+                settings.apply_to_session(&mut session);
+            }
+        }
+    }
+}
+
+/// Waits, holding nothing but the stream, until the next request's first byte
+/// is in (true), or the client closed, the keep-alive timeout passed or the
+/// server is shutting down (false: the connection is closed, as Pingora closes
+/// idle ones). A stream that cannot peek (TLS) goes on at once, to Pingora's
+/// own wait.
+async fn next_request(stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let mut watch = shutdown.clone();
+    let shutting_down = async move {
+        while watch.changed().await.is_ok() {
+            if *watch.borrow() {
+                return;
+            }
+        }
+        // The server dropped its sender: no shutdown will be announced.
+        std::future::pending::<()>().await
+    };
+    let mut first = [0u8; 1];
+    tokio::select! {
+        peeked = stream.try_peek(&mut first) => peeked.is_ok(),
+        _ = tokio::time::sleep(KEEPALIVE_IDLE) => false,
+        _ = shutting_down => false,
+    }
+}
+
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for Guard<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let _slot = self.connections.slot()?;
-        let head = Arc::new(AtomicBool::new(false));
-        let mut stream: Stream =
-            Box::new(HeadDeadline::new(stream, self.header_timeout, head.clone()));
-        // Keep-alive requests are served here rather than by the service's loop, so
-        // the slot is held for the connection's life and each head gets its clock.
-        loop {
-            stream = self.inner.process_new(stream, shutdown).await?;
-            head.store(true, Ordering::Release);
+        let shared = Arc::new(Shared::default());
+        let stream: Stream = Box::new(HeadDeadline::new(
+            stream,
+            self.header_timeout,
+            shared.clone(),
+        ));
+        // The slot is held for the connection's life, and each head gets its clock.
+        match self.h1(&stream) {
+            true => self.keep_alive(stream, &shared, shutdown).await,
+            false => {
+                ServerApp::process_new(&self.inner, stream, shutdown).await;
+            }
         }
+        None
     }
 
     async fn cleanup(&self) {
@@ -197,8 +421,8 @@ pub struct HeadDeadline {
     scan: HeadEnd,
     /// Created the first time a head read has to wait, then reset for each head.
     sleep: Option<Pin<Box<Sleep>>>,
-    /// Set by [`Guard`] when a request is done and the next head may follow.
-    next_head: Arc<AtomicBool>,
+    /// What the connection's [`Guard`] shares with its requests.
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for HeadDeadline {
@@ -219,7 +443,7 @@ impl HeadDeadline {
 
     /// The first head's clock starts now (at accept), as nginx's
     /// `client_header_timeout` does.
-    fn new(inner: Stream, timeout: Duration, next_head: Arc<AtomicBool>) -> HeadDeadline {
+    fn new(inner: Stream, timeout: Duration, shared: Arc<Shared>) -> HeadDeadline {
         let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
         HeadDeadline {
             inner,
@@ -228,7 +452,7 @@ impl HeadDeadline {
             deadline: Instant::now() + timeout,
             scan: HeadEnd::default(),
             sleep: None,
-            next_head,
+            shared,
         }
     }
 
@@ -270,8 +494,6 @@ impl HeadDeadline {
     }
 }
 
-use std::future::Future;
-
 impl AsyncRead for HeadDeadline {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -279,7 +501,7 @@ impl AsyncRead for HeadDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.next_head.swap(false, Ordering::AcqRel) && this.phase != Phase::Off {
+        if this.shared.next_head.swap(false, Ordering::AcqRel) && this.phase != Phase::Off {
             this.phase = Phase::Idle;
         }
         let before = buf.filled().len();
@@ -328,7 +550,7 @@ impl AsyncWrite for HeadDeadline {
 #[async_trait]
 impl Shutdown for HeadDeadline {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+        Shutdown::shutdown(&mut *self.inner).await
     }
 }
 

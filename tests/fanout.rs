@@ -292,6 +292,13 @@ async fn a_viewer_leaving_is_no_error() {
         assert_eq!(lines.len(), 3, "fanout {fanout}:\n{log}");
         for l in lines {
             assert_eq!(l["origin"], json!(peer), "fanout {fanout}: {l}");
+            // Logged when the viewer left, with what it was sent (a fan-out
+            // viewer's body is written past Pingora's session).
+            assert_eq!(l["status"], 200, "fanout {fanout}: {l}");
+            assert!(
+                l["bytes"].as_u64().is_some_and(|b| b > 0),
+                "fanout {fanout}: {l}"
+            );
         }
     }
 }
@@ -354,4 +361,113 @@ async fn coalesced_writes_keep_every_tag_in_order() {
         .await
         .unwrap();
     assert!(n >= 90, "{n} frames in 4 s");
+}
+
+/// A viewer's body is written from its connection once the head is out: over
+/// HTTP/1.1 as well-formed chunks carrying the FLV stream, over HTTP/1.0 as the
+/// bare stream; a keep-alive request before it on the same connection is served
+/// as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_written_from_its_connection_is_framed_for_its_http_version() {
+    let origin = demo_origin();
+    let lg = Livegate::start_top(&domain(&format!("127.0.0.1:{}", origin.port), "true"), "");
+    let path = tencent("/live/cam3.flv", KEY);
+    for version in ["1.1", "1.0"] {
+        let mut s = TcpStream::connect(("127.0.0.1", lg.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // First a refused request on the same connection (kept alive), then the
+        // viewer.
+        let ask = |s: &mut TcpStream, p: &str| {
+            let keep = if version == "1.0" {
+                "Connection: keep-alive\r\n"
+            } else {
+                ""
+            };
+            std::io::Write::write_all(
+                s,
+                format!("GET {p} HTTP/{version}\r\nHost: {HOST}\r\n{keep}\r\n").as_bytes(),
+            )
+            .unwrap();
+        };
+        ask(&mut s, "/live/cam3.flv");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let head_end = |got: &[u8]| got.windows(4).position(|w| w == b"\r\n\r\n");
+        while head_end(&got).is_none() {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "HTTP/{version}: closed after the refusal");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let refused = String::from_utf8_lossy(&got).to_string();
+        assert!(
+            refused.starts_with("HTTP/1.1 403"),
+            "HTTP/{version}: {refused}"
+        );
+        ask(&mut s, &path);
+        let mut got = Vec::new();
+        while got.len() < (256 << 10) {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "HTTP/{version}: the viewer's body ended");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let at = head_end(&got).expect("no response head") + 4;
+        let head = String::from_utf8_lossy(&got[..at]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "HTTP/{version}: {head}");
+        let body = &got[at..];
+        let flv = match version {
+            "1.1" => {
+                assert!(head.contains("transfer-encoding: chunked"), "{head}");
+                // Every chunk: a hex size line, that many bytes, CRLF.
+                let mut flv = Vec::new();
+                let mut rest = body;
+                while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+                    let size = std::str::from_utf8(&rest[..eol]).unwrap();
+                    let size = usize::from_str_radix(size, 16)
+                        .unwrap_or_else(|_| panic!("not a chunk size line: {size:?}"));
+                    assert!(size > 0, "the body ended while the stream runs");
+                    let Some(chunk) = rest.get(eol + 2..eol + 2 + size + 2) else {
+                        break;
+                    };
+                    assert!(
+                        chunk.ends_with(b"\r\n"),
+                        "a chunk of {size} bytes lacks its CRLF"
+                    );
+                    flv.extend_from_slice(&chunk[..size]);
+                    rest = &rest[eol + 2 + size + 2..];
+                }
+                assert!(
+                    flv.len() > 64 << 10,
+                    "only {} bytes in whole chunks",
+                    flv.len()
+                );
+                flv
+            }
+            _ => {
+                assert!(!head.contains("transfer-encoding"), "{head}");
+                body.to_vec()
+            }
+        };
+        assert!(
+            flv.starts_with(b"FLV\x01"),
+            "HTTP/{version}: {:?}",
+            &flv[..16.min(flv.len())]
+        );
+        // The FLV tags follow each other: every tag's size fields agree.
+        let mut at = 13;
+        let mut tags = 0;
+        while at + 11 <= flv.len() {
+            let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+            let Some(prev) = flv.get(at + 11 + size..at + 15 + size) else {
+                break;
+            };
+            assert_eq!(
+                u32::from_be_bytes(prev.try_into().unwrap()) as usize,
+                size + 11,
+                "HTTP/{version}: tag {tags} is torn"
+            );
+            at += 15 + size;
+            tags += 1;
+        }
+        assert!(tags > 10, "HTTP/{version}: {tags} tags");
+    }
 }

@@ -339,6 +339,34 @@ async fn the_host_is_hashed_as_nginx_host_lowercase() {
     assert_eq!(rec.seen().len(), 8);
 }
 
+/// Starts a request head on `s` and sends one header line a second (every read
+/// is prompt, the head never ends): the server must close the connection at its
+/// 2 s head deadline.
+fn drip_until_cut(s: &mut TcpStream, who: &str) {
+    s.write_all(format!("GET /live/a.flv HTTP/1.1\r\nHost: {HOST}\r\n").as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    let mut cut = None;
+    for i in 0..30 {
+        if s.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())
+            .is_err()
+            || wait_closed(s, Duration::from_secs(1)).is_some()
+        {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.unwrap_or_else(|| panic!("{who} was held for 30 s"));
+    assert!(
+        cut >= Duration::from_millis(1500),
+        "{who}: cut too early: {cut:?}"
+    );
+    assert!(
+        cut < Duration::from_secs(6),
+        "{who}: cut after {cut:?}, deadline 2 s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_head_dripped_line_by_line_is_cut_at_the_deadline() {
     let rec = Recorder::start().await;
@@ -348,29 +376,7 @@ async fn a_request_head_dripped_line_by_line_is_cut_at_the_deadline() {
         ", header_timeout_ms: 2000",
     );
     let mut s = TcpStream::connect(("127.0.0.1", lg.port)).unwrap();
-    s.write_all(format!("GET /live/a.flv HTTP/1.1\r\nHost: {HOST}\r\n").as_bytes())
-        .unwrap();
-    let started = Instant::now();
-    let mut cut = None;
-    for i in 0..30 {
-        // One header line a second: every read is prompt, the head never ends.
-        if s.write_all(format!("X-Drip-{i}: 1\r\n").as_bytes())
-            .is_err()
-        {
-            cut = Some(started.elapsed());
-            break;
-        }
-        if wait_closed(&mut s, Duration::from_secs(1)).is_some() {
-            cut = Some(started.elapsed());
-            break;
-        }
-    }
-    let cut = cut.expect("a dripping client was held for 30 s");
-    assert!(cut >= Duration::from_millis(1500), "cut too early: {cut:?}");
-    assert!(
-        cut < Duration::from_secs(6),
-        "cut after {cut:?}, deadline 2 s"
-    );
+    drip_until_cut(&mut s, "a dripping client");
     assert!(rec.seen().is_empty());
 
     // A client that sends its head in time, then idles between keep-alive requests
@@ -394,6 +400,8 @@ async fn a_request_head_dripped_line_by_line_is_cut_at_the_deadline() {
         );
         std::thread::sleep(Duration::from_millis(2500));
     }
+    // A later head on the same kept-alive connection has its own deadline.
+    drip_until_cut(&mut s, "a dripping keep-alive request");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::{FanoutSettings, SlowViewer};
 use crate::origin::Origin;
-pub use viewer::{serve, Viewer};
+pub use viewer::{join, Join, Joined, Live, Out, Viewer};
 
 /// Broadcast ring slots per pull: the hard bound on how far any viewer can lag
 /// (≈ 20 s of a 30 fps stream with audio), beyond the `queue_*` settings.

@@ -9,25 +9,28 @@ use bytes::{Bytes, BytesMut};
 use pingora_core::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{Head, Hub, Packet, Pull, PullKey, Settings, Source};
 use crate::config::SlowViewer;
+use crate::conn::MAX_PARTS;
 use crate::media::flv::VIDEO;
 use crate::streams::Ticket;
 
 /// How long a viewer waits for the origin's answer.
 const HEAD_WAIT: Duration = Duration::from_secs(30);
-/// Tags already waiting are written together, up to this many bytes. The copy
-/// is the viewer's own memory while its write waits on the socket (a join
-/// copies its GOP this way), so it is kept small: 16 KiB joins a video frame
-/// and the audio around it. 64 KiB cost a joining viewer 51 KB of heap
-/// (`benches/heap_viewer.sh`).
+/// Through Pingora's session, tags already waiting are copied together into
+/// one write of up to this many bytes. The copy is the viewer's own memory
+/// while its write waits on the socket (a join copies its GOP this way), so it
+/// is kept small: 16 KiB joins a video frame and the audio around it. 64 KiB
+/// cost a joining viewer 51 KB of heap (`benches/heap_viewer.sh`). A taken
+/// connection writes the shared buffers themselves, uncopied.
 const BATCH: usize = 16 << 10;
 
-/// One admitted viewer, as the proxy describes it.
+/// One admitted viewer's stream, as the proxy describes it: what its body's
+/// writes check and count.
 pub struct Viewer<'a> {
-    pub key: PullKey,
     /// The target as log lines name it (redacted).
     pub shown: &'a str,
     pub settings: &'a Settings,
@@ -35,12 +38,17 @@ pub struct Viewer<'a> {
     pub ticket: Option<&'a Ticket>,
     /// Counts body bytes sent (`livegate_sent_bytes_total`).
     pub sent: &'a pingora_prometheus::prometheus::IntCounter,
+    /// `cut_on_expiry`: when its signature expires (Unix seconds).
+    pub cut_at: Option<i64>,
+}
+
+/// A viewer joining: what it asks, and what its answer's head needs.
+pub struct Join<'a> {
+    pub key: PullKey,
     /// Adds the edge's own response headers (CORS).
     pub decorate: &'a (dyn Fn(&mut ResponseHeader) -> Result<()> + Sync),
     /// Set to the origin peer the pull is served by, once it answered.
     pub origin: &'a mut Option<std::net::SocketAddr>,
-    /// `cut_on_expiry`: when its signature expires (Unix seconds).
-    pub cut_at: Option<i64>,
 }
 
 /// Leaves the pull when the viewer's request ends, however it ends.
@@ -57,187 +65,266 @@ fn cut(why: &'static str) -> Result<bool> {
     Error::e_explain(ErrorType::Custom("stream cut"), why)
 }
 
-/// Serves one viewer from the pull for its key (started with `source` if none
-/// runs). `Ok(true)`: the response was sent (Pingora's request is done).
-pub async fn serve(
+/// How a join went.
+pub enum Joined {
+    /// The origin refused or failed: the answer was sent, the request is done.
+    Answered,
+    /// The live stream's head was sent; its body follows ([`Live::stream`]).
+    Live(Live),
+}
+
+/// A joined viewer's place in its pull, from the head on.
+pub struct Live {
+    pull: Arc<Pull>,
+    _leave: Leave,
+    /// The joining bytes (header, metadata, sequence headers, the GOP).
+    start: Vec<Bytes>,
+    keyed: bool,
+    /// `None`: the pull ended as the viewer joined.
+    ring: Option<broadcast::Receiver<Packet>>,
+    /// Whether the body is chunked (HTTP/1.1).
+    pub chunked: bool,
+}
+
+/// Joins the pull for the viewer's key (started with `source` if none runs),
+/// waits for the origin's answer and writes its head through the session.
+pub async fn join(
     hub: &Arc<Hub>,
     session: &mut Session,
-    viewer: Viewer<'_>,
+    joining: Join<'_>,
     source: impl FnOnce() -> Source,
-) -> Result<bool> {
-    let pull = hub.join(viewer.key.clone(), source);
+) -> Result<Joined> {
+    let pull = hub.join(joining.key, source);
     crate::metrics::fanout_viewers(1);
-    let _leave = Leave(pull.clone());
+    let leave = Leave(pull.clone());
     let mut head = pull.head.subscribe();
     let answered = tokio::time::timeout(HEAD_WAIT, head.wait_for(|h| !matches!(h, Head::Pending)))
         .await
         .ok()
         .and_then(|r| r.ok().map(|h| h.clone()));
-    *viewer.origin = pull.peer.get().copied();
+    *joining.origin = pull.peer.get().copied();
     let resp = match answered {
         Some(Head::Live(resp)) => resp,
         Some(Head::Refused(resp, body)) => {
             let mut resp = (*resp).clone();
-            (viewer.decorate)(&mut resp)?;
+            (joining.decorate)(&mut resp)?;
             session.write_response_header(Box::new(resp), false).await?;
             session.write_response_body(Some(body), true).await?;
-            return Ok(true);
+            return Ok(Joined::Answered);
         }
         Some(Head::Failed(status)) => {
             session.respond_error(status).await?;
-            return Ok(true);
+            return Ok(Joined::Answered);
         }
         _ => {
             session.respond_error(504).await?;
-            return Ok(true);
+            return Ok(Joined::Answered);
         }
     };
     let mut resp = (*resp).clone();
-    if session.req_header().version == http::Version::HTTP_11 {
+    let chunked = session.req_header().version == http::Version::HTTP_11;
+    if chunked {
         resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
-    (viewer.decorate)(&mut resp)?;
+    (joining.decorate)(&mut resp)?;
     session.write_response_header(Box::new(resp), false).await?;
-    let (start, mut keyed, ring) = {
+    let (start, keyed, ring) = {
         let shared = pull.shared();
         let ring = shared.ring.as_ref().map(|r| r.subscribe());
         (shared.gop.start(), shared.gop.ready(), ring)
     };
-    let Some(mut ring) = ring else {
-        // The pull ended as this viewer joined.
-        session.write_response_body(None, true).await?;
-        return Ok(true);
-    };
-    // The joining bytes are slices of the origin's own buffers: written in
-    // batches of at most `BATCH` copied bytes, never one copy of the whole GOP.
-    let mut batch = Batch::default();
-    for b in start {
-        if let Some(full) = batch.add(b) {
-            write(session, &viewer, full).await?;
+    Ok(Joined::Live(Live {
+        pull,
+        _leave: leave,
+        start,
+        keyed,
+        ring,
+        chunked,
+    }))
+}
+
+/// Where a joined viewer's body goes.
+pub enum Out<'a> {
+    /// Through Pingora's session (HTTP/2, or a connection that was not taken).
+    Session(&'a mut Session),
+    /// Straight to the connection, Pingora's request state gone.
+    Conn(crate::conn::Body),
+}
+
+impl Out<'_> {
+    /// The most bytes a batch holds: the session path copies a batch into one
+    /// buffer (the viewer's own memory while its write waits), the connection
+    /// path writes the shared buffers as they are.
+    fn batch_bytes(&self) -> usize {
+        match self {
+            Out::Session(_) => BATCH,
+            Out::Conn(_) => usize::MAX,
         }
     }
-    if let Some(rest) = batch.take() {
-        write(session, &viewer, rest).await?;
+
+    async fn send(&mut self, parts: &[Bytes], len: usize) -> Result<()> {
+        match self {
+            Out::Session(s) => {
+                let body = match parts {
+                    [one] => one.clone(),
+                    _ => {
+                        let mut b = BytesMut::with_capacity(len);
+                        parts.iter().for_each(|p| b.extend_from_slice(p));
+                        b.freeze()
+                    }
+                };
+                s.write_response_body(Some(body), false).await
+            }
+            Out::Conn(c) => c.send(parts).await.map_err(gone),
+        }
     }
-    // What the coalescing wait received that was not a packet, for the loop.
-    let mut carried: Option<Result<Packet, RecvError>> = None;
-    loop {
-        let got = match carried.take() {
-            Some(r) => r,
-            None => ring.recv().await,
+
+    async fn end(self) -> Result<()> {
+        match self {
+            Out::Session(s) => s.write_response_body(None, true).await,
+            Out::Conn(c) => c.end().await.map_err(gone),
+        }
+    }
+}
+
+/// A write to the viewer's connection failed: the viewer went away.
+fn gone(e: std::io::Error) -> Box<Error> {
+    Error::because(ErrorType::WriteError, "writing to the viewer", e).into_down()
+}
+
+impl Live {
+    /// Writes the joining bytes, then the live tags until the pull ends or the
+    /// viewer leaves or is cut (`Ok`: the body ended cleanly); and the body
+    /// bytes it sent.
+    pub async fn stream(self, out: Out<'_>, viewer: &Viewer<'_>) -> (Result<()>, u64) {
+        let mut batch = Batch::default();
+        let streamed = self.run(out, viewer, &mut batch).await;
+        (streamed, batch.sent)
+    }
+
+    async fn run(self, mut out: Out<'_>, viewer: &Viewer<'_>, batch: &mut Batch) -> Result<()> {
+        let Live {
+            pull,
+            _leave,
+            start,
+            mut keyed,
+            ring,
+            ..
+        } = self;
+        let Some(mut ring) = ring else {
+            return out.end().await;
         };
-        let packet = match got {
-            Ok(p) => p,
-            Err(RecvError::Lagged(_)) => {
-                slow(&viewer, "more than the ring behind")?;
+        // The joining bytes are slices of the origin's own buffers.
+        for b in start {
+            batch.add(&mut out, viewer, b).await?;
+        }
+        batch.flush(&mut out, viewer).await?;
+        // What the coalescing wait received that was not a packet, for the loop.
+        let mut carried: Option<Result<Packet, RecvError>> = None;
+        loop {
+            let got = match carried.take() {
+                Some(r) => r,
+                None => ring.recv().await,
+            };
+            let packet = match got {
+                Ok(p) => p,
+                Err(RecvError::Lagged(_)) => {
+                    slow(viewer, "more than the ring behind")?;
+                    (ring, keyed) = (ring.resubscribe(), false);
+                    continue;
+                }
+                // The origin ended the stream: end cleanly, players reconnect.
+                Err(RecvError::Closed) => return out.end().await,
+            };
+            let (edge_bytes, edge_ms) = pull.edge();
+            let behind_ms = edge_ms.saturating_sub(u64::from(packet.frame.timestamp));
+            if edge_bytes.saturating_sub(packet.end) > viewer.settings.queue_bytes
+                || behind_ms > viewer.settings.queue.as_millis() as u64
+            {
+                slow(viewer, "over its queue")?;
                 (ring, keyed) = (ring.resubscribe(), false);
                 continue;
             }
-            Err(RecvError::Closed) => {
-                // The origin ended the stream: end cleanly, players reconnect.
-                session.write_response_body(None, true).await?;
-                return Ok(true);
-            }
-        };
-        let (edge_bytes, edge_ms) = pull.edge();
-        let behind_ms = edge_ms.saturating_sub(u64::from(packet.frame.timestamp));
-        if edge_bytes.saturating_sub(packet.end) > viewer.settings.queue_bytes
-            || behind_ms > viewer.settings.queue.as_millis() as u64
-        {
-            slow(&viewer, "over its queue")?;
-            (ring, keyed) = (ring.resubscribe(), false);
-            continue;
-        }
-        let mut batch = Batch::default();
-        let mut next = Some(packet);
-        let until = viewer
-            .settings
-            .coalesce
-            .map(|c| tokio::time::Instant::now() + c);
-        loop {
-            while let Some(p) = next.take() {
-                if let Some(full) = batch.add_tag(&p, &mut keyed) {
-                    write(session, &viewer, full).await?;
+            let mut next = Some(packet);
+            let until = viewer
+                .settings
+                .coalesce
+                .map(|c| tokio::time::Instant::now() + c);
+            loop {
+                while let Some(p) = next.take() {
+                    if let Some(b) = decodable(&p, &mut keyed) {
+                        batch.add(&mut out, viewer, b).await?;
+                    }
+                    next = ring.try_recv().ok();
                 }
-                next = ring.try_recv().ok();
-            }
-            // Caught up: with coalescing, what comes within the window joins
-            // this write.
-            let Some(until) = until.filter(|_| !batch.is_empty()) else {
-                break;
-            };
-            match tokio::time::timeout_at(until, ring.recv()).await {
-                Ok(Ok(p)) => next = Some(p),
-                Ok(Err(e)) => {
-                    carried = Some(Err(e));
+                // Caught up: with coalescing, what comes within the window joins
+                // this write.
+                let Some(until) = until.filter(|_| !batch.parts.is_empty()) else {
                     break;
+                };
+                match tokio::time::timeout_at(until, ring.recv()).await {
+                    Ok(Ok(p)) => next = Some(p),
+                    Ok(Err(e)) => {
+                        carried = Some(Err(e));
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        if let Some(rest) = batch.take() {
-            write(session, &viewer, rest).await?;
+            batch.flush(&mut out, viewer).await?;
         }
     }
 }
 
-/// What a viewer writes next: one buffer as it came (no copy), or several
-/// small ones copied together up to `BATCH` bytes (one write, not many).
+/// A tag's bytes — unless it is video the viewer cannot decode yet (before its
+/// first keyframe, or after a skip).
+fn decodable(p: &Packet, keyed: &mut bool) -> Option<Bytes> {
+    if p.frame.kind == VIDEO && !*keyed {
+        if !p.frame.keyframe {
+            return None;
+        }
+        *keyed = true;
+    }
+    Some(p.frame.bytes.clone())
+}
+
+/// What a viewer writes next: buffers as they came, written together (one
+/// write, not many) up to the output's batch size and [`MAX_PARTS`] buffers.
 #[derive(Default)]
 struct Batch {
-    one: Option<Bytes>,
-    many: BytesMut,
+    parts: Vec<Bytes>,
+    len: usize,
+    /// Body bytes written so far.
+    sent: u64,
 }
 
 impl Batch {
-    /// Adds bytes; returns what is to be written first when they would not fit
-    /// in the batch (a buffer alone is never copied).
-    fn add(&mut self, b: Bytes) -> Option<Bytes> {
-        if let Some(first) = self.one.take() {
-            if first.len() + b.len() > BATCH {
-                self.one = Some(b);
-                return Some(first);
-            }
-            if self.many.capacity() == 0 {
-                // Exactly one batch, not what doubling would round it up to.
-                self.many.reserve(BATCH);
-            }
-            self.many.extend_from_slice(&first);
-        }
-        if self.many.is_empty() {
-            self.one = Some(b);
-            return None;
-        }
-        if self.many.len() + b.len() > BATCH {
-            let out = self.many.split().freeze();
-            self.one = Some(b);
-            return Some(out);
-        }
-        self.many.extend_from_slice(&b);
-        None
+    /// Whether `b` joins the batch (an empty batch takes anything).
+    fn fits(&self, b: &Bytes, max_bytes: usize) -> bool {
+        self.parts.is_empty()
+            || (self.parts.len() < MAX_PARTS && self.len.saturating_add(b.len()) <= max_bytes)
     }
 
-    /// Adds a tag — unless it is video the viewer cannot decode yet (before its
-    /// first keyframe, or after a skip).
-    fn add_tag(&mut self, p: &Packet, keyed: &mut bool) -> Option<Bytes> {
-        if p.frame.kind == VIDEO && !*keyed {
-            if !p.frame.keyframe {
-                return None;
-            }
-            *keyed = true;
+    /// Adds bytes, writing what is batched first when they would not fit.
+    async fn add(&mut self, out: &mut Out<'_>, viewer: &Viewer<'_>, b: Bytes) -> Result<()> {
+        if !self.fits(&b, out.batch_bytes()) {
+            self.flush(out, viewer).await?;
         }
-        self.add(p.frame.bytes.clone())
+        self.len += b.len();
+        self.parts.push(b);
+        Ok(())
     }
 
-    /// What is left to write.
-    fn is_empty(&self) -> bool {
-        self.one.is_none() && self.many.is_empty()
-    }
-
-    fn take(&mut self) -> Option<Bytes> {
-        self.one
-            .take()
-            .or_else(|| (!self.many.is_empty()).then(|| self.many.split().freeze()))
+    /// Writes what is batched.
+    async fn flush(&mut self, out: &mut Out<'_>, viewer: &Viewer<'_>) -> Result<()> {
+        if self.parts.is_empty() {
+            return Ok(());
+        }
+        write(out, viewer, &self.parts, self.len).await?;
+        self.sent += self.len as u64;
+        self.parts.clear();
+        self.len = 0;
+        Ok(())
     }
 }
 
@@ -262,7 +349,7 @@ fn slow(viewer: &Viewer<'_>, why: &str) -> Result<()> {
 
 /// Writes bytes to the viewer, unless its stream was cut; a socket that does not
 /// take them within the queue's time is a slow viewer, always cut.
-async fn write(session: &mut Session, viewer: &Viewer<'_>, bytes: Bytes) -> Result<()> {
+async fn write(out: &mut Out<'_>, viewer: &Viewer<'_>, parts: &[Bytes], n: usize) -> Result<()> {
     if viewer.ticket.is_some_and(Ticket::cut) {
         return cut("cut by the management API").map(drop);
     }
@@ -270,13 +357,7 @@ async fn write(session: &mut Session, viewer: &Viewer<'_>, bytes: Bytes) -> Resu
         log::info!("viewer of {} cut: its signature expired", viewer.shown);
         return cut("signature expired").map(drop);
     }
-    let n = bytes.len();
-    match tokio::time::timeout(
-        viewer.settings.queue,
-        session.write_response_body(Some(bytes), false),
-    )
-    .await
-    {
+    match tokio::time::timeout(viewer.settings.queue, out.send(parts, n)).await {
         Ok(r) => r?,
         Err(_) => {
             crate::metrics::fanout_slow();
@@ -296,15 +377,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_buffers_are_joined_and_a_big_one_goes_alone_uncopied() {
+    fn a_batch_holds_what_fits_and_always_takes_one_buffer() {
         let mut b = Batch::default();
-        assert!(b.add(Bytes::from_static(b"ab")).is_none());
-        assert!(b.add(Bytes::from_static(b"cd")).is_none());
-        let big = Bytes::from(vec![7u8; BATCH]);
-        assert_eq!(b.add(big.clone()).as_deref(), Some(&b"abcd"[..]));
-        let out = b.add(Bytes::from_static(b"e")).unwrap();
-        assert_eq!(out.as_ptr(), big.as_ptr(), "the big buffer was copied");
-        assert_eq!(b.take().as_deref(), Some(&b"e"[..]));
-        assert!(b.take().is_none());
+        let big = Bytes::from(vec![7u8; BATCH + 1]);
+        assert!(b.fits(&big, BATCH), "an empty batch refused a big buffer");
+        b.len = 10;
+        b.parts.push(Bytes::from_static(b"0123456789"));
+        assert!(!b.fits(&big, BATCH));
+        assert!(b.fits(&big, usize::MAX));
+        b.parts.resize(MAX_PARTS, Bytes::new());
+        assert!(!b.fits(&Bytes::from_static(b"x"), usize::MAX));
     }
 }

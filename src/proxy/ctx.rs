@@ -67,6 +67,9 @@ pub struct Ctx {
     /// An answer written past Pingora's session (a cached segment sent by
     /// `sendfile`): its status and body bytes, for the access log.
     pub(super) answered: Option<(u16, usize)>,
+    /// The connection was handed over (a fan-out viewer on HTTP/1): the
+    /// request's context moved with it, and it ends, and is logged, there.
+    pub(super) handed: bool,
     /// Why the request was refused.
     pub(super) reason: Option<Reason>,
     /// Admission counted the verdict (else the proxy counts what it refused).
@@ -103,6 +106,7 @@ impl Ctx {
             flv: false,
             hls: false,
             answered: None,
+            handed: false,
             reason: None,
             counted: false,
         }

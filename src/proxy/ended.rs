@@ -53,7 +53,7 @@ impl Gate {
 
     /// Counts how a request ended early: a cut at its signature's expiry as
     /// EXPIRED, a client going away as a viewer leaving (debug, not an error).
-    pub(super) fn count_end(&self, session: &Session, ctx: &Ctx, e: &Error) {
+    pub(super) fn count_end(&self, req: &pingora_http::RequestHeader, ctx: &Ctx, e: &Error) {
         if let (Some(door), Some(scene)) = (&ctx.door, ctx.scene) {
             if is_cut(e) && ctx.cut_at.is_some_and(crate::streams::expired) {
                 door.metrics.verdict(scene, Err(Reason::Expired));
@@ -64,7 +64,7 @@ impl Gate {
                 Some(door) => door.metrics.left(),
                 None => crate::metrics::viewer_left(crate::metrics::UNKNOWN_DOMAIN),
             }
-            log::debug!("{}: the client went away: {e}", self.summary(session));
+            log::debug!("{}: the client went away: {e}", self.summary_of(req));
         }
     }
 

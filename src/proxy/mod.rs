@@ -63,7 +63,9 @@ pub struct Sites {
     pub access_log: Option<LogFormat>,
 }
 
-/// The edge.
+/// The edge. Cloned (its parts are shared) into a viewer that outlives its
+/// Pingora request ([`Gate::hand_over`]).
+#[derive(Clone)]
 pub struct Gate {
     /// Route, access, signature, forbid, remote auth: shared with the RTMP gate.
     pub admission: Arc<Admission>,
@@ -328,9 +330,34 @@ impl ProxyHttp for Gate {
         Ok(None)
     }
 
+    /// A request handed over to its connection ends (and is logged) there.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.handed {
+            return;
+        }
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.answered.map(|a| a.0))
+            .unwrap_or(0);
+        let bytes = session.body_bytes_sent() + ctx.answered.map_or(0, |a| a.1);
+        self.ended(session.req_header(), status, bytes as u64, e, ctx);
+    }
+}
+
+impl Gate {
+    /// How a request ends, wherever it was served: how it ended early, its
+    /// stream session and access-list slot given back, its access log line.
+    fn ended(
+        &self,
+        req: &RequestHeader,
+        status: u16,
+        bytes: u64,
+        e: Option<&Error>,
+        ctx: &mut Ctx,
+    ) {
         if let Some(e) = e {
-            self.count_end(session, ctx, e);
+            self.count_end(req, ctx, e);
         }
         if let (Some(key), Some(ticket)) = (&ctx.stream, &ctx.ticket) {
             self.streams.close(key, ticket);
@@ -338,6 +365,6 @@ impl ProxyHttp for Gate {
         if let (Some(door), Some(ip)) = (&ctx.door, ctx.slot) {
             door.limiter.release(ip);
         }
-        self.log_access(session, ctx);
+        self.log_access(req, status, bytes, ctx);
     }
 }

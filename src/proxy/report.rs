@@ -5,7 +5,7 @@
 use http::HeaderValue;
 use log::info;
 use pingora_core::Result;
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 
 use super::request::{host_header, raw_target};
@@ -65,11 +65,10 @@ impl Gate {
         Ok(true)
     }
 
-    pub(super) fn log_access(&self, session: &Session, ctx: &Ctx) {
+    pub(super) fn log_access(&self, req: &RequestHeader, status: u16, bytes: u64, ctx: &Ctx) {
         let Some(format) = self.sites.load().access_log else {
             return;
         };
-        let req = session.req_header();
         let header = |name| {
             req.headers
                 .get(name)
@@ -95,12 +94,8 @@ impl Gate {
                 http::Version::HTTP_2 => "HTTP/2.0",
                 _ => "HTTP/1.1",
             },
-            status: session
-                .response_written()
-                .map(|r| r.status.as_u16())
-                .or(ctx.answered.map(|a| a.0))
-                .unwrap_or(0),
-            bytes: session.body_bytes_sent() + ctx.answered.map_or(0, |a| a.1),
+            status,
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
             duration: ctx.started.elapsed(),
@@ -114,7 +109,11 @@ impl Gate {
     /// What Pingora's error lines say of a request: its target with auth values
     /// and signature-shaped segments hidden (the default prints them).
     pub(super) fn summary(&self, session: &Session) -> String {
-        let req = session.req_header();
+        self.summary_of(session.req_header())
+    }
+
+    /// [`Gate::summary`] of a request head.
+    pub(super) fn summary_of(&self, req: &RequestHeader) -> String {
         let redact = &self.admission.live.load().redact;
         format!(
             "{} {}, Host: {}",

@@ -24,6 +24,30 @@ pub fn raw_target(req: &RequestHeader) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(req.raw_path())
 }
 
+/// What a request's end reports of its head (method, target, version, Host,
+/// Referer, User-Agent), in memory of its own: a clone would keep the session's
+/// whole header buffer alive (its values are slices of it) for as long as a
+/// handed-over viewer watches.
+pub fn reported_head(req: &RequestHeader) -> RequestHeader {
+    let copy = || -> Option<RequestHeader> {
+        let mut copy =
+            RequestHeader::build_no_case(req.method.clone(), req.raw_path(), Some(3)).ok()?;
+        copy.set_version(req.version);
+        for name in [
+            http::header::HOST,
+            http::header::REFERER,
+            http::header::USER_AGENT,
+        ] {
+            for v in req.headers.get_all(&name) {
+                let v = http::HeaderValue::from_bytes(v.as_bytes()).ok()?;
+                copy.append_header(name.clone(), v).ok()?;
+            }
+        }
+        Some(copy)
+    };
+    copy().unwrap_or_else(|| req.clone())
+}
+
 /// The request target the origin receives: `path`, then `?query` unless empty.
 /// Built in one buffer and parsed without another copy.
 pub fn upstream_target(path: &str, query: &str) -> Result<http::Uri, Failure> {
@@ -83,6 +107,32 @@ impl IpText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reported_head_keeps_what_the_access_log_reads_and_nothing_shared() {
+        let mut req = RequestHeader::build("GET", b"/live/a.flv?sign=x&t=1", None).unwrap();
+        req.set_version(http::Version::HTTP_10);
+        let buf = Bytes::from_static(b"Host: h.example\r\nUser-Agent: ffmpeg");
+        let host = http::HeaderValue::from_maybe_shared(buf.slice(6..15)).unwrap();
+        req.append_header("host", host).unwrap();
+        req.append_header("user-agent", "ffmpeg/7").unwrap();
+        req.append_header("referer", "https://r.example/").unwrap();
+        req.append_header("cookie", "secret=1").unwrap();
+        let copy = reported_head(&req);
+        assert_eq!(copy.method, req.method);
+        assert_eq!(copy.version, http::Version::HTTP_10);
+        assert_eq!(raw_target(&copy), "/live/a.flv?sign=x&t=1");
+        assert_eq!(host_header(&copy), Some("h.example"));
+        for name in ["user-agent", "referer"] {
+            assert_eq!(copy.headers.get(name), req.headers.get(name), "{name}");
+        }
+        assert!(copy.headers.get("cookie").is_none());
+        let copied = copy.headers.get("host").unwrap().as_bytes();
+        assert!(
+            !buf.as_ptr_range().contains(&copied.as_ptr()),
+            "the copy's Host still points into the header buffer"
+        );
+    }
 
     #[test]
     fn ip_text_holds_any_address() {

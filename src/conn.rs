@@ -28,6 +28,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, ServerApp};
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::l4::stream::Stream as TcpStream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_core::protocols::Stream;
@@ -45,7 +47,9 @@ use pingora_core::protocols::{
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
 use pingora_core::server::ShutdownWatch;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use rustix::net::RecvFlags;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::metrics;
@@ -282,6 +286,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> Guard<A> {
                 .server_options()
                 .and_then(|o| o.keepalive_request_limit),
         );
+        // Registered with the reactor at the first wait for a next request.
+        let mut waiter = None;
         loop {
             let reused = self.inner.process_new_http(session, shutdown).await;
             shared.next_head.store(true, Ordering::Release);
@@ -293,10 +299,10 @@ impl<A: HttpServerApp + Send + Sync + 'static> Guard<A> {
             if let Some(handed) = handed {
                 return handed.await;
             }
-            let Some((mut stream, settings)) = reused.map(|r| r.consume()) else {
+            let Some((stream, settings)) = reused.map(|r| r.consume()) else {
                 return;
             };
-            if !next_request(&mut stream, shutdown).await {
+            if !next_request(&stream, &mut waiter, shutdown).await {
                 return;
             }
             session = ServerSession::new_http1(stream);
@@ -307,31 +313,78 @@ impl<A: HttpServerApp + Send + Sync + 'static> Guard<A> {
     }
 }
 
+/// The accepted socket under a guarded stream, when it is plain TCP (not TLS):
+/// what livegate may wait on or write to itself.
+pub fn tcp_socket(stream: &Stream) -> Option<BorrowedFd<'_>> {
+    let accepted = stream.as_any().downcast_ref::<HeadDeadline>()?.inner();
+    let tcp = accepted.as_any().downcast_ref::<TcpStream>()?;
+    // SAFETY: the descriptor belongs to the stream borrowed for the same
+    // lifetime; it is neither closed nor replaced while that borrow lives.
+    Some(unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) })
+}
+
 /// Waits, holding nothing but the stream, until the next request's first byte
 /// is in (true), or the client closed, the keep-alive timeout passed or the
 /// server is shutting down (false: the connection is closed, as Pingora closes
-/// idle ones). A stream that cannot peek (TLS) goes on at once, to Pingora's
-/// own wait.
-async fn next_request(stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
+/// idle ones). Bytes already there cost one non-blocking peek; the wait itself
+/// is on a duplicate of the socket registered with the reactor (`waiter`, made
+/// at the connection's first wait), so nothing is read and Pingora reads the
+/// head in one go. A TLS stream goes on at once, to Pingora's own wait.
+async fn next_request(
+    stream: &Stream,
+    waiter: &mut Option<AsyncFd<OwnedFd>>,
+    shutdown: &ShutdownWatch,
+) -> bool {
     if *shutdown.borrow() {
         return false;
     }
-    let mut watch = shutdown.clone();
-    let shutting_down = async move {
-        while watch.changed().await.is_ok() {
-            if *watch.borrow() {
-                return;
-            }
-        }
-        // The server dropped its sender: no shutdown will be announced.
-        std::future::pending::<()>().await
+    let Some(socket) = tcp_socket(stream) else {
+        return true;
     };
     let mut first = [0u8; 1];
-    tokio::select! {
-        peeked = stream.try_peek(&mut first) => peeked.is_ok(),
-        _ = tokio::time::sleep(KEEPALIVE_IDLE) => false,
-        _ = shutting_down => false,
-    }
+    let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+    let mut watch = shutdown.clone();
+    let wait = async {
+        loop {
+            match rustix::net::recv(socket, &mut first, flags) {
+                Ok((n, _)) => return n > 0,
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
+                Err(_) => return false,
+            }
+            let ready = match waiter {
+                Some(w) => w,
+                None => {
+                    let registered = socket.try_clone_to_owned().and_then(|dup| {
+                        // SAFETY: `dup` is owned by the AsyncFd, which closes
+                        // it when dropped.
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }
+                            .map_err(io::Error::from)
+                    });
+                    match registered {
+                        Ok(w) => waiter.insert(w),
+                        // Not waitable here: Pingora's own wait.
+                        Err(_) => return true,
+                    }
+                }
+            };
+            tokio::select! {
+                readable = ready.readable() => match readable {
+                    // Clearing first is safe: the peek above runs again.
+                    Ok(mut guard) => guard.clear_ready(),
+                    Err(_) => return true,
+                },
+                changed = watch.changed() => {
+                    if changed.is_err() || *watch.borrow() {
+                        // Shutting down (or no server left to say so).
+                        return changed.is_err();
+                    }
+                }
+            }
+        }
+    };
+    pingora::prelude::timeout(KEEPALIVE_IDLE, wait)
+        .await
+        .unwrap_or(false)
 }
 
 #[async_trait]

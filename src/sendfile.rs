@@ -15,11 +15,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use pingora_core::protocols::l4::stream::Stream as TcpStream;
 use pingora_http::ResponseHeader;
 use rustix::net::SendFlags;
 use tokio::io::unix::AsyncFd;
@@ -32,15 +31,7 @@ pub const STALL: Duration = Duration::from_secs(30);
 /// The client's socket, when the request came over plain TCP (not TLS, not
 /// HTTP/2): what `sendfile` may write to.
 pub fn socket(session: &pingora_proxy::Session) -> Option<BorrowedFd<'_>> {
-    let stream = session.stream()?;
-    let accepted = stream
-        .as_any()
-        .downcast_ref::<crate::conn::HeadDeadline>()?
-        .inner();
-    let tcp = accepted.as_any().downcast_ref::<TcpStream>()?;
-    // SAFETY: the descriptor belongs to the stream borrowed for the same
-    // lifetime; it is neither closed nor replaced while that borrow lives.
-    Some(unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) })
+    crate::conn::tcp_socket(session.stream()?)
 }
 
 /// A response head as HTTP/1.1 writes it: what Pingora's session would write,

@@ -36,11 +36,8 @@ use crate::watchdog::SigintWatchdog;
 /// How long open streams may drain on stop or upgrade, unless configured.
 pub const DEFAULT_GRACE_SECONDS: u64 = 30;
 
-/// Read buffer of plain-HTTP client connections (see `run`): none. Pingora
-/// reads a request head into its own header buffer and a body into its own
-/// body buffer, so a buffer in front of them is a second copy, and 4 KB that
-/// every idle connection and viewer holds.
-pub const PLAIN_READ_BUFFER: usize = 0;
+/// Read buffer of plain-HTTP client connections (see `run`).
+pub const PLAIN_READ_BUFFER: usize = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -292,9 +289,9 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
             Duration::from_millis(config.server.header_timeout_ms),
         );
         let mut proxy = Service::new(name.into(), guarded);
-        // Plain HTTP reads request heads and ingest bodies into Pingora's own
-        // buffers: no read buffer in front (Pingora's 64 KB default is sized for
-        // TLS records; TLS listeners keep it).
+        // Plain HTTP reads request heads and ingest bodies: a small read buffer
+        // keeps idle keep-alive connections and viewers cheap (Pingora's 64 KB
+        // default is sized for TLS records; TLS listeners keep it).
         add_listeners(
             &mut proxy,
             listeners,

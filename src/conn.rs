@@ -489,8 +489,8 @@ impl fmt::Debug for HeadDeadline {
 
 impl HeadDeadline {
     /// The stream as accepted (plain TCP, or TLS over it): what
-    /// [`crate::sendfile`] looks through for a socket it may write to.
-    pub fn inner(&self) -> &Stream {
+    /// [`tcp_socket`] looks through.
+    fn inner(&self) -> &Stream {
         &self.inner
     }
 

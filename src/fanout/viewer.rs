@@ -196,7 +196,7 @@ impl Live {
     /// Writes the joining bytes, then the live tags until the pull ends or the
     /// viewer leaves or is cut (`Ok`: the body ended cleanly); and the body
     /// bytes it sent.
-    pub async fn stream(self, out: Out<'_>, viewer: &Viewer<'_>) -> (Result<()>, u64) {
+    pub async fn stream(self, out: Out<'_>, viewer: &Viewer<'_>) -> (Result<()>, usize) {
         let mut batch = Batch::default();
         let streamed = self.run(out, viewer, &mut batch).await;
         (streamed, batch.sent)
@@ -295,7 +295,7 @@ struct Batch {
     parts: Vec<Bytes>,
     len: usize,
     /// Body bytes written so far.
-    sent: u64,
+    sent: usize,
 }
 
 impl Batch {
@@ -321,7 +321,7 @@ impl Batch {
             return Ok(());
         }
         write(out, viewer, &self.parts, self.len).await?;
-        self.sent += self.len as u64;
+        self.sent += self.len;
         self.parts.clear();
         self.len = 0;
         Ok(())

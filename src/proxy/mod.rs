@@ -341,7 +341,7 @@ impl ProxyHttp for Gate {
             .or(ctx.answered.map(|a| a.0))
             .unwrap_or(0);
         let bytes = session.body_bytes_sent() + ctx.answered.map_or(0, |a| a.1);
-        self.ended(session.req_header(), status, bytes as u64, e, ctx);
+        self.ended(session.req_header(), status, bytes, e, ctx);
     }
 }
 
@@ -352,7 +352,7 @@ impl Gate {
         &self,
         req: &RequestHeader,
         status: u16,
-        bytes: u64,
+        bytes: usize,
         e: Option<&Error>,
         ctx: &mut Ctx,
     ) {

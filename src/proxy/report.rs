@@ -65,7 +65,7 @@ impl Gate {
         Ok(true)
     }
 
-    pub(super) fn log_access(&self, req: &RequestHeader, status: u16, bytes: u64, ctx: &Ctx) {
+    pub(super) fn log_access(&self, req: &RequestHeader, status: u16, bytes: usize, ctx: &Ctx) {
         let Some(format) = self.sites.load().access_log else {
             return;
         };
@@ -95,7 +95,7 @@ impl Gate {
                 _ => "HTTP/1.1",
             },
             status,
-            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            bytes,
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),
             duration: ctx.started.elapsed(),

@@ -127,11 +127,12 @@ def main():
     start([BARE, f"127.0.0.1:{bare}", f"127.0.0.1:{origin}"], EDGE_CORE, env=env)
     # A lever to compare side by side: another binary (VARIANT_BIN) and/or more
     # server settings (VARIANT_SERVER, e.g. "work_stealing: true").
-    variant = None
+    variant = var_proc = var_cmd = None
     if os.environ.get("VARIANT_BIN") or os.environ.get("VARIANT_SERVER"):
         variant = port()
         extra = ", " + os.environ["VARIANT_SERVER"] if os.environ.get("VARIANT_SERVER") else ""
-        start([os.environ.get("VARIANT_BIN", LIVEGATE), "-c", lg_conf(variant, True, extra)], EDGE_CORE, env=env)
+        var_cmd = [os.environ.get("VARIANT_BIN", LIVEGATE), "-c", lg_conf(variant, True, extra)]
+        var_proc = start(var_cmd, EDGE_CORE, env=env)
         wait_port(variant, "livegate variant")
     for p, what in [(flv_origin, "demo origin"), (origin, "origin nginx"), (nginx_edge, "nginx edge"), (lg_on, "livegate"), (lg_off, "livegate auth off"), (bare, "bare Pingora")]:
         wait_port(p, what)
@@ -159,11 +160,16 @@ def main():
 
     if os.environ.get("SKIP_MEM"):
         mem_idle = mem_flv = {"nginx": float("nan"), "livegate": float("nan")}
-    # Memory: RSS growth of the serving process (nginx: its worker).
+    # Memory: RSS growth of the serving process (nginx: its worker), and of the
+    # variant's, measured the same way in the same run.
+    mem_edges = dict(edges, **({"variant": variant} if variant else {}))
+
     def fresh():
-        """Restarts both edges, so each memory figure starts from a cold heap."""
-        nonlocal edge, lg
-        for proc, sig in ((edge, signal.SIGTERM), (lg, signal.SIGINT)):
+        """Restarts the edges, so each memory figure starts from a cold heap."""
+        nonlocal edge, lg, var_proc
+        for proc, sig in ((edge, signal.SIGTERM), (lg, signal.SIGINT), (var_proc, signal.SIGINT)):
+            if proc is None:
+                continue
             proc.send_signal(sig)
             try:
                 proc.wait(timeout=10)
@@ -171,13 +177,20 @@ def main():
                 proc.kill()
                 proc.wait()
         edge, lg = start(edge_cmd, EDGE_CORE), start(lg_cmd, EDGE_CORE, env=env)
-        for p in edges.values():
+        pids = {"nginx": edge, "livegate": lg}
+        if var_cmd:
+            var_proc = pids["variant"] = start(var_cmd, EDGE_CORE, env=env)
+        for p in mem_edges.values():
             wait_port(p, "a restarted edge")
         time.sleep(1)
-        return {"nginx": children(edge.pid)[0], "livegate": lg.pid}
+        return {k: children(v.pid)[0] if k == "nginx" else v.pid for k, v in pids.items()}
 
     if not os.environ.get("SKIP_MEM"):
-        mem_idle, mem_flv = measure_memory(edges, fresh, p1k, signed)
+        mem_idle, mem_flv = measure_memory(mem_edges, fresh, p1k, signed)
+    if "variant" in mem_idle:
+        print(f"variant ({os.environ.get('VARIANT_BIN', 'same binary')}): RSS per idle connection "
+              f"{mem_idle['variant']:,.0f} (main {mem_idle['livegate']:,.0f}), per FLV viewer "
+              f"{mem_flv['variant']:,.0f} (main {mem_flv['livegate']:,.0f})")
 
     if os.environ.get("ONLY_MEM"):
         print(f"RSS per idle connection: nginx {mem_idle['nginx']:,.0f} livegate {mem_idle['livegate']:,.0f}; "

@@ -83,6 +83,16 @@ impl<'a> Route<'a> {
     }
 }
 
+/// A path's `ext` alone ([`Route::of_path`]): what follows the last dot of its last
+/// segment. A scan back from the end, for the checks that need nothing else (is
+/// this a playlist?).
+pub fn ext(path: &str) -> &str {
+    match path.bytes().rposition(|c| c == b'.' || c == b'/') {
+        Some(i) if path.as_bytes()[i] == b'.' => &path[i + 1..],
+        _ => "",
+    }
+}
+
 impl<'a> Route<'a> {
     /// As [`Route::of_path`], or with `nested` (`stream_path: nested`) the stream
     /// is the second segment, the directory the stream's files live in:
@@ -137,6 +147,22 @@ pub fn host_key(host: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ext_alone_is_the_routes_ext() {
+        for p in [
+            "/live/cam1.flv",
+            "/live/sub/a.b.m3u8",
+            "/live/noext",
+            "/",
+            "",
+            "/a.b/c",
+            "/x/.",
+            "x.ts",
+        ] {
+            assert_eq!(ext(p), Route::of_path(p).ext, "{p}");
+        }
+    }
 
     #[test]
     fn splits_the_contract_example() {

@@ -36,8 +36,11 @@ use crate::watchdog::SigintWatchdog;
 /// How long open streams may drain on stop or upgrade, unless configured.
 pub const DEFAULT_GRACE_SECONDS: u64 = 30;
 
-/// Read buffer of plain-HTTP client connections (see `run`).
-pub const PLAIN_READ_BUFFER: usize = 4096;
+/// Read buffer of plain-HTTP client connections (see `run`): none. Pingora reads
+/// a request head into its own buffer, so a buffer under it saves no syscall
+/// (the same count per proxied request, by `strace -c`) and costs 4 KB for as
+/// long as a connection lives, idle or streaming.
+pub const PLAIN_READ_BUFFER: usize = 0;
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -289,9 +292,10 @@ pub fn run(loaded: Loaded, file: &Path, daemon: bool, upgrade: bool) -> Result<(
             Duration::from_millis(config.server.header_timeout_ms),
         );
         let mut proxy = Service::new(name.into(), guarded);
-        // Plain HTTP reads request heads and ingest bodies: a small read buffer
-        // keeps idle keep-alive connections and viewers cheap (Pingora's 64 KB
-        // default is sized for TLS records; TLS listeners keep it).
+        // Plain HTTP reads request heads and ingest bodies straight into Pingora's
+        // own buffers: no read buffer keeps idle keep-alive connections and
+        // viewers cheap (Pingora's 64 KB default is sized for TLS records; TLS
+        // listeners keep it).
         add_listeners(
             &mut proxy,
             listeners,

@@ -10,7 +10,7 @@ use pingora_proxy::Session;
 use super::request::host_header;
 use super::{Ctx, Gate};
 use crate::hls::{self, Fill, Grant, Rewrite, Scope};
-use crate::route::{host_key, Route, Scene};
+use crate::route::{self, host_key, Scene};
 use crate::sign::query;
 use crate::sign::Request;
 
@@ -22,10 +22,8 @@ impl Gate {
         upstream: &mut RequestHeader,
         ctx: &Ctx,
     ) {
-        let playlist = ctx.playlist.is_some()
-            && Route::of_path(client.uri.path())
-                .ext
-                .eq_ignore_ascii_case("m3u8");
+        let playlist =
+            ctx.playlist.is_some() && route::ext(client.uri.path()).eq_ignore_ascii_case("m3u8");
         if playlist && upstream.headers.contains_key(http::header::ACCEPT_ENCODING) {
             upstream.remove_header(&http::header::ACCEPT_ENCODING);
         }
@@ -45,8 +43,7 @@ impl Gate {
                 .and_then(|v: &http::HeaderValue| v.to_str().ok())
         };
         let typed = header(http::header::CONTENT_TYPE);
-        if !resp.status.is_success() || !hls::is_playlist(Route::of_path(req.uri.path()).ext, typed)
-        {
+        if !resp.status.is_success() || !hls::is_playlist(route::ext(req.uri.path()), typed) {
             return;
         }
         let gzip = match header(http::header::CONTENT_ENCODING) {

@@ -4,7 +4,8 @@
 //!
 //! This runs on every request: one byte scan splits a query into pairs, finds each
 //! `=` and notes whether anything needs decoding, and nothing is allocated unless
-//! something does.
+//! something does. The scan skips ordinary bytes by a table lookup each and stops
+//! only at the four that matter (`&`, `=`, `%`, `+`).
 
 use std::borrow::Cow;
 
@@ -18,12 +19,22 @@ struct Pair<'a> {
     raw: &'a str,
     name: &'a str,
     value: &'a str,
+    /// The name holds `%` or `+` (needs form-decoding); most never do.
+    name_escaped: bool,
+    /// The name or the value does.
+    escaped: bool,
 }
 
-/// Whether a raw name or value needs form-decoding (`%xx` or `+`); most never do.
-fn escaped(raw: &str) -> bool {
-    raw.bytes().any(|b| b == b'%' || b == b'+')
-}
+/// The bytes the pair scan stops at: `&` ends a pair, the first `=` ends its
+/// name, `%` and `+` need decoding.
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'&' as usize] = true;
+    t[b'=' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b'+' as usize] = true;
+    t
+};
 
 impl<'a> Pair<'a> {
     /// Both halves decoded as `application/x-www-form-urlencoded` does.
@@ -35,7 +46,7 @@ impl<'a> Pair<'a> {
 
     /// The decoded name: a scan of the name alone unless it holds an escape.
     fn name(&self) -> Cow<'a, str> {
-        match escaped(self.name) {
+        match self.name_escaped {
             true => self.decoded().0,
             false => Cow::Borrowed(self.name),
         }
@@ -43,7 +54,7 @@ impl<'a> Pair<'a> {
 
     /// The decoded value: a scan of the pair unless it holds an escape.
     fn value(&self) -> Cow<'a, str> {
-        match escaped(self.raw) {
+        match self.escaped {
             true => self.decoded().1,
             false => Cow::Borrowed(self.value),
         }
@@ -56,21 +67,40 @@ fn pairs(query: &str) -> impl Iterator<Item = Pair<'_>> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let start = at;
-        let rest = bytes.get(start..)?;
-        let end = memchr::memchr(b'&', rest).map_or(bytes.len(), |i| start + i);
+        if start > bytes.len() {
+            return None;
+        }
+        // One pass over the pair: its end, its first `=`, and any escape before
+        // and after that `=`.
+        let (mut end, mut eq, mut escaped, mut name_escaped) = (start, None, false, false);
+        while let Some(&b) = bytes.get(end) {
+            if STOPS[usize::from(b)] {
+                match b {
+                    b'&' => break,
+                    b'=' if eq.is_none() => {
+                        eq = Some(end);
+                        name_escaped = escaped;
+                    }
+                    b'=' => {}
+                    _ => escaped = true,
+                }
+            }
+            end += 1;
+        }
         at = end + 1;
         // Split at ASCII bytes, so every slice is on a char boundary.
         let raw = &query[start..end];
-        // Names are short: a plain scan finds the `=` sooner than a SIMD search.
-        let (name, value) = match raw.bytes().position(|b| b == b'=') {
-            Some(i) => (&raw[..i], &raw[i + 1..]),
-            None => (raw, ""),
+        let (name, value, name_escaped) = match eq {
+            Some(i) => (&query[start..i], &query[i + 1..end], name_escaped),
+            None => (raw, "", escaped),
         };
         Some(Pair {
             start,
             raw,
             name,
             value,
+            name_escaped,
+            escaped,
         })
     })
 }
